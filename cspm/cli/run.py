@@ -1,0 +1,87 @@
+"""`cspm run APP.yaml`: one shot with --input, or the seed's interactive "You >" loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cspm.cli.output import err, out, print_json, trace_tree
+from cspm.runtime.engine import RunResult, Runtime, load_app
+from cspm.runtime.logs import LogLine
+
+EXIT_WORDS = {"exit", "quit", ":q"}
+
+
+def run(
+    app: Annotated[Path, typer.Argument(help="app config (app.yaml)", show_default=False)],
+    input: Annotated[str | None, typer.Option("--input", "-i", help="one request, then exit")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
+    session: Annotated[str | None, typer.Option("--session", help="continue this session (kv memory)")] = None,
+    trace: Annotated[bool, typer.Option("--trace", help="print the call tree of each request")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="show plug-in logs")] = 0,
+) -> None:
+    """Run an app: load its plug-ins, then answer requests."""
+    streamed: list[str] = []
+
+    def on_chunk(_name: str, text: str) -> None:
+        if not json_out:
+            streamed.append(text)
+            out.print(text, end="", markup=False)
+
+    def on_log(line: LogLine) -> None:
+        if verbose:
+            err.print(f"[dim]\\[{line.plugin}] {line.level}:[/] {line.message}", markup=True, highlight=False)
+
+    runtime = load_app(app, session=session, on_chunk=on_chunk, on_log=on_log)
+    with runtime:
+        if input is not None:
+            result = runtime.run(input)
+            _show(runtime, result, json_out, trace, bool(streamed))
+            if result.finish_reason == "error":
+                raise typer.Exit(1)
+            return
+        _interactive(runtime, json_out, trace, streamed)
+
+
+def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: list[str]) -> None:
+    entry = runtime.app.entry
+    if not json_out:
+        err.print(f"[dim]{runtime.app.name}: talking to `{entry}` (session {runtime.session}); "
+                  f"'exit' or Ctrl-D ends[/]")
+    while True:
+        try:
+            text = input("You > ") if not json_out else input()
+        except EOFError:
+            if not json_out:
+                out.print()
+            break
+        if text.strip() in EXIT_WORDS:
+            break
+        if not text.strip():
+            continue
+        streamed.clear()
+        if not json_out:
+            out.print(f"{entry} > ", end="", markup=False)
+        result = runtime.run(text)
+        _show(runtime, result, json_out, trace, bool(streamed))
+
+
+def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_streamed: bool) -> None:
+    if json_out:
+        data = {"output": result.output, "finish_reason": result.finish_reason, "session": result.session,
+                "entry": runtime.app.entry, "response": result.response}
+        if trace:
+            data["trace"] = result.trace.to_dict()
+        print_json(data)
+        return
+    if was_streamed:
+        out.print()
+    else:
+        out.print(result.output, markup=False)
+    if result.finish_reason not in ("final_answer", "stop"):
+        colour = "red" if result.finish_reason == "error" else "yellow"
+        err.print(f"[{colour}]finish_reason: {result.finish_reason}[/]")
+    if trace:
+        err.print(trace_tree(result.trace))

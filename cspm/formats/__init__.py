@@ -1,0 +1,1 @@
+"""File formats: load, validate once at the edge, dump. One module per format."""

@@ -1,0 +1,212 @@
+"""app.yaml: the seed's config shape (`llms`, `tools`, `agents`, `entry`), extended (docs/formats.md).
+
+Loaded and validated once; everything after this module works on the typed `AppConfig`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from jsonschema import ValidationError
+from jsonschema.exceptions import best_match
+
+from cspm import schemas
+from cspm.errors import FormatError
+from cspm.formats import yamlsrc
+
+Kind = Literal["llm", "tool", "agent"]
+SECTIONS: dict[str, Kind] = {"llms": "llm", "tools": "tool", "agents": "agent"}
+
+DEFAULT_MEMORY_PAGES = 256  # 16 MiB
+DEFAULT_TIMEOUT_MS = 60_000
+DEFAULT_SECRET_HEADER = "Authorization"
+DEFAULT_SECRET_FORMAT = "Bearer {}"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret the host resolves and injects as a header; the plug-in never sees its value."""
+
+    name: str
+    source: str  # env:NAME | file:PATH
+    header: str = DEFAULT_SECRET_HEADER
+    format: str = DEFAULT_SECRET_FORMAT
+    hosts: tuple[str, ...] | None = None  # None: every host granted to the plug-in
+    query: str | None = None  # inject as this URL query parameter instead of a header (SerpAPI)
+
+
+@dataclass(frozen=True)
+class Grant:
+    hosts: tuple[str, ...] = ()
+    paths: dict[str, str] = field(default_factory=dict)  # host dir -> guest dir; "ro:" prefix = read-only
+    kv: bool = False
+    wasi: bool | None = None  # None: enabled when the module imports wasi_snapshot_preview1
+    memory_pages: int = DEFAULT_MEMORY_PAGES
+    timeout_ms: int = DEFAULT_TIMEOUT_MS
+
+
+@dataclass
+class Component:
+    """One llm, tool or agent of the app."""
+
+    kind: Kind
+    name: str
+    description: str
+    plugin_path: Path | None
+    plugin_ref: str | None
+    config: dict[str, Any]
+    secrets: tuple[Secret, ...]
+    grant: Grant
+    prompt: str | None = None
+    llms: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    agents: tuple[str, ...] = ()
+    line: int | None = None
+
+    @property
+    def declared(self) -> dict[Kind, tuple[str, ...]]:
+        return {"llm": self.llms, "tool": self.tools, "agent": self.agents}
+
+
+@dataclass
+class AppConfig:
+    path: Path
+    name: str
+    entry: str
+    components: dict[str, Component]
+
+    @property
+    def entry_component(self) -> Component:
+        return self.components[self.entry]
+
+
+def load(path: Path | str) -> AppConfig:
+    path = Path(path)
+    shown = str(path)
+    try:
+        located = yamlsrc.load_file(path)
+    except yamlsrc.YamlError as exc:
+        hint = "check the path, or create it (see docs/formats.md)" if exc.message == "no such file" else None
+        raise FormatError(shown, exc.message, exc.line, hint=hint) from None
+    return parse(located, path)
+
+
+def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
+    shown = str(path)
+    data = located.data
+    if not isinstance(data, dict):
+        raise FormatError(shown, "expected a mapping with `entry`, `llms`, `tools`, `agents`", located.line_of(()))
+    _precheck_sources(data, located, shown)
+    errors = list(schemas.validator("app.json").iter_errors(data))
+    if errors:
+        raise _schema_error(best_match(errors), located, shown)
+
+    components: dict[str, Component] = {}
+    for section, kind in SECTIONS.items():
+        for index, raw in enumerate(data.get(section) or []):
+            where: yamlsrc.Path_ = (section, index)
+            name = raw["name"]
+            if name in components:
+                other = components[name]
+                raise FormatError(shown, f"name {name!r} is already used by the {other.kind} on line {other.line}",
+                                  located.line_of((*where, "name")), yamlsrc.format_path((*where, "name")))
+            components[name] = _component(kind, raw, path, located.line_of(where))
+
+    entry = data["entry"]
+    if entry not in components:
+        raise FormatError(shown, f"{entry!r} is not defined{_suggest(entry, components)}",
+                          located.line_of(("entry",)), "entry")
+    for index, raw in enumerate(data.get("agents") or []):
+        for section, kind in SECTIONS.items():
+            for j, ref in enumerate(raw.get(section) or []):
+                target = components.get(ref)
+                if target is None or target.kind != kind:
+                    what = f"is a {target.kind}, not a {kind}" if target else f"is not a {kind} of this app"
+                    candidates = {n: c for n, c in components.items() if c.kind == kind}
+                    raise FormatError(shown, f"{ref!r} {what}{_suggest(ref, candidates)}",
+                                      located.line_of(("agents", index, section, j)),
+                                      yamlsrc.format_path(("agents", index, section, j)))
+    return AppConfig(path=path, name=data.get("name") or _default_name(path), entry=entry, components=components)
+
+
+def _precheck_sources(data: dict[str, Any], located: yamlsrc.Located, shown: str) -> None:
+    """`plugin_name` xor `plugin`, with a message better than the schema's oneOf."""
+    for section in SECTIONS:
+        items = data.get(section)
+        if not isinstance(items, list):
+            continue
+        for index, raw in enumerate(items):
+            if not isinstance(raw, dict):
+                continue
+            has_local, has_ref = "plugin_name" in raw, "plugin" in raw
+            if has_local == has_ref:
+                problem = "has both" if has_local else "needs one of"
+                raise FormatError(
+                    shown, f"{problem} `plugin_name` (a local .wasm file) and `plugin` (a registry reference)",
+                    located.line_of((section, index)), yamlsrc.format_path((section, index)))
+
+
+def _schema_error(error: ValidationError, located: yamlsrc.Located, shown: str) -> FormatError:
+    path = tuple(error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        if extra:
+            path = (*path, extra[0])
+            message = f"unknown field{_suggest(extra[0], allowed)}"
+    elif len(path) == 4 and path[2] == "secrets":
+        message = "a secret is `env:NAME`, `file:PATH`, or {from, header, format, query, hosts}"
+    elif error.validator == "pattern":
+        message = f"{error.instance!r} is not allowed here (must match {error.validator_value})"
+    return FormatError(shown, message, located.line_of(path), yamlsrc.format_path(path))
+
+
+def _suggest(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _default_name(path: Path) -> str:
+    stem = path.stem if path.stem not in ("app", "") else path.resolve().parent.name
+    cleaned = "".join(ch if ch.isalnum() or ch in "_.-" else "-" for ch in stem)[:64]
+    return cleaned or "app"
+
+
+def _component(kind: Kind, raw: dict[str, Any], app_path: Path, line: int | None) -> Component:
+    plugin_path = None
+    if "plugin_name" in raw:
+        plugin_path = Path(raw["plugin_name"]).expanduser()
+        if not plugin_path.is_absolute():
+            plugin_path = app_path.parent / plugin_path
+    grant_raw = raw.get("grant") or {}
+    grant = Grant(
+        hosts=tuple(grant_raw.get("hosts") or ()),
+        paths=dict(grant_raw.get("paths") or {}),
+        kv=bool(grant_raw.get("kv", False)),
+        wasi=grant_raw.get("wasi"),
+        memory_pages=int(grant_raw.get("memory_pages", DEFAULT_MEMORY_PAGES)),
+        timeout_ms=int(grant_raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)),
+    )
+    secrets = []
+    for name, spec in (raw.get("secrets") or {}).items():
+        if isinstance(spec, str):
+            secrets.append(Secret(name=name, source=spec))
+        else:
+            hosts = spec.get("hosts")
+            secrets.append(Secret(name=name, source=spec["from"],
+                                  header=spec.get("header", DEFAULT_SECRET_HEADER),
+                                  format=spec.get("format", DEFAULT_SECRET_FORMAT),
+                                  hosts=tuple(hosts) if hosts is not None else None,
+                                  query=spec.get("query")))
+    return Component(
+        kind=kind, name=raw["name"], description=raw.get("description", ""),
+        plugin_path=plugin_path, plugin_ref=raw.get("plugin"),
+        config=dict(raw.get("config") or {}), secrets=tuple(secrets), grant=grant,
+        prompt=raw.get("prompt") if kind == "agent" else None,
+        llms=tuple(raw.get("llms") or ()), tools=tuple(raw.get("tools") or ()),
+        agents=tuple(raw.get("agents") or ()), line=line,
+    )

@@ -1,0 +1,72 @@
+"""Compile each module once: in memory per process, and on disk through wasmtime's cache.
+
+Extism reads the wasmtime cache configuration from EXTISM_CACHE_CONFIG when it compiles; we point
+it at a cache directory of our own so a warm start compiles nothing and `cspm cache clean` owns it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import extism
+from extism.extism import CompiledPlugin
+
+from cspm import paths
+
+_compiled: dict[tuple, CompiledPlugin] = {}
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_pages: int
+    timeout_ms: int
+    wasi: bool
+    paths: tuple[tuple[str, str], ...] = ()  # ("ro:/host/dir", "/guest") pairs, as Extism takes them
+
+
+def extism_version() -> str:
+    return extism.extism_version()
+
+
+def configure_disk_cache(directory: Path | None = None) -> Path:
+    """Point wasmtime's compile cache at cspm's cache dir (once per process, before compiling)."""
+    directory = directory or paths.cache_dir() / "compiled" / extism_version()
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory.parent / f"wasmtime-cache-{directory.name}.toml"  # wasmtime deletes strangers inside
+    text = f'[cache]\ndirectory = {json.dumps(str(directory))}\n'
+    if not config.exists() or config.read_text() != text:
+        tmp = config.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(text)
+        os.replace(tmp, config)
+    os.environ["EXTISM_CACHE_CONFIG"] = str(config)
+    return directory
+
+
+def compile_module(wasm: bytes, limits: Limits, functions: list, digest: str | None = None
+                   ) -> CompiledPlugin:
+    """A CompiledPlugin for these bytes and limits, compiled at most once per process."""
+    if "EXTISM_CACHE_CONFIG" not in os.environ:
+        configure_disk_cache()
+    digest = digest or hashlib.sha256(wasm).hexdigest()
+    key = (digest, limits)
+    found = _compiled.get(key)
+    if found is None:
+        manifest: dict = {
+            "wasm": [{"data": wasm}],
+            "memory": {"max_pages": limits.memory_pages},
+            "timeout_ms": limits.timeout_ms,
+        }
+        if limits.paths:
+            manifest["allowed_paths"] = dict(limits.paths)
+        found = CompiledPlugin(manifest, wasi=limits.wasi, functions=functions)
+        _compiled[key] = found
+    return found
+
+
+def forget() -> None:
+    """Drop the in-process cache (benchmarks measure the disk cache alone)."""
+    _compiled.clear()

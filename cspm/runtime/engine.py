@@ -1,0 +1,427 @@
+"""The Chainsocket host: loads an app's plug-ins and routes JSON requests between them.
+
+Each component becomes one Extism plug-in instance (compiled once per module and limits). A call
+into a plug-in carries a `Frame` as Extism host context, so a host function knows who is calling,
+for which session, and how deep in the call tree; routing checks the caller's declarations.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import extism
+from extism.extism import CompiledPlugin
+
+from cspm.errors import CspmError, PluginError
+from cspm.formats.app import AppConfig, Component
+from cspm.runtime import compiler, hostfns
+from cspm.runtime.http import FetchRefused, HttpGateway
+from cspm.runtime.kv import KvStore, TooLarge
+from cspm.runtime.logs import LogCollector, LogLine
+from cspm.runtime.secrets import ResolvedSecret, resolve
+from cspm.runtime.trace import Span
+from cspm.schemas import MessageInvalid, message_check
+from cspm.verify.wasm import Interface, WasmFormatError, read_interface
+
+MAX_DEPTH = 8
+MAX_LOG_LINES = 2000
+MAX_WASM_BYTES = 64 * 1024 * 1024
+KIND_MESSAGES = {"llm": ("llm_input", "llm_output"), "tool": ("tool_input", "tool_output"),
+                 "agent": ("agent_input", "agent_output")}
+ROUTED = {"call_llm": "llm", "call_tool": "tool", "call_agent": "agent"}
+
+
+class CalleeFailed(Exception):
+    """A plug-in trapped, timed out, ran out of memory or answered malformed JSON."""
+
+
+class HostRefusal(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Node:
+    component: Component
+    plugin: extism.Plugin
+    interface: Interface
+    secrets: tuple[ResolvedSecret, ...]
+    compiled: CompiledPlugin
+    config: dict[str, str]
+    logs: list[LogLine] = field(default_factory=list)
+    dropped_logs: int = 0
+    busy: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    def descriptor(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "description": self.component.description}
+        schema = self.component.config.get("input_schema")
+        if isinstance(schema, dict):
+            out["input_schema"] = schema
+        return out
+
+
+class Frame:
+    """Host context of one call into a plug-in."""
+
+    __slots__ = ("depth", "node", "parent", "runtime", "session", "span")
+
+    def __init__(self, runtime: Runtime, node: Node, parent: Frame | None, session: str, span: Span) -> None:
+        self.runtime, self.node, self.parent, self.session, self.span = runtime, node, parent, session, span
+        self.depth = 0 if parent is None else parent.depth + 1
+
+    def handle(self, function: str, request: bytes) -> bytes:
+        return self.runtime.dispatch(self, function, request)
+
+    def host_failure(self, function: str, exc: BaseException) -> bytes:
+        return self.runtime.host_failure(self, function, exc)
+
+    def chain(self) -> list[str]:
+        names, frame = [], self
+        while frame is not None:
+            names.append(frame.node.name)
+            frame = frame.parent
+        return names[::-1]
+
+
+@dataclass
+class RunResult:
+    output: str
+    finish_reason: str
+    response: dict[str, Any]
+    session: str
+    trace: Span
+
+
+class Runtime:
+    """A loaded app, ready to run; `close()` releases its plug-ins."""
+
+    def __init__(self, app: AppConfig, *, session: str | None = None, kv: KvStore | None = None,
+                 on_chunk: Callable[[str, str], None] | None = None,
+                 on_log: Callable[[LogLine], None] | None = None) -> None:
+        self.app = app
+        self.session = session or uuid.uuid4().hex[:16]
+        self._kv = kv
+        self.on_chunk = on_chunk
+        self.on_log = on_log
+        self.http = HttpGateway()
+        self.nodes: dict[str, Node] = {}
+        self._interrupt: BaseException | None = None
+        self._logs = LogCollector.get()
+        for component in app.components.values():
+            self.nodes[component.name] = self._load(component)
+
+    # ---- loading -------------------------------------------------------------------------------
+
+    def _where(self, component: Component) -> str:
+        line = f":{component.line}" if component.line else ""
+        return f"{self.app.path}{line}: {component.kind} `{component.name}`"
+
+    def _load(self, component: Component) -> Node:
+        where = self._where(component)
+        if component.plugin_path is None:
+            raise PluginError(f"{where}: registry reference {component.plugin_ref!r} cannot be run from "
+                              f"app.yaml alone yet", hint="use `plugin_name: path/to/plugin.wasm` for now")
+        path = component.plugin_path
+        try:
+            if path.stat().st_size > MAX_WASM_BYTES:
+                raise PluginError(f"{where}: {path} is larger than {MAX_WASM_BYTES // 2**20} MiB")
+            wasm = path.read_bytes()
+        except FileNotFoundError:
+            raise PluginError(f"{where}: plug-in file {path} does not exist",
+                              hint="build it first (see the plug-in's build.sh) or fix `plugin_name`") from None
+        except OSError as exc:
+            raise PluginError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        try:
+            interface = read_interface(wasm)
+        except WasmFormatError as exc:
+            raise PluginError(f"{where}: {path} is not a usable wasm module: {exc}") from None
+        problems = interface.problems()
+        if problems:
+            raise PluginError(f"{where}: {path} is not a Chainsocket plug-in: {'; '.join(problems)}")
+        grant = component.grant
+        if interface.memory_min_pages is not None and interface.memory_min_pages > grant.memory_pages:
+            raise PluginError(f"{where}: the module needs {interface.memory_min_pages} memory pages at start, "
+                              f"more than the {grant.memory_pages} granted",
+                              hint="raise `grant: {memory_pages: N}` if you trust it")
+        mounts = self._mounts(component)
+        wasi = grant.wasi if grant.wasi is not None else (interface.uses_wasi or bool(mounts))
+        limits = compiler.Limits(grant.memory_pages, grant.timeout_ms, wasi, mounts)
+        secrets = tuple(resolve(f"{component.kind} `{component.name}`", s, self.app.path.parent)
+                        for s in component.secrets)
+        config = self._config(component)
+        try:
+            compiled = compiler.compile_module(wasm, limits, hostfns.FUNCTIONS)
+            plugin = extism.Plugin(compiled, config=config)
+        except extism.Error as exc:
+            raise PluginError(f"{where}: {path} could not be compiled or instantiated: {exc}") from None
+        node = Node(component, plugin, interface, secrets, compiled, config)
+        self._logs.register(str(plugin.id), lambda level, message: self._log(node, level, message))
+        return node
+
+    def _renew(self, node: Node) -> None:
+        """A fresh instance after a trap or timeout: some guests (Go) cannot run again after one."""
+        self._logs.drain()
+        self._logs.unregister(str(node.plugin.id))
+        node.plugin = extism.Plugin(node.compiled, config=node.config)
+        self._logs.register(str(node.plugin.id), lambda level, message: self._log(node, level, message))
+
+    def _mounts(self, component: Component) -> tuple[tuple[str, str], ...]:
+        out = []
+        for host, guest in component.grant.paths.items():
+            writable = host.startswith("rw:")
+            host_path = Path(host[3:] if writable else host).expanduser()
+            if not host_path.is_absolute():
+                host_path = self.app.path.parent / host_path
+            if not host_path.is_dir():
+                raise PluginError(f"{self._where(component)}: granted path {host_path} is not a directory")
+            out.append((("" if writable else "ro:") + str(host_path.resolve()), guest))
+        return tuple(out)
+
+    @staticmethod
+    def _config(component: Component) -> dict[str, str]:
+        config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in component.config.items()}
+        if component.prompt is not None:
+            config["prompt"] = component.prompt
+        return config
+
+    def _log(self, node: Node, level: str, message: str) -> None:
+        if len(node.logs) >= MAX_LOG_LINES:
+            node.dropped_logs += 1
+            return
+        line = LogLine(node.name, level, message)
+        node.logs.append(line)
+        if self.on_log is not None:
+            self.on_log(line)
+
+    @property
+    def kv(self) -> KvStore:
+        if self._kv is None:
+            from cspm import paths
+            self._kv = KvStore(paths.data_dir() / "kv.sqlite3")
+        return self._kv
+
+    def close(self) -> None:
+        for node in self.nodes.values():
+            self._logs.unregister(str(node.plugin.id))
+        self.nodes.clear()
+        self.http.close()
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- running -------------------------------------------------------------------------------
+
+    def run(self, text: str, entry: str | None = None) -> RunResult:
+        """One request to the entry component (or another one), as `cspm run --input` does."""
+        node = self.nodes[entry or self.app.entry]
+        kind = node.component.kind
+        if kind == "agent":
+            payload: dict[str, Any] = self._agent_payload(node, text, self.session)
+        elif kind == "tool":
+            payload = {"input": text}
+        else:
+            payload = {"messages": [{"role": "user", "content": text}]}
+        span = Span(node.name, kind)
+        try:
+            response = self.invoke(node, payload, None, span, self.session)
+        except CalleeFailed as exc:
+            span.finish(str(exc))
+            raise PluginError(str(exc)) from None
+        finally:
+            self._logs.drain()
+        span.finish(response.get("error") if kind == "llm" and response.get("finish_reason") == "error" else None)
+        if kind == "llm":
+            _usage(span, response)
+            return RunResult(response["content"], response["finish_reason"], response, self.session, span)
+        reason = response.get("finish_reason", "error" if response.get("is_error") else "final_answer")
+        return RunResult(response["output"], reason, response, self.session, span)
+
+    def call_export(self, name: str, export: str, data: bytes) -> bytes:
+        """Call any export of a plug-in with raw bytes (conformance tests, benchmarks)."""
+        node = self.nodes[name]
+        span = Span(name, node.component.kind, detail=export)
+        frame = Frame(self, node, None, self.session, span)
+        node.busy = True
+        try:
+            return bytes(node.plugin.call(export, data, host_context=frame))
+        except extism.Error as exc:
+            if not _is_guest_error(str(exc)):
+                self._renew(node)
+            raise PluginError(self._explain(node, str(exc))) from None
+        finally:
+            node.busy = False
+            self._logs.drain()
+
+    def drain_logs(self) -> None:
+        self._logs.drain()
+
+    def _agent_payload(self, node: Node, text: str, session: str) -> dict[str, Any]:
+        declared = node.component.declared
+        lists = {f"{kind}s": [self.nodes[n].descriptor() for n in names] for kind, names in declared.items()}
+        return {"input": text, "session": session, **lists}
+
+    def invoke(self, node: Node, payload: dict[str, Any], parent: Frame | None, span: Span,
+               session: str) -> dict[str, Any]:
+        """Call a plug-in's `call` and check its answer against the schema of its kind."""
+        frame = Frame(self, node, parent, session, span)
+        node.busy = True
+        try:
+            raw = node.plugin.call("call", json.dumps(payload).encode(), host_context=frame)
+        except extism.Error as exc:
+            if not _is_guest_error(str(exc)):
+                self._renew(node)
+            raise CalleeFailed(self._explain(node, str(exc))) from None
+        finally:
+            node.busy = False
+            if self._interrupt is not None and parent is None:
+                interrupt, self._interrupt = self._interrupt, None
+                raise interrupt
+        try:
+            response = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise CalleeFailed(f"{node.component.kind} `{node.name}` returned invalid JSON: "
+                               f"{bytes(raw[:80])!r}") from None
+        try:
+            message_check(KIND_MESSAGES[node.component.kind][1])(response)
+        except MessageInvalid as exc:
+            raise CalleeFailed(f"{node.component.kind} `{node.name}` returned a malformed "
+                               f"{node.component.kind} response: {exc}") from None
+        return response
+
+    def _explain(self, node: Node, error: str) -> str:
+        who = f"{node.component.kind} `{node.name}`"
+        grant = node.component.grant
+        if error == "timeout":
+            return f"{who} timed out after {grant.timeout_ms} ms (raise `grant: {{timeout_ms: N}}` if it needs longer)"
+        if error == "oom":
+            return f"{who} ran out of memory (limit {grant.memory_pages} pages = {grant.memory_pages * 64} KiB)"
+        if "wasm backtrace" in error or "wasm trap" in error:
+            first = error.strip().splitlines()[0]
+            return f"{who} crashed (wasm trap): {first}"
+        return f"{who} failed: {error}"
+
+    # ---- host functions ------------------------------------------------------------------------
+
+    def dispatch(self, frame: Frame, function: str, request: bytes) -> bytes:
+        try:
+            try:
+                message = json.loads(request)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise HostRefusal("bad_request", f"{function}: request is not JSON: {exc}") from None
+            try:
+                message_check(f"{function}_request")(message)
+            except MessageInvalid as exc:
+                raise HostRefusal("bad_request", f"{function}: {exc}") from None
+            kind = ROUTED.get(function)
+            result = self._route(frame, kind, message) if kind else getattr(self, f"_host_{function}")(frame, message)
+            return json.dumps(result).encode()
+        except HostRefusal as exc:
+            return hostfns.error_document(exc.code, str(exc))
+
+    def host_failure(self, frame: Frame, function: str, exc: BaseException) -> bytes:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            self._interrupt = exc
+            return hostfns.error_document("internal", "interrupted")
+        return hostfns.error_document("internal", f"{function}: {type(exc).__name__}: {exc}")
+
+    def _route(self, frame: Frame, kind: str, message: dict[str, Any]) -> dict[str, Any]:
+        caller = frame.node
+        name = message["name"]
+        if name not in caller.component.declared[kind]:  # type: ignore[index]
+            declared = ", ".join(caller.component.declared[kind]) or "none"  # type: ignore[index]
+            raise HostRefusal("not_declared", f"{caller.component.kind} `{caller.name}` did not declare {kind} "
+                                              f"`{name}` (it declared: {declared})")
+        target = self.nodes[name]
+        if target.busy:
+            raise HostRefusal("cycle", f"call cycle: {' -> '.join([*frame.chain(), name])}")
+        if frame.depth + 1 >= MAX_DEPTH:
+            raise HostRefusal("depth", f"call depth over {MAX_DEPTH}: {' -> '.join([*frame.chain(), name])}")
+        payload = {k: v for k, v in message.items() if k != "name"}
+        session = frame.session
+        if kind == "agent":
+            session = message.get("session") or frame.session
+            payload = self._agent_payload(target, message["input"], session)
+        span = frame.span.child(name, kind)
+        try:
+            response = self.invoke(target, payload, frame, span, session)
+        except CalleeFailed as exc:
+            span.finish(str(exc))
+            raise HostRefusal("callee_failed", str(exc)) from None
+        if kind == "llm":
+            _usage(span, response)
+        failed = response.get("finish_reason") == "error" or response.get("is_error") is True
+        span.finish(str(response.get("error") or response.get("output") or "error") if failed else None)
+        return response
+
+    def _host_http_fetch(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        node = frame.node
+        url = message["url"]
+        span = frame.span.child(url.split("?", 1)[0], "http", detail=message.get("method", "GET"))
+        try:
+            response = self.http.fetch(message, node.component.grant.hosts, node.secrets)
+        except FetchRefused as exc:
+            span.finish(str(exc))
+            raise HostRefusal(exc.code, str(exc)) from None
+        span.detail = f"{message.get('method', 'GET')} {response['status']}"
+        span.finish()
+        return response
+
+    def _kv_scope(self, frame: Frame) -> tuple[str, str, str]:
+        if not frame.node.component.grant.kv:
+            raise HostRefusal("not_granted", f"kv is not granted to `{frame.node.name}` (add `grant: {{kv: true}}`)")
+        return (self.app.name, frame.node.name, frame.session)
+
+    def _host_kv_get(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        return {"value": self.kv.get(self._kv_scope(frame), message["key"])}
+
+    def _host_kv_set(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.kv.set(self._kv_scope(frame), message["key"], message["value"])
+        except TooLarge as exc:
+            raise HostRefusal("too_large", f"kv_set: {exc}") from None
+        return {}
+
+    def _host_emit(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        kind = message["type"]
+        if kind == "chunk":
+            if self.on_chunk is not None:
+                self.on_chunk(frame.node.name, message["text"])
+        elif kind == "log":
+            self._log(frame.node, message.get("level", "info"), message["message"])
+        else:
+            done, total = message.get("done"), message.get("total")
+            text = message.get("message", "")
+            self._log(frame.node, "info", f"progress {done}/{total} {text}".strip() if total else text)
+        return {}
+
+
+def _is_guest_error(error: str) -> bool:
+    """An error the plug-in reported itself (error_set), as opposed to a trap, timeout or oom."""
+    return error not in ("timeout", "oom") and "wasm backtrace" not in error and "wasm trap" not in error
+
+
+def _usage(span: Span, response: dict[str, Any]) -> None:
+    usage = response.get("usage") or {}
+    span.input_tokens = usage.get("input_tokens")
+    span.output_tokens = usage.get("output_tokens")
+
+
+def load_app(path: Path | str, **kwargs: Any) -> Runtime:
+    from cspm.formats import app as app_format
+    return Runtime(app_format.load(path), **kwargs)
+
+
+__all__ = ["CalleeFailed", "CspmError", "RunResult", "Runtime", "load_app"]

@@ -1,0 +1,1 @@
+"""Checks on untrusted modules: digest, wasm interface, signatures, trust policy."""

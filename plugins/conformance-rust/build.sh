@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds build/conformance-rust.wasm from source with Debian's rustc 1.63 (wasm32 std from
+# libstd-rust-dev-wasm32). /root/.cargo/bin may shadow cargo with a rustup toolchain that lacks
+# wasm32, hence the absolute paths. Dependencies come offline from plugins/.cargo/config.toml.
+set -euo pipefail
+cd "$(dirname "$0")"
+if [[ ! -x /usr/bin/cargo || ! -d /usr/lib/rustlib/wasm32-unknown-unknown ]]; then
+    echo "build.sh: needs Debian's Rust with the wasm32 std:" >&2
+    echo "  apt-get install -y --no-install-recommends rustc cargo libstd-rust-dev-wasm32 librust-serde-json-dev librust-serde-derive-dev librust-serde-dev" >&2
+    exit 1
+fi
+RUSTC=/usr/bin/rustc /usr/bin/cargo build --quiet --release --target wasm32-unknown-unknown
+mkdir -p build
+cp target/wasm32-unknown-unknown/release/conformance_rust.wasm build/conformance-rust.wasm
+echo "$(pwd)/build/conformance-rust.wasm"

@@ -1,0 +1,3 @@
+module chainsocket.dev/sdk
+
+go 1.24
