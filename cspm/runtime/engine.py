@@ -236,7 +236,7 @@ class Runtime:
             payload = {"messages": [{"role": "user", "content": text}]}
         span = Span(node.name, kind)
         try:
-            response = self.invoke(node, payload, None, span, self.session)
+            response, _ = self.invoke(node, payload, None, span, self.session)
         except CalleeFailed as exc:
             span.finish(str(exc))
             raise PluginError(str(exc)) from None
@@ -252,18 +252,28 @@ class Runtime:
     def call_export(self, name: str, export: str, data: bytes) -> bytes:
         """Call any export of a plug-in with raw bytes (conformance tests, benchmarks)."""
         node = self.nodes[name]
-        span = Span(name, node.component.kind, detail=export)
-        frame = Frame(self, node, None, self.session, span)
+        frame = Frame(self, node, None, self.session, Span(name, node.component.kind, detail=export))
+        try:
+            return bytes(self._call(node, export, data, frame))
+        except CalleeFailed as exc:
+            raise PluginError(str(exc)) from None
+        finally:
+            self._logs.drain()
+
+    def _call(self, node: Node, export: str, data: bytes, frame: Frame) -> Any:
+        """The one place a plug-in is entered: marks it busy (cycles) and renews it after a trap."""
         node.busy = True
         try:
-            return bytes(node.plugin.call(export, data, host_context=frame))
+            return node.plugin.call(export, data, host_context=frame, parse=None)
         except extism.Error as exc:
             if not _is_guest_error(str(exc)):
                 self._renew(node)
-            raise PluginError(self._explain(node, str(exc))) from None
+            raise CalleeFailed(self._explain(node, str(exc))) from None
         finally:
             node.busy = False
-            self._logs.drain()
+            if self._interrupt is not None and frame.parent is None:
+                interrupt, self._interrupt = self._interrupt, None
+                raise interrupt
 
     def drain_logs(self) -> None:
         self._logs.drain()
@@ -274,32 +284,21 @@ class Runtime:
         return {"input": text, "session": session, **lists}
 
     def invoke(self, node: Node, payload: dict[str, Any], parent: Frame | None, span: Span,
-               session: str) -> dict[str, Any]:
-        """Call a plug-in's `call` and check its answer against the schema of its kind."""
+               session: str) -> tuple[dict[str, Any], bytes]:
+        """Call a plug-in's `call`; its answer, checked against the schema of its kind, and its bytes."""
         frame = Frame(self, node, parent, session, span)
-        node.busy = True
-        try:
-            raw = node.plugin.call("call", json.dumps(payload).encode(), host_context=frame)
-        except extism.Error as exc:
-            if not _is_guest_error(str(exc)):
-                self._renew(node)
-            raise CalleeFailed(self._explain(node, str(exc))) from None
-        finally:
-            node.busy = False
-            if self._interrupt is not None and parent is None:
-                interrupt, self._interrupt = self._interrupt, None
-                raise interrupt
+        raw = bytes(self._call(node, "call", json.dumps(payload).encode(), frame))
         try:
             response = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise CalleeFailed(f"{node.component.kind} `{node.name}` returned invalid JSON: "
-                               f"{bytes(raw[:80])!r}") from None
+                               f"{raw[:80]!r}") from None
         try:
             message_check(KIND_MESSAGES[node.component.kind][1])(response)
         except MessageInvalid as exc:
             raise CalleeFailed(f"{node.component.kind} `{node.name}` returned a malformed "
                                f"{node.component.kind} response: {exc}") from None
-        return response
+        return response, raw
 
     def _explain(self, node: Node, error: str) -> str:
         who = f"{node.component.kind} `{node.name}`"
@@ -326,8 +325,9 @@ class Runtime:
             except MessageInvalid as exc:
                 raise HostRefusal("bad_request", f"{function}: {exc}") from None
             kind = ROUTED.get(function)
-            result = self._route(frame, kind, message) if kind else getattr(self, f"_host_{function}")(frame, message)
-            return json.dumps(result).encode()
+            if kind:
+                return self._route(frame, kind, message)
+            return json.dumps(getattr(self, f"_host_{function}")(frame, message)).encode()
         except HostRefusal as exc:
             return hostfns.error_document(exc.code, str(exc))
 
@@ -337,7 +337,8 @@ class Runtime:
             return hostfns.error_document("internal", "interrupted")
         return hostfns.error_document("internal", f"{function}: {type(exc).__name__}: {exc}")
 
-    def _route(self, frame: Frame, kind: str, message: dict[str, Any]) -> dict[str, Any]:
+    def _route(self, frame: Frame, kind: str, message: dict[str, Any]) -> bytes:
+        """Forward a call to a declared plug-in; its checked answer goes back as the bytes it wrote."""
         caller = frame.node
         name = message["name"]
         if name not in caller.component.declared[kind]:  # type: ignore[index]
@@ -356,7 +357,7 @@ class Runtime:
             payload = self._agent_payload(target, message["input"], session)
         span = frame.span.child(name, kind)
         try:
-            response = self.invoke(target, payload, frame, span, session)
+            response, raw = self.invoke(target, payload, frame, span, session)
         except CalleeFailed as exc:
             span.finish(str(exc))
             raise HostRefusal("callee_failed", str(exc)) from None
@@ -364,7 +365,7 @@ class Runtime:
             _usage(span, response)
         failed = response.get("finish_reason") == "error" or response.get("is_error") is True
         span.finish(str(response.get("error") or response.get("output") or "error") if failed else None)
-        return response
+        return raw
 
     def _host_http_fetch(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
         node = frame.node
