@@ -174,3 +174,19 @@ agents:
         assert json.loads(json.dumps(rt.run("x").response)) == {"output": "x", "finish_reason": "final_answer"}
     finally:
         rt.close()
+
+
+def test_malformed_answer_of_a_callee_reaches_the_caller_as_json(tmp_path: Path, wat_dir: Path) -> None:
+    """A tool that answers garbage does not crash its agent: the agent gets `callee_failed`."""
+    app = write_app(tmp_path, f"""
+entry: a
+tools:
+  - {{name: t, description: d, plugin_name: {wat_dir / 'logger.wasm'}}}
+agents:
+  - {{name: a, description: d, plugin_name: {conformance_wasm('c')}, config: {{kind: agent}}, tools: [t]}}
+""")
+    with load_app(app) as rt:
+        result = rt.run("hi")
+    assert result.finish_reason == "error"
+    assert result.output.startswith("error: tool `t` returned invalid JSON")
+    assert result.trace.children[0].error.startswith("tool `t` returned invalid JSON")
