@@ -166,7 +166,7 @@ def test_emit(runtime: Runtime) -> None:
     assert ("info", "via emit") in [(x.level, x.message) for x in runtime.nodes["sut"].logs]
 
 
-@pytest.mark.parametrize("payload", [b"call_tool\n{not json", b'call_tool\n{"name": "echo_tool"}',
+@pytest.mark.parametrize("payload", [b"call_tool\n", b"call_tool\n{not json", b'call_tool\n{"name": "echo_tool"}',
                                      b'kv_set\n{"key": "k"}', b'emit\n{"type": "explode"}', b"http_fetch\n[]"])
 def test_malformed_requests_get_bad_request(runtime: Runtime, payload: bytes) -> None:
     answer = json.loads(call(runtime, "raw", payload))
