@@ -254,17 +254,17 @@ class Runtime:
         node = self.nodes[name]
         frame = Frame(self, node, None, self.session, Span(name, node.component.kind, detail=export))
         try:
-            return bytes(self._call(node, export, data, frame))
+            return self._call(node, export, data, frame)
         except CalleeFailed as exc:
             raise PluginError(str(exc)) from None
         finally:
             self._logs.drain()
 
-    def _call(self, node: Node, export: str, data: bytes, frame: Frame) -> Any:
+    def _call(self, node: Node, export: str, data: bytes, frame: Frame) -> bytes:
         """The one place a plug-in is entered: marks it busy (cycles) and renews it after a trap."""
         node.busy = True
         try:
-            return node.plugin.call(export, data, host_context=frame, parse=None)
+            return node.plugin.call(export, data, host_context=frame)  # Extism's default parse gives bytes
         except extism.Error as exc:
             if not _is_guest_error(str(exc)):
                 self._renew(node)
@@ -287,7 +287,7 @@ class Runtime:
                session: str) -> tuple[dict[str, Any], bytes]:
         """Call a plug-in's `call`; its answer, checked against the schema of its kind, and its bytes."""
         frame = Frame(self, node, parent, session, span)
-        raw = bytes(self._call(node, "call", json.dumps(payload).encode(), frame))
+        raw = self._call(node, "call", json.dumps(payload).encode(), frame)
         try:
             response = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
