@@ -15,7 +15,9 @@ from jsonschema.exceptions import best_match
 
 from cspm import schemas
 from cspm.errors import FormatError
+from cspm.formats import manifest as manifest_format
 from cspm.formats import yamlsrc
+from cspm.formats.interpolate import interpolate_app
 
 Kind = Literal["llm", "tool", "agent"]
 SECTIONS: dict[str, Kind] = {"llms": "llm", "tools": "tool", "agents": "agent"}
@@ -65,6 +67,7 @@ class Component:
     tools: tuple[str, ...] = ()
     agents: tuple[str, ...] = ()
     line: int | None = None
+    manifest: manifest_format.Manifest | None = None
 
     @property
     def declared(self) -> dict[Kind, tuple[str, ...]]:
@@ -100,6 +103,7 @@ def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
     if not isinstance(data, dict):
         raise FormatError(shown, "expected a mapping with `entry`, `llms`, `tools`, `agents`", located.line_of(()))
     _precheck_sources(data, located, shown)
+    interpolate_app(data, located, shown)
     errors = list(schemas.validator("app.json").iter_errors(data))
     if errors:
         raise _schema_error(best_match(errors), located, shown)
@@ -113,7 +117,7 @@ def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
                 other = components[name]
                 raise FormatError(shown, f"name {name!r} is already used by the {other.kind} on line {other.line}",
                                   located.line_of((*where, "name")), yamlsrc.format_path((*where, "name")))
-            components[name] = _component(kind, raw, path, located.line_of(where))
+            components[name] = _component(kind, raw, path, located, where)
 
     entry = data["entry"]
     if entry not in components:
@@ -176,37 +180,80 @@ def _default_name(path: Path) -> str:
     return cleaned or "app"
 
 
-def _component(kind: Kind, raw: dict[str, Any], app_path: Path, line: int | None) -> Component:
-    plugin_path = None
+def _component(kind: Kind, raw: dict[str, Any], app_path: Path, located: yamlsrc.Located,
+               where: yamlsrc.Path_) -> Component:
+    shown = str(app_path)
+    plugin_path, manifest = None, None
     if "plugin_name" in raw:
         plugin_path = Path(raw["plugin_name"]).expanduser()
         if not plugin_path.is_absolute():
             plugin_path = app_path.parent / plugin_path
-    grant_raw = raw.get("grant") or {}
+        if plugin_path.is_dir() or plugin_path.name == manifest_format.MANIFEST_FILE:
+            manifest = manifest_format.load(plugin_path)
+            if manifest.kind != kind:
+                raise FormatError(shown, f"{manifest.name} is a {manifest.kind} plug-in, not a {kind}",
+                                  located.line_of((*where, "plugin_name")),
+                                  yamlsrc.format_path((*where, "plugin_name")))
+            plugin_path = manifest.wasm
+    config = dict(raw.get("config") or {})
+    if manifest is not None:
+        for key, problem in manifest.config_problems(config).items():
+            at = (*where, "config", key)
+            raise FormatError(shown, problem, located.line_of(at), yamlsrc.format_path(at))
+        config = {**manifest.config_defaults(), **config}
+    capabilities = dict(manifest.capabilities) if manifest else {}
+    grant_raw = {**capabilities, **(raw.get("grant") or {})}
     grant = Grant(
-        hosts=tuple(grant_raw.get("hosts") or ()),
+        hosts=tuple(_host_of(h) for h in grant_raw.get("hosts") or ()),
         paths=dict(grant_raw.get("paths") or {}),
         kv=bool(grant_raw.get("kv", False)),
         wasi=grant_raw.get("wasi"),
         memory_pages=int(grant_raw.get("memory_pages", DEFAULT_MEMORY_PAGES)),
         timeout_ms=int(grant_raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)),
     )
-    secrets = []
-    for name, spec in (raw.get("secrets") or {}).items():
-        if isinstance(spec, str):
-            secrets.append(Secret(name=name, source=spec))
-        else:
-            hosts = spec.get("hosts")
-            secrets.append(Secret(name=name, source=spec["from"],
-                                  header=spec.get("header", DEFAULT_SECRET_HEADER),
-                                  format=spec.get("format", DEFAULT_SECRET_FORMAT),
-                                  hosts=tuple(hosts) if hosts is not None else None,
-                                  query=spec.get("query")))
+    secrets = _secrets(raw.get("secrets") or {}, manifest, shown, located, where)
+    description = raw.get("description") or (manifest.description if manifest else "")
     return Component(
-        kind=kind, name=raw["name"], description=raw.get("description", ""),
+        kind=kind, name=raw["name"], description=description,
         plugin_path=plugin_path, plugin_ref=raw.get("plugin"),
-        config=dict(raw.get("config") or {}), secrets=tuple(secrets), grant=grant,
+        config=config, secrets=tuple(secrets), grant=grant,
         prompt=raw.get("prompt") if kind == "agent" else None,
         llms=tuple(raw.get("llms") or ()), tools=tuple(raw.get("tools") or ()),
-        agents=tuple(raw.get("agents") or ()), line=line,
+        agents=tuple(raw.get("agents") or ()), line=located.line_of(where), manifest=manifest,
     )
+
+
+def _host_of(entry: str) -> str:
+    """A grant may name a host or a whole base URL (so one `${VAR}` feeds both config and grant)."""
+    if "://" not in entry:
+        return entry
+    netloc = entry.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+    return netloc.lower()
+
+
+def _secrets(raw: dict[str, Any], manifest: manifest_format.Manifest | None, shown: str,
+             located: yamlsrc.Located, where: yamlsrc.Path_) -> list[Secret]:
+    declared = manifest.secrets if manifest else {}
+    out = []
+    for name, spec in raw.items():
+        at = (*where, "secrets", name)
+        if manifest is not None and declared and name not in declared:
+            raise FormatError(shown, f"{manifest.name} reads no secret {name!r}{_suggest(name, declared)}; "
+                                     f"it reads: {', '.join(declared)}", located.line_of(at), yamlsrc.format_path(at))
+        decl = declared.get(name) or manifest_format.SecretDecl(name=name)
+        spec = {"from": spec} if isinstance(spec, str) else spec
+        header = spec.get("header") or decl.header or DEFAULT_SECRET_HEADER
+        default_format = decl.format or (DEFAULT_SECRET_FORMAT if header.lower() == "authorization" else "{}")
+        hosts = spec.get("hosts")
+        out.append(Secret(name=name, source=spec["from"], header=header,
+                          format=spec.get("format") or default_format,
+                          hosts=tuple(_host_of(h) for h in hosts) if hosts is not None else None,
+                          query=spec.get("query") or (decl.query if "header" not in spec else None)))
+    missing = [d for d in declared.values() if d.required and d.name not in raw]
+    if missing:
+        first = missing[0]
+        what = f" ({first.description})" if first.description else ""
+        raise FormatError(shown, f"{manifest.name if manifest else 'the plug-in'} needs the secret "
+                                 f"`{first.name}`{what}", located.line_of(where), yamlsrc.format_path(where),
+                          hint=f"add `secrets: {{{first.name}: env:YOUR_VARIABLE}}`")
+    return out

@@ -64,7 +64,8 @@ class Node:
 
     def descriptor(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "description": self.component.description}
-        schema = self.component.config.get("input_schema")
+        manifest = self.component.manifest
+        schema = manifest.input_schema if manifest else self.component.config.get("input_schema")
         if isinstance(schema, dict):
             out["input_schema"] = schema
         return out
@@ -350,6 +351,11 @@ class Runtime:
             raise HostRefusal("cycle", f"call cycle: {' -> '.join([*frame.chain(), name])}")
         if frame.depth + 1 >= MAX_DEPTH:
             raise HostRefusal("depth", f"call depth over {MAX_DEPTH}: {' -> '.join([*frame.chain(), name])}")
+        manifest = target.component.manifest
+        if kind == "llm" and message.get("tools") and manifest is not None \
+                and "tool_calling" not in manifest.features:
+            raise HostRefusal("unsupported", f"llm `{name}` ({manifest.name}) does not do native tool calling; "
+                                             f"describe the tools in the prompt instead")
         payload = {k: v for k, v in message.items() if k != "name"}
         session = frame.session
         if kind == "agent":
