@@ -8,12 +8,14 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
+
+from tests.scripted import ScriptedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = ROOT / "plugins"
@@ -107,3 +109,17 @@ def write_app(folder: Path, text: str, name: str = "app.yaml") -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def scripted() -> Iterator[Callable[[], ScriptedServer]]:
+    """A factory of scripted loopback servers (tests/scripted.py), all closed at teardown."""
+    servers: list[ScriptedServer] = []
+
+    def make() -> ScriptedServer:
+        servers.append(ScriptedServer())
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
