@@ -1,0 +1,112 @@
+"""Package names and requirements (`namespace/name@specifier`), checked once, here.
+
+A name becomes a path in the index and in caches, so only `[a-z0-9-]` is allowed: no `..`, no `/`
+beyond the one separator, no NUL, no Unicode look-alikes. Specifiers are PEP 440 (`packaging`),
+plus npm/Cargo habits translated: `^1.2`, `~1.2`, and a bare `1` or `1.2` meaning that series.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from cspm.errors import CspmError
+
+_PART = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
+PART_RE = re.compile(rf"^{_PART}$")
+NAME_RE = re.compile(rf"^{_PART}/{_PART}$")
+_CARET_TILDE = re.compile(r"^([\^~])\s*(\d+(?:\.\d+){0,2})$")
+_PARTIAL = re.compile(r"^\d+(?:\.\d+)?$")
+MAX_SPEC = 256
+
+
+class NameError_(CspmError):
+    """A package name or requirement that is not allowed; says what is."""
+
+    exit_code = 2
+
+
+def check_part(part: str, what: str = "namespace") -> str:
+    if not isinstance(part, str) or not PART_RE.match(part):
+        raise NameError_(f"{what} {part!r} is not allowed: use lowercase letters, digits and '-' "
+                         f"(1-64 characters, not starting or ending with '-')")
+    return part
+
+
+def check_name(name: str) -> str:
+    """A `namespace/name`, or an error saying exactly why not."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        shown = repr(name)[:80]
+        if isinstance(name, str) and name.count("/") != 1:
+            raise NameError_(f"package name {shown} must be `namespace/name`")
+        raise NameError_(f"package name {shown} is not allowed: namespace and name use lowercase letters, "
+                         f"digits and '-' (1-64 characters each, not starting or ending with '-')")
+    return name
+
+
+def parse_version(text: str) -> Version:
+    try:
+        return Version(text)
+    except (InvalidVersion, TypeError):
+        raise NameError_(f"{text!r} is not a PEP 440 version (e.g. 1.0.0)") from None
+
+
+def parse_specifier(text: str) -> SpecifierSet:
+    """PEP 440, `^X.Y.Z`, `~X.Y.Z`, `X` / `X.Y` (that series), `X.Y.Z` (exactly), `*` or empty (any)."""
+    text = (text or "").strip()
+    if len(text) > MAX_SPEC:
+        raise NameError_(f"specifier is longer than {MAX_SPEC} characters")
+    if text in ("", "*"):
+        return SpecifierSet()
+    try:
+        match = _CARET_TILDE.match(text)
+        if match:
+            return SpecifierSet(_translate(match.group(1), match.group(2)))
+        if _PARTIAL.match(text):
+            return SpecifierSet(f"=={text}.*")
+        if re.match(r"^\d+(?:\.\d+){2,}\S*$", text):
+            return SpecifierSet(f"=={text}")
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        raise NameError_(f"{text!r} is not a version specifier: use PEP 440 (>=1.2,<2), ^1.2, ~1.2 or 1") from None
+
+
+def _translate(op: str, version: str) -> str:
+    parts = [int(p) for p in version.split(".")]
+    if op == "~":  # ~1 -> 1.x ; ~1.2 / ~1.2.3 -> 1.2.x
+        upper = [parts[0] + 1] if len(parts) == 1 else [parts[0], parts[1] + 1]
+    else:  # ^: the leftmost non-zero part may not change (Cargo/npm)
+        padded = parts + [0] * (3 - len(parts))
+        index = next((i for i, p in enumerate(padded[: len(parts)]) if p != 0), len(parts) - 1)
+        upper = [*parts[:index], parts[index] + 1]
+    return f">={version},<{'.'.join(map(str, upper))}"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    name: str
+    specifier: SpecifierSet
+    text: str  # as the user wrote it, for messages
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split("/", 1)[0]
+
+
+def parse_requirement(text: str) -> Requirement:
+    """`ns/name`, `ns/name@SPEC`; also `ns/name>=1,<2` (PEP 508 style, no `@`)."""
+    if not isinstance(text, str) or len(text) > 512:
+        raise NameError_("a requirement is `namespace/name@specifier`")
+    text = text.strip()
+    if "@" in text:
+        name, spec = text.split("@", 1)
+    else:
+        match = re.match(r"^([^<>=!~^ ]+)(.*)$", text)
+        name, spec = (match.group(1), match.group(2)) if match else (text, "")
+    return Requirement(check_name(name.strip()), parse_specifier(spec), text)
