@@ -16,6 +16,7 @@ from typing import Any
 import fastjsonschema
 from jsonschema import Draft202012Validator, validators
 from referencing import Registry, Resource
+from referencing.exceptions import NoSuchResource
 
 ABI_SCHEMA = "abi/v1.json"
 
@@ -27,17 +28,34 @@ def load(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+def _no_retrieval(uri: str) -> Resource:
+    """Schemas refer to each other by `$id`; nothing is ever fetched from the network."""
+    raise NoSuchResource(ref=uri)
+
+
+@cache
+def registry() -> Registry:
+    """Every schema file of this package, by its `$id`."""
+    found: list[tuple[str, Resource]] = []
+    base = resources.files(__name__)
+    for entry in [*base.iterdir(), *base.joinpath("abi").iterdir()]:
+        if entry.name.endswith(".json"):
+            contents = json.loads(entry.read_text(encoding="utf-8"))
+            if "$id" in contents:
+                found.append((contents["$id"], Resource.from_contents(contents)))
+    return Registry(retrieve=_no_retrieval).with_resources(found)  # type: ignore[call-arg]
+
+
 @cache
 def validator(name: str, definition: str | None = None) -> Draft202012Validator:
     """A `jsonschema` validator for a whole schema file or one of its `$defs`."""
     root = load(name)
     cls = validators.validator_for(root, default=Draft202012Validator)
     if definition is None:
-        return cls(root)
+        return cls(root, registry=registry())
     if definition not in root.get("$defs", {}):
         raise KeyError(f"{name} has no definition {definition!r}")
-    registry: Registry = Registry().with_resource(root["$id"], Resource.from_contents(root))
-    return cls({"$ref": f"{root['$id']}#/$defs/{definition}"}, registry=registry)
+    return cls({"$ref": f"{root['$id']}#/$defs/{definition}"}, registry=registry())
 
 
 class MessageInvalid(ValueError):

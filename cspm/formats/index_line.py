@@ -1,0 +1,122 @@
+"""Index lines: `index/<namespace>/<name>` holds one JSON object per published version.
+
+Modelled on Cargo's sparse index: append-only but for `yanked`. Everything in a line comes from a
+registry and is untrusted: each line is checked against `schemas/index-line.json`, its name must be
+the file it came from, and its version and dependency specifiers must parse. A bad line is reported
+with the registry and line number and skipped; it never stops the other versions from resolving.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from jsonschema.exceptions import best_match
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from cspm import schemas
+from cspm.errors import CspmError
+from cspm.formats.names import NameError_, parse_specifier
+
+MAX_LINE_BYTES = 256 * 1024
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+class BadIndexLine(CspmError):
+    pass
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    name: str
+    version: Version
+    kind: str
+    abi: int
+    digest: str
+    size: int
+    exports: tuple[str, ...]
+    imports: tuple[str, ...]
+    capabilities: dict[str, Any]
+    dependencies: dict[str, SpecifierSet] = field(default_factory=dict)
+    yanked: bool | str = False
+    signature: dict[str, Any] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_yanked(self) -> bool:
+        return bool(self.yanked)
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """What the runtime needs of the manifest: config, secrets, input_schema, features, description."""
+        return {k: self.raw[k] for k in ("description", "features", "config", "secrets", "input_schema", "wasi")
+                if k in self.raw}
+
+
+def parse_line(text: str | bytes, expected_name: str, where: str) -> IndexEntry:
+    if len(text) > MAX_LINE_BYTES:
+        raise BadIndexLine(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadIndexLine(f"{where}: not JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    return from_dict(data, expected_name, where)
+
+
+def from_dict(data: Any, expected_name: str, where: str) -> IndexEntry:
+    if not isinstance(data, dict):
+        raise BadIndexLine(f"{where}: an index line is a JSON object")
+    errors = list(schemas.validator("index-line.json").iter_errors(data))
+    if errors:
+        error = best_match(errors)
+        at = ".".join(str(p) for p in error.absolute_path) or "line"
+        raise BadIndexLine(f"{where}: {at}: {error.message[:200]}")
+    if data["name"] != expected_name:
+        raise BadIndexLine(f"{where}: line is for {data['name']!r}, not {expected_name!r}")
+    try:
+        version = Version(data["version"])
+    except InvalidVersion:
+        raise BadIndexLine(f"{where}: {data['version']!r} is not a PEP 440 version") from None
+    try:
+        dependencies = {name: parse_specifier(spec) for name, spec in (data.get("dependencies") or {}).items()}
+    except NameError_ as exc:
+        raise BadIndexLine(f"{where}: dependencies: {exc}") from None
+    return IndexEntry(
+        name=data["name"], version=version, kind=data["kind"], abi=data["abi"], digest=data["digest"],
+        size=data["size"], exports=tuple(data["exports"]), imports=tuple(data["imports"]),
+        capabilities=dict(data["capabilities"]), dependencies=dependencies,
+        yanked=data.get("yanked", False), signature=data.get("signature"), raw=data,
+    )
+
+
+def parse_file(content: bytes, expected_name: str, source: str) -> tuple[list[IndexEntry], list[str]]:
+    """All good lines of an index file, and a message for each bad one.
+
+    A version listed twice may only differ in `yanked` (the later line wins); a second line with
+    another digest is an attempt to swap a published module and is refused.
+    """
+    if len(content) > MAX_FILE_BYTES:
+        return [], [f"{source}: index file larger than {MAX_FILE_BYTES} bytes: ignored"]
+    entries: dict[Version, IndexEntry] = {}
+    problems = []
+    for number, line in enumerate(content.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = parse_line(line, expected_name, f"{source}:{number}")
+        except BadIndexLine as exc:
+            problems.append(str(exc))
+            continue
+        earlier = entries.get(entry.version)
+        if earlier is not None and earlier.digest != entry.digest:
+            problems.append(f"{source}:{number}: version {entry.version} was already published with "
+                            f"{earlier.digest}; a second digest is refused")
+            continue
+        entries[entry.version] = entry
+    return sorted(entries.values(), key=lambda e: e.version), problems
+
+
+def to_line(data: dict[str, Any]) -> str:
+    """Canonical form: sorted keys, no spaces, so the same entry always gives the same bytes."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,128 @@
+"""app.lock: what `cspm lock` resolved, so `install` and `run` need no index (DESIGN.md §3).
+
+Pinned per plug-in: version, registry (a logical name, never a URL or a credential), digest, size,
+signer and the capabilities as granted, plus the manifest fields the runtime needs (config
+defaults, secrets, input schema) so a locked app runs from the store alone. Written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema.exceptions import best_match
+from packaging.version import InvalidVersion, Version
+
+from cspm import schemas
+from cspm.errors import FormatError
+from cspm.formats import yamlsrc
+
+LOCK_VERSION = 1
+HEADER = "# This file is written by `cspm lock`: do not edit it by hand.\n"
+
+
+@dataclass
+class LockedPlugin:
+    name: str
+    version: Version
+    registry: str
+    digest: str
+    size: int
+    kind: str
+    abi: int
+    capabilities: dict[str, Any]
+    used_by: list[str]
+    signer: dict[str, str] | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    dependencies: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name, "version": str(self.version), "registry": self.registry, "digest": self.digest,
+            "size": self.size, "kind": self.kind, "abi": self.abi, "signer": self.signer,
+            "capabilities": self.capabilities,
+        }
+        if self.manifest:
+            out["manifest"] = self.manifest
+        if self.dependencies:
+            out["dependencies"] = self.dependencies
+        out["used-by"] = sorted(self.used_by)
+        return out
+
+
+@dataclass
+class Lock:
+    path: Path
+    plugins: list[LockedPlugin]
+
+    def by_name(self) -> dict[str, LockedPlugin]:
+        return {p.name: p for p in self.plugins}
+
+    def for_component(self, component: str) -> LockedPlugin | None:
+        return next((p for p in self.plugins if component in p.used_by), None)
+
+
+def lock_path(app_path: Path) -> Path:
+    """`app.yaml` -> `app.lock`, `pirate.yaml` -> `pirate.lock`, next to it."""
+    return app_path.with_suffix(".lock")
+
+
+def load(path: Path) -> Lock:
+    shown = str(path)
+    try:
+        located = yamlsrc.load_file(path)
+    except yamlsrc.YamlError as exc:
+        raise FormatError(shown, exc.message, exc.line, hint="delete it and run `cspm lock`") from None
+    data = located.data
+    errors = list(schemas.validator("lock.json").iter_errors(data)) if isinstance(data, dict) else []
+    if not isinstance(data, dict) or errors:
+        error = best_match(errors) if errors else None
+        where = tuple(error.absolute_path) if error else ()
+        message = error.message[:200] if error else "expected a mapping with `lock-version` and `plugins`"
+        raise FormatError(shown, message, located.line_of(where), yamlsrc.format_path(where) if where else None,
+                          hint="the lock was edited by hand or is from another cspm: run `cspm lock` to rewrite it")
+    plugins = []
+    seen: set[str] = set()
+    for index, raw in enumerate(data["plugins"]):
+        try:
+            version = Version(raw["version"])
+        except InvalidVersion:
+            raise FormatError(shown, f"{raw['version']!r} is not a version", located.line_of(("plugins", index)),
+                              f"plugins[{index}].version") from None
+        if raw["name"] in seen:
+            raise FormatError(shown, f"{raw['name']} is locked twice", located.line_of(("plugins", index)),
+                              f"plugins[{index}].name", hint="run `cspm lock` to rewrite it")
+        seen.add(raw["name"])
+        plugins.append(LockedPlugin(
+            name=raw["name"], version=version, registry=raw["registry"], digest=raw["digest"], size=raw["size"],
+            kind=raw["kind"], abi=raw["abi"], capabilities=raw["capabilities"], used_by=list(raw["used-by"]),
+            signer=raw.get("signer"), manifest=raw.get("manifest") or {},
+            dependencies=raw.get("dependencies") or {},
+        ))
+    return Lock(path, plugins)
+
+
+def dump(lock: Lock) -> str:
+    document = {"lock-version": LOCK_VERSION,
+                "plugins": [p.to_dict() for p in sorted(lock.plugins, key=lambda p: p.name)]}
+    return HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+
+
+def write(lock: Lock) -> None:
+    """Atomically: a reader sees the old lock or the new one, never half of one."""
+    text = dump(lock)
+    folder = lock.path.parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{lock.path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, lock.path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

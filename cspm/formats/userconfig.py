@@ -1,0 +1,108 @@
+"""The user config: registries in order, namespace routing, trust policy (docs/formats.md).
+
+Lives in the platformdirs user config dir as `config.yaml`. With no file, the bundled registry is
+the only one, so a fresh install resolves the example apps offline.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema.exceptions import best_match
+
+from cspm import paths, schemas
+from cspm.errors import FormatError
+from cspm.formats import yamlsrc
+
+CONFIG_FILE = "config.yaml"
+BUNDLED_NAME = "chainsocket"
+
+
+@dataclass(frozen=True)
+class Registry:
+    name: str
+    url: str
+    namespaces: tuple[str, ...] = ()
+
+
+@dataclass
+class UserConfig:
+    path: Path
+    registries: list[Registry]
+    trust: dict[str, dict[str, Any]] = field(default_factory=dict)
+    exists: bool = True
+
+    def registry(self, name: str) -> Registry | None:
+        return next((r for r in self.registries if r.name == name), None)
+
+
+def bundled_index() -> Path:
+    """The registry shipped with cspm (`index/` of the source tree)."""
+    return Path(__file__).resolve().parent.parent.parent / "index"
+
+
+def default_registries() -> list[Registry]:
+    return [Registry(BUNDLED_NAME, bundled_index().as_uri())]
+
+
+def config_path() -> Path:
+    return paths.config_dir() / CONFIG_FILE
+
+
+def load(path: Path | None = None) -> UserConfig:
+    path = path or config_path()
+    if not path.exists():
+        return UserConfig(path, default_registries(), exists=False)
+    shown = str(path)
+    try:
+        located = yamlsrc.load_file(path)
+    except yamlsrc.YamlError as exc:
+        raise FormatError(shown, exc.message, exc.line) from None
+    data = located.data if located.data is not None else {}
+    if not isinstance(data, dict):
+        raise FormatError(shown, "expected a mapping with `registries`")
+    errors = list(schemas.validator("config.json").iter_errors(data))
+    if errors:
+        error = best_match(errors)
+        where = tuple(error.absolute_path)
+        raise FormatError(shown, error.message[:200], located.line_of(where), yamlsrc.format_path(where))
+    registries, names = [], set()
+    for index, raw in enumerate(data.get("registries") or []):
+        if raw["name"] in names:
+            raise FormatError(shown, f"registry {raw['name']!r} is listed twice",
+                              located.line_of(("registries", index)), f"registries[{index}].name")
+        names.add(raw["name"])
+        registries.append(Registry(raw["name"], _normalise_url(raw["url"], path.parent),
+                                   tuple(raw.get("namespaces") or ())))
+    if "registries" not in data:
+        registries = default_registries()
+    return UserConfig(path, registries, dict(data.get("trust") or {}))
+
+
+def _normalise_url(url: str, base: Path) -> str:
+    if url.startswith(("http://", "https://", "file://")):
+        return url.rstrip("/")
+    folder = Path(url).expanduser()
+    return (folder if folder.is_absolute() else base / folder).resolve().as_uri()
+
+
+def save(config: UserConfig) -> None:
+    document: dict[str, Any] = {"registries": [
+        {"name": r.name, "url": r.url, **({"namespaces": list(r.namespaces)} if r.namespaces else {})}
+        for r in config.registries]}
+    if config.trust:
+        document["trust"] = config.trust
+    config.path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=config.path.parent, prefix=".config.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yaml.safe_dump(document, handle, sort_keys=False)
+        os.replace(tmp, config.path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,118 @@
+"""Package-manager formats: index lines, app.lock, the user config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from cspm.errors import FormatError
+from cspm.formats import lock as lock_format
+from cspm.formats import userconfig
+from cspm.formats.index_line import BadIndexLine, parse_file, parse_line, to_line
+
+DIGEST = "sha256:" + "ab" * 32
+LINE = {"name": "acme/calc", "version": "1.2.0", "kind": "tool", "abi": 1, "digest": DIGEST, "size": 1234,
+        "exports": ["call"], "imports": ["extism:host/env/input_load_u8"], "capabilities": {"hosts": []},
+        "dependencies": {}, "signature": None, "yanked": False, "published": "2026-11-24T00:00:00Z"}
+
+
+def line(**changes: object) -> str:
+    return to_line({**LINE, **changes})
+
+
+def test_good_line() -> None:
+    entry = parse_line(line(), "acme/calc", "reg:1")
+    assert (entry.version, entry.digest, entry.is_yanked) == (Version("1.2.0"), DIGEST, False)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "not JSON"),
+    ("[1]", "a JSON object"),
+    (line(extra=1), "Additional properties"),
+    (line(size=10**12), "size"),
+    (line(size=-1), "size"),
+    (line(name="acme/../etc"), "name"),
+    (line(name="acme/c\u0430lc"), "name"),
+    (line(name="acme/other"), "not 'acme/calc'"),
+    (line(version="one"), "not a PEP 440 version"),
+    (line(digest="sha256:xyz"), "digest"),
+    (line(dependencies={"acme/x": ">>1"}), "not a version specifier"),
+    ("x" * 300_000, "longer than"),
+])
+def test_bad_lines_are_refused_with_place(text: str, message: str) -> None:
+    with pytest.raises(BadIndexLine, match="reg:7") as info:
+        parse_line(text, "acme/calc", "reg:7")
+    assert message in str(info.value)
+
+
+def test_file_keeps_good_lines_and_refuses_digest_swaps() -> None:
+    swapped = line(digest="sha256:" + "cd" * 32)
+    content = "\n".join([line(), line(version="1.3.0"), "garbage", swapped, line(yanked="broken build")]).encode()
+    entries, problems = parse_file(content, "acme/calc", "reg/acme/calc")
+    assert [str(e.version) for e in entries] == ["1.2.0", "1.3.0"]
+    assert entries[0].yanked == "broken build" and entries[0].digest == DIGEST
+    assert len(problems) == 2 and "reg/acme/calc:3" in problems[0] and "second digest is refused" in problems[1]
+
+
+def test_lock_roundtrip_and_atomic_write(tmp_path: Path) -> None:
+    path = tmp_path / "app.lock"
+    plugin = lock_format.LockedPlugin("acme/calc", Version("1.2.0"), "chainsocket", DIGEST, 1234, "tool", 1,
+                                      {"hosts": ["x.test"]}, ["calc"], {"issuer": "i", "identity": "me"},
+                                      {"description": "calculator"})
+    lock_format.write(lock_format.Lock(path, [plugin]))
+    assert path.read_text().startswith("# This file is written by `cspm lock`")
+    loaded = lock_format.load(path)
+    assert loaded.by_name()["acme/calc"] == plugin and loaded.for_component("calc") == plugin
+    assert [p.name for p in tmp_path.iterdir()] == ["app.lock"]  # no temp file left
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace("lock-version: 1", "lock-version: 9"), "1 was expected"),
+    (lambda t: t.replace(DIGEST, "sha256:short"), "does not match"),
+    (lambda t: t.replace("registry: chainsocket", "registry: https://evil.test/"), "does not match"),
+    (lambda t: t + "extra: 1\n", "Additional properties"),
+    (lambda t: "[: bad yaml", "app.lock"),
+])
+def test_hand_edited_lock_is_refused_with_line_and_fix(tmp_path: Path, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.lock"
+    plugin = lock_format.LockedPlugin("acme/calc", Version("1.2.0"), "chainsocket", DIGEST, 1234, "tool", 1, {},
+                                      ["calc"])
+    lock_format.write(lock_format.Lock(path, [plugin]))
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(FormatError, match=message) as info:
+        lock_format.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_user_config_defaults_and_routing(tmp_path: Path) -> None:
+    missing = userconfig.load(tmp_path / "none.yaml")
+    assert not missing.exists and missing.registries[0].name == "chainsocket"
+    assert missing.registries[0].url.startswith("file://") and missing.registries[0].url.endswith("/index")
+    path = tmp_path / "config.yaml"
+    path.write_text("registries:\n  - {name: corp, url: https://reg.corp.test/, namespaces: [corp]}\n"
+                    "  - {name: local, url: ./mirror}\n")
+    config = userconfig.load(path)
+    assert [(r.name, r.url, r.namespaces) for r in config.registries] == [
+        ("corp", "https://reg.corp.test", ("corp",)), ("local", (tmp_path / "mirror").as_uri(), ())]
+    userconfig.save(config)
+    assert userconfig.load(path).registries == config.registries
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("registries:\n  - {name: a, url: ftp://x}\n", "does not match"),
+    ("registries:\n  - {name: a, url: https://x}\n  - {name: a, url: https://y}\n", "listed twice"),
+    ("registries:\n  - {name: a, url: https://x, namespaces: [../x]}\n", "does not match"),
+    ("mirrors: []\n", "Additional properties"),
+])
+def test_bad_user_config(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(FormatError, match=message):
+        userconfig.load(path)
+
+
+def test_to_line_is_canonical() -> None:
+    assert to_line(json.loads(line())) == line() and " " not in line()
