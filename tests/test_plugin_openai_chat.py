@@ -1,0 +1,213 @@
+"""plugins/openai-chat against a scripted OpenAI-compatible server: what it sends, what it reads back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cspm.runtime.engine import load_app
+from cspm.runtime.trace import Span
+from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
+from tests.scripted import ScriptedServer, openai_chat, openai_error
+
+FOLDER = PLUGINS / "openai-chat"
+KEY = "sk-test-123"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built() -> None:
+    plugin_wasm("openai-chat")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    """One server for the module: closing one costs 0.5 s (serve_forever's poll interval)."""
+    server = ScriptedServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def srv(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> ScriptedServer:
+    """The module's server with nothing queued or seen, and the key in the environment."""
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server.replies.clear()
+    server.seen.clear()
+    return server
+
+
+def app(tmp_path: Path, srv: ScriptedServer, config: str = "", *, secret: bool = True,
+        base: str = "/v1", grant: str | None = None) -> Path:
+    """An app whose single llm is the plug-in folder, pointed at the scripted server."""
+    lines = [f"base_url: {srv.url}{base}"] + ([config] if config else [])
+    text = (f"entry: gpt\nllms:\n  - name: gpt\n    plugin_name: {FOLDER}\n"
+            f"    config: {{{', '.join(lines)}}}\n"
+            f"    grant: {{hosts: [{grant or srv.host}]}}\n")
+    if secret:
+        text += "    secrets: {api_key: env:OPENAI_API_KEY}\n"
+    return write_app(tmp_path, text)
+
+
+def ask(path: Path, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send a full llm request to the entry, as an agent's call_llm would."""
+    with load_app(path) as rt:
+        response, _ = rt.invoke(rt.nodes["gpt"], payload, None, Span("gpt", "llm"), rt.session)
+    return response
+
+
+def user(text: str = "hi") -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def test_plain_completion_sends_documented_request(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("Hello there", prompt_tokens=12, completion_tokens=3))
+    with load_app(app(tmp_path, srv)) as rt:
+        result = rt.run("hi")
+    assert (result.output, result.finish_reason) == ("Hello there", "stop")
+    assert result.response["usage"] == {"input_tokens": 12, "output_tokens": 3}
+    assert "error" not in result.response
+    seen = srv.seen[0]
+    assert (seen.method, seen.path) == ("POST", "/v1/chat/completions")
+    assert seen.headers["authorization"] == f"Bearer {KEY}"
+    assert seen.headers["content-type"] == "application/json"
+    # only what the request or config set: no temperature/max_tokens/stop/tools defaults invented
+    assert seen.json == {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_keyless_server_gets_no_authorization(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("ok"))
+    assert ask(app(tmp_path, srv, secret=False), user())["content"] == "ok"
+    assert "authorization" not in srv.seen[0].headers
+
+
+def test_base_url_with_prefix_and_trailing_slash(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("ok"))
+    assert ask(app(tmp_path, srv, base="/proxy/openai/v1/"), user())["finish_reason"] == "stop"
+    assert srv.seen[0].path == "/proxy/openai/v1/chat/completions"
+
+
+def test_config_defaults_fill_request_fields(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("ok"))
+    ask(app(tmp_path, srv, "model: llama3, temperature: 0.2, max_tokens: 64, stop: ['END', '###']"), user())
+    body = srv.seen[0].json
+    assert (body["model"], body["temperature"], body["max_tokens"], body["stop"]) == ("llama3", 0.2, 64,
+                                                                                      ["END", "###"])
+
+
+def test_request_fields_override_config(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("ok"))
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    ask(app(tmp_path, srv, "temperature: 0.2, max_tokens: 64, stop: [END]"),
+        {"messages": messages, "temperature": 1.5, "max_tokens": 7, "stop": ["\n"], "top_p": 0.5, "seed": 3})
+    body = srv.seen[0].json
+    assert body["messages"] == messages
+    assert (body["temperature"], body["max_tokens"], body["stop"], body["top_p"], body["seed"]) == (
+        1.5, 7, ["\n"], 0.5, 3)
+
+
+def test_null_content_and_missing_usage(tmp_path: Path, srv: ScriptedServer) -> None:
+    reply = openai_chat(None)
+    del reply["usage"]
+    srv.reply(reply)
+    response = ask(app(tmp_path, srv), user())
+    assert response == {"content": "", "finish_reason": "stop", "usage": {"input_tokens": 0, "output_tokens": 0}}
+
+
+@pytest.mark.parametrize(("finish", "expect"), [("stop", "stop"), ("length", "length"), ("tool_calls", "tool_calls"),
+                                                ("function_call", "tool_calls"), (None, "stop")])
+def test_finish_reason_mapping(tmp_path: Path, srv: ScriptedServer, finish: str | None, expect: str) -> None:
+    srv.reply(openai_chat("text", finish_reason=finish))  # type: ignore[arg-type]
+    assert ask(app(tmp_path, srv), user())["finish_reason"] == expect
+
+
+def test_content_filter_is_an_error(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("partial", finish_reason="content_filter", prompt_tokens=4, completion_tokens=1))
+    response = ask(app(tmp_path, srv), user())
+    assert response["finish_reason"] == "error" and response["content"] == ""
+    assert "content filter" in response["error"] and response["usage"] == {"input_tokens": 4, "output_tokens": 1}
+
+
+def assert_error(response: dict[str, Any], *needles: str) -> None:
+    assert response["finish_reason"] == "error" and response["content"] == ""
+    assert response["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    for needle in needles:
+        assert needle in response["error"], response["error"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_errors_name_the_secret(tmp_path: Path, srv: ScriptedServer, status: int) -> None:
+    srv.reply(openai_error("Incorrect API key provided: sk-te***123."), status=status)
+    assert_error(ask(app(tmp_path, srv), user()), f"HTTP {status}", "missing or wrong", "api_key",
+                 "Incorrect API key provided")
+
+
+def test_not_found_names_model_and_base_url(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_error("The model `gpt-9` does not exist", code="model_not_found"), status=404)
+    assert_error(ask(app(tmp_path, srv, "model: gpt-9"), user()), "HTTP 404", "`gpt-9`", f"{srv.url}/v1",
+                 "does not exist")
+
+
+def test_rate_limit_reports_retry_after(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_error("Rate limit reached for gpt-4o-mini", "requests"), status=429, headers={"Retry-After": "20"})
+    srv.reply(openai_error("slow down", "requests"), status=429)
+    assert_error(ask(app(tmp_path, srv), user()), "rate limited", "HTTP 429", "Retry after 20 s",
+                 "Rate limit reached for gpt-4o-mini")
+    second = ask(app(tmp_path, srv), user())
+    assert_error(second, "rate limited", "slow down")
+    assert "Retry after" not in second["error"]
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors(tmp_path: Path, srv: ScriptedServer, status: int) -> None:
+    srv.reply(raw="<html>upstream down</html>", status=status, headers={"Content-Type": "text/html"})
+    assert_error(ask(app(tmp_path, srv), user()), "server error", f"HTTP {status}", "upstream down")
+
+
+def test_other_client_error_passes_the_message(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_error("'messages' must contain the word json"), status=400)
+    assert_error(ask(app(tmp_path, srv), user()), "HTTP 400", "must contain the word json")
+
+
+@pytest.mark.parametrize(("reply", "needles"), [
+    ({"raw": "Gateway says hello"}, ("malformed response", "not JSON", "Gateway says hello")),
+    ({"body": {"id": "x", "object": "chat.completion"}}, ("malformed response", "no choices", "chat.completion")),
+    ({"body": {"choices": []}}, ("malformed response", "no choices")),
+    ({"body": {"choices": [{"finish_reason": "stop"}]}}, ("malformed response", "without message")),
+    ({"body": openai_error("overloaded", "server_error")}, ("with an error", "overloaded")),
+])
+def test_malformed_success_bodies(tmp_path: Path, srv: ScriptedServer, reply: dict[str, Any],
+                                  needles: tuple[str, ...]) -> None:
+    srv.reply(**reply)
+    assert_error(ask(app(tmp_path, srv), user()), *needles)
+
+
+def test_ungranted_host_says_what_to_grant(tmp_path: Path, srv: ScriptedServer) -> None:
+    response = ask(app(tmp_path, srv, grant="api.openai.com"), user())
+    assert_error(response, "not granted", f"grant: {{hosts: [{srv.host}]}}")
+    assert srv.seen == []
+
+
+def test_unreachable_server(tmp_path: Path, scripted: Callable[[], ScriptedServer]) -> None:
+    gone = scripted()
+    gone.close()
+    assert_error(ask(app(tmp_path, gone, secret=False), user()), "could not reach",
+                 f"{gone.url}/v1/chat/completions")
+
+
+def test_cli_run_json(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("Hi from the CLI", prompt_tokens=2, completion_tokens=4))
+    result = subprocess.run([sys.executable, "-m", "cspm.cli.main", "run", str(app(tmp_path, srv)), "--input", "hi",
+                             "--json"], capture_output=True, text=True, cwd=ROOT, env=dict(os.environ), timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["output"], data["finish_reason"]) == ("Hi from the CLI", "stop")
+    assert srv.seen[0].json["messages"] == [{"role": "user", "content": "hi"}]
+    assert srv.seen[0].headers["authorization"] == f"Bearer {KEY}"
