@@ -1,0 +1,81 @@
+/* parse.c - see parse.h. Mirrors LangChain's SelfAskOutputParser, with more tolerance. */
+#include "parse.h"
+
+static const char FINAL_MARKER[] = "so the final answer is";
+static const char INVENTED_OBSERVATION[] = "intermediate answer:";
+
+/* Length of a follow-up marker at `at` ("follow up:", "Follow-up question:", "followup :"), or 0. */
+static size_t follow_up_marker(text_view line, size_t at) {
+    if (!text_has_ci(line, at, "follow")) return 0;
+    size_t i = at + 6;
+    if (i < line.n && (line.p[i] == ' ' || line.p[i] == '-')) i++;
+    if (!text_has_ci(line, i, "up")) return 0;
+    i += 2;
+    while (i < line.n && line.p[i] == ' ') i++;
+    if (text_has_ci(line, i, "question")) {
+        i += 8;
+        if (i < line.n && (line.p[i] == 's' || line.p[i] == 'S')) i++;
+        while (i < line.n && line.p[i] == ' ') i++;
+    }
+    if (i >= line.n || line.p[i] != ':') return 0;
+    return i + 1 - at;
+}
+
+/* "Paris." -> "Paris", but "U.S." and "J." keep their period (an abbreviation, not a full stop). */
+static text_view strip_full_stop(text_view t) {
+    if (t.n < 2 || t.p[t.n - 1] != '.') return t;
+    char before = t.p[t.n - 2];
+    bool single_capital = before >= 'A' && before <= 'Z' &&
+                          (t.n == 2 || t.p[t.n - 3] == '.' || t.p[t.n - 3] == ' ');
+    if (!single_capital) t.n--;
+    return text_trim_end(t);
+}
+
+/* The answer after "so the final answer is" at `at` in the line [ls, le) of out; when the line has
+ * nothing after the marker, the next non-empty line. */
+static text_view final_answer(text_view out, size_t at, size_t le) {
+    size_t i = at + sizeof FINAL_MARKER - 1;
+    while (i < le && (out.p[i] == ' ' || out.p[i] == '\t')) i++;
+    if (i < le && out.p[i] == ':') i++;
+    text_view answer = text_trim(text_of(out.p + i, le - i));
+    for (size_t next = le + 1; !answer.n && next < out.n;) {
+        size_t end = next;
+        while (end < out.n && out.p[end] != '\n') end++;
+        answer = text_trim(text_of(out.p + next, end - next));
+        next = end + 1;
+    }
+    return strip_full_stop(answer);
+}
+
+parsed_step parse_step(text_view out) {
+    parsed_step s = {STEP_MALFORMED, {0, 0}, 0};
+    long invented = text_find_ci(out, 0, INVENTED_OBSERVATION);
+    if (invented >= 0) out.n = (size_t)invented;
+
+    for (size_t ls = 0; ls < out.n;) {
+        size_t le = ls;
+        while (le < out.n && out.p[le] != '\n') le++;
+        text_view line = text_of(out.p + ls, le - ls);
+        for (size_t i = 0; i < line.n; i++) {
+            if (text_has_ci(line, i, FINAL_MARKER)) {
+                text_view answer = final_answer(out, ls + i, le);
+                if (!answer.n) break; /* "So the final answer is:" and nothing after it */
+                s.kind = STEP_FINAL;
+                s.text = answer;
+                return s;
+            }
+            size_t marker = follow_up_marker(line, i);
+            if (marker) {
+                text_view question = text_trim(text_of(line.p + i + marker, line.n - i - marker));
+                if (!question.n) break;
+                s.kind = STEP_FOLLOW_UP;
+                s.text = question;
+                s.keep = (size_t)(text_trim_end(line).p + text_trim_end(line).n - out.p);
+                return s;
+            }
+        }
+        ls = le + 1;
+    }
+    s.keep = out.n; /* malformed: everything before an invented observation */
+    return s;
+}

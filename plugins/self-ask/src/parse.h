@@ -1,0 +1,26 @@
+/* parse.h - reads one continuation of the self-ask scratchpad written by the model. */
+#ifndef SELF_ASK_PARSE_H
+#define SELF_ASK_PARSE_H
+
+#include "text.h"
+
+typedef enum {
+    STEP_FOLLOW_UP, /* "Follow up: <question>": ask the tool */
+    STEP_FINAL,     /* "So the final answer is: <answer>" */
+    STEP_MALFORMED  /* neither marker */
+} step_kind;
+
+typedef struct {
+    step_kind kind;
+    text_view text; /* the question or the answer (a view into the output) */
+    size_t keep;    /* bytes of the output that belong in the scratchpad: through the follow-up line;
+                       when malformed, all of it before an invented "Intermediate answer:" */
+} parsed_step;
+
+/* Tolerant reading: markers in any case, "Follow up"/"Follow-up"/"Followup" (optionally followed by
+ * "question"), no space after the colon, "So the final answer is" without a colon, a trailing
+ * period; text after an "Intermediate answer:" the model invented itself is ignored. The first
+ * marker wins: a follow-up before a final answer means the model has not seen the evidence yet. */
+parsed_step parse_step(text_view output);
+
+#endif
