@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cspm.errors import FormatError
 from cspm.runtime.engine import load_app
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
@@ -44,10 +45,12 @@ def srv(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> ScriptedServ
 
 
 def app(tmp_path: Path, srv: ScriptedServer, config: str = "", *, secret: bool = True,
-        base: str = "/v1", grant: str | None = None) -> Path:
-    """An app whose single llm is the plug-in folder, pointed at the scripted server."""
+        base: str = "/v1", grant: str | None = None, bare: bool = False) -> Path:
+    """An app whose single llm is the plug-in folder (`bare`: its .wasm alone, no manifest checks),
+    pointed at the scripted server."""
     lines = [f"base_url: {srv.url}{base}"] + ([config] if config else [])
-    text = (f"entry: gpt\nllms:\n  - name: gpt\n    plugin_name: {FOLDER}\n"
+    plugin = FOLDER / "build" / "openai-chat.wasm" if bare else FOLDER
+    text = (f"entry: gpt\nllms:\n  - name: gpt\n    plugin_name: {plugin}\n"
             f"    config: {{{', '.join(lines)}}}\n"
             f"    grant: {{hosts: [{grant or srv.host}]}}\n")
     if secret:
@@ -211,3 +214,128 @@ def test_cli_run_json(tmp_path: Path, srv: ScriptedServer) -> None:
     assert (data["output"], data["finish_reason"]) == ("Hi from the CLI", "stop")
     assert srv.seen[0].json["messages"] == [{"role": "user", "content": "hi"}]
     assert srv.seen[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+# ---- native tool calling ------------------------------------------------------------------------
+
+CALC = {"name": "calc", "description": "Evaluates arithmetic",
+        "input_schema": {"type": "object", "properties": {"expr": {"type": "string"}}, "required": ["expr"]}}
+
+
+def test_tool_calling_round_trip(tmp_path: Path, srv: ScriptedServer) -> None:
+    path = app(tmp_path, srv)
+    srv.reply(openai_chat(None, finish_reason="tool_calls",
+                          tool_calls=[{"id": "call_1", "name": "calc", "arguments": {"expr": "2+2"}}]))
+    first = ask(path, {**user("what is 2+2?"), "tools": [CALC, {"name": "now"}], "tool_choice": "calc"})
+    assert first["finish_reason"] == "tool_calls" and first["content"] == ""
+    assert first["tool_calls"] == [{"id": "call_1", "name": "calc", "arguments": {"expr": "2+2"}}]
+    sent = srv.seen[0].json
+    assert sent["tools"] == [
+        {"type": "function", "function": {"name": "calc", "description": "Evaluates arithmetic",
+                                          "parameters": CALC["input_schema"]}},
+        {"type": "function", "function": {"name": "now", "parameters": {"type": "object", "properties": {}}}},
+    ]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "calc"}}
+
+    srv.reply(openai_chat("2+2 is 4"))
+    history = [{"role": "user", "content": "what is 2+2?"},
+               {"role": "assistant", "content": "", "tool_calls": first["tool_calls"]},
+               {"role": "tool", "tool_call_id": "call_1", "content": "4"}]
+    second = ask(path, {"messages": history, "tools": [CALC]})
+    assert (second["content"], second["finish_reason"]) == ("2+2 is 4", "stop")
+    sent = srv.seen[1].json
+    assert "tool_choice" not in sent
+    assert sent["messages"][1:] == [
+        {"role": "assistant", "content": None,
+         "tool_calls": [{"id": "call_1", "type": "function",
+                         "function": {"name": "calc", "arguments": '{"expr":"2+2"}'}}]},
+        {"role": "tool", "content": "4", "tool_call_id": "call_1"},
+    ]
+
+
+@pytest.mark.parametrize("choice", ["auto", "none", "required"])
+def test_tool_choice_keywords_pass_through(tmp_path: Path, srv: ScriptedServer, choice: str) -> None:
+    srv.reply(openai_chat("ok"))
+    ask(app(tmp_path, srv), {**user(), "tools": [CALC], "tool_choice": choice})
+    assert srv.seen[0].json["tool_choice"] == choice
+
+
+def test_unknown_tool_choice_is_refused_before_sending(tmp_path: Path, srv: ScriptedServer) -> None:
+    assert_error(ask(app(tmp_path, srv), {**user(), "tools": [CALC], "tool_choice": "search"}),
+                 "tool_choice `search`", "calc")
+    assert srv.seen == []
+
+
+def test_tool_calls_win_over_a_stop_finish(tmp_path: Path, srv: ScriptedServer) -> None:
+    """Some compatible servers (Ollama, vLLM) answer tool calls with finish_reason `stop`."""
+    srv.reply(openai_chat("", finish_reason="stop", tool_calls=[{"id": "c9", "name": "calc", "arguments": {}}]))
+    response = ask(app(tmp_path, srv), {**user(), "tools": [CALC]})
+    assert response["finish_reason"] == "tool_calls" and response["tool_calls"][0]["id"] == "c9"
+
+
+@pytest.mark.parametrize(("arguments", "needle"), [('{"expr": "2+', "not JSON"), ('["2+2"]', "not a JSON object")])
+def test_unparsable_tool_arguments_are_an_error(tmp_path: Path, srv: ScriptedServer, arguments: str,
+                                                needle: str) -> None:
+    reply = openai_chat(None, finish_reason="tool_calls", prompt_tokens=8, completion_tokens=2,
+                        tool_calls=[{"id": "call_1", "name": "calc", "arguments": {}}])
+    reply["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = arguments
+    srv.reply(reply)
+    response = ask(app(tmp_path, srv), {**user(), "tools": [CALC]})
+    assert response["finish_reason"] == "error" and "`calc`" in response["error"] and needle in response["error"]
+    assert response["usage"] == {"input_tokens": 8, "output_tokens": 2}
+
+
+def test_legacy_function_call(tmp_path: Path, srv: ScriptedServer) -> None:
+    reply = openai_chat(None, finish_reason="function_call")
+    reply["choices"][0]["message"]["function_call"] = {"name": "calc", "arguments": '{"expr": "1"}'}
+    srv.reply(reply)
+    response = ask(app(tmp_path, srv), {**user(), "tools": [CALC]})
+    assert response["tool_calls"] == [{"id": "call_0", "name": "calc", "arguments": {"expr": "1"}}]
+
+
+# ---- config checks, extra headers, streaming ----------------------------------------------------
+
+def test_extra_headers_are_sent(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("ok"))
+    ask(app(tmp_path, srv, "extra_headers: {OpenAI-Organization: org-42, X-Trace: 7}"), user())
+    assert srv.seen[0].headers["openai-organization"] == "org-42" and srv.seen[0].headers["x-trace"] == "7"
+    assert srv.seen[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize("header", ["Authorization", "api-key", "Host", "Content-Type"])
+def test_extra_headers_may_not_carry_credentials_or_framing(tmp_path: Path, srv: ScriptedServer, header: str) -> None:
+    assert_error(ask(app(tmp_path, srv, f"extra_headers: {{{header}: x}}"), user()),
+                 f"may not set `{header}`", "api_key")
+    assert srv.seen == []
+
+
+@pytest.mark.parametrize(("config", "needle"), [
+    ("temperature: hot", "config `temperature` must be a number"),
+    ("max_tokens: 0", "config `max_tokens` must be a positive integer"),
+    ("stop: '[1, 2'", "config `stop` must be a list of strings"),
+    ("extra_headers: [a]", "config `extra_headers` must be a map"),
+])
+def test_bad_config_is_reported(tmp_path: Path, srv: ScriptedServer, config: str, needle: str) -> None:
+    """Without the manifest's type checks (a bare .wasm) the plug-in checks its config itself."""
+    assert_error(ask(app(tmp_path, srv, config, bare=True), user()), needle)
+    assert srv.seen == []
+
+
+def test_manifest_types_config_at_load(tmp_path: Path, srv: ScriptedServer) -> None:
+    with pytest.raises(FormatError, match="chainsocket/openai-chat expects number for 'temperature'"):
+        load_app(app(tmp_path, srv, "temperature: hot"))
+    with pytest.raises(FormatError, match="has no config key 'api_key_in_config'"):
+        load_app(app(tmp_path, srv, "api_key_in_config: sk-x"))
+
+
+def test_single_stop_string_in_config(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("ok"))
+    ask(app(tmp_path, srv, "stop: END", bare=True), user())
+    assert srv.seen[0].json["stop"] == ["END"]
+
+
+def test_stream_request_gets_the_whole_answer(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("all at once"))
+    response = ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert (response["content"], response["finish_reason"]) == ("all at once", "stop")
+    assert "stream" not in srv.seen[0].json
