@@ -1,0 +1,70 @@
+"""On-disk cache of index files per registry, with the validators needed to revalidate them.
+
+`<cache>/index/<registry>/<path>` holds the body and `<path>.meta.json` its ETag / Last-Modified;
+both are replaced atomically, so a crash leaves the previous copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cspm import paths
+
+
+@dataclass(frozen=True)
+class Cached:
+    body: bytes | None  # None: the registry answered that the file does not exist
+    etag: str | None
+    last_modified: str | None
+    fetched: float
+
+
+class IndexCache:
+    def __init__(self, registry: str, root: Path | None = None) -> None:
+        self.root = (root or paths.cache_dir() / "index") / registry
+
+    def _paths(self, relpath: str) -> tuple[Path, Path]:
+        body = self.root / relpath  # relpath is built from checked names only
+        return body, body.with_name(body.name + ".meta.json")
+
+    def get(self, relpath: str) -> Cached | None:
+        body_path, meta_path = self._paths(relpath)
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            body = body_path.read_bytes()
+        except (OSError, ValueError):
+            return None
+        return Cached(None if meta.get("missing") else body, meta.get("etag"), meta.get("last_modified"),
+                      float(meta.get("fetched", 0)))
+
+    def put(self, relpath: str, body: bytes | None, etag: str | None, last_modified: str | None) -> None:
+        body_path, meta_path = self._paths(relpath)
+        body_path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(body_path, body or b"")
+        meta = {"etag": etag, "last_modified": last_modified, "fetched": time.time(), "missing": body is None}
+        _atomic_write(meta_path, json.dumps(meta).encode())
+
+    def touch(self, relpath: str) -> None:
+        """A 304: the copy is still good as of now."""
+        cached = self.get(relpath)
+        if cached is not None:
+            _, meta_path = self._paths(relpath)
+            meta = {"etag": cached.etag, "last_modified": cached.last_modified, "fetched": time.time(),
+                    "missing": cached.body is None}
+            _atomic_write(meta_path, json.dumps(meta).encode())
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,80 @@
+"""Which registry answers for a name: namespace routing, then first-index in the user's order.
+
+A registry bound to namespaces (`namespaces: [corp]`) is the only one asked for them and serves
+nothing else; every other name goes to the unbound registries in order, and the first one that has
+the name wins. So a public index can never shadow a private name, and the same app resolves the
+same way on every machine with the same config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cspm.errors import CspmError
+from cspm.formats.index_line import IndexEntry, parse_file
+from cspm.formats.names import check_name
+from cspm.formats.userconfig import UserConfig
+from cspm.index.source import IndexSource, Warn
+
+
+class PackageNotFound(CspmError):
+    pass
+
+
+@dataclass
+class Versions:
+    source: IndexSource
+    entries: list[IndexEntry]  # ascending by version
+    stale: bool = False
+
+
+class Federation:
+    def __init__(self, config: UserConfig, *, offline: bool = False, warn: Warn | None = None) -> None:
+        self.config = config
+        self.offline = offline
+        self.warn = warn or (lambda message: None)
+        self.sources = [IndexSource(r, offline=offline, warn=self.warn) for r in config.registries]
+        self._memo: dict[str, Versions] = {}
+
+    def source(self, registry: str) -> IndexSource | None:
+        return next((s for s in self.sources if s.registry.name == registry), None)
+
+    def candidates(self, name: str) -> list[IndexSource]:
+        namespace = check_name(name).split("/")[0]
+        bound = [s for s in self.sources if namespace in s.registry.namespaces]
+        return bound or [s for s in self.sources if not s.registry.namespaces]
+
+    def versions(self, name: str) -> Versions:
+        if name in self._memo:
+            return self._memo[name]
+        asked = []
+        for source in self.candidates(name):
+            asked.append(source.registry.name)
+            fetched = source.read(source.index_path(name))
+            if fetched.body is None:
+                continue
+            entries, problems = parse_file(fetched.body, name, f"registry {source.registry.name}: "
+                                                                f"{source.index_path(name)}")
+            for problem in problems:
+                self.warn(f"skipped a bad index line: {problem}")
+            if entries:
+                found = Versions(source, entries, fetched.stale)
+                self._memo[name] = found
+                return found
+        raise PackageNotFound(self._not_found(name, asked))
+
+    def _not_found(self, name: str, asked: list[str]) -> str:
+        namespace = name.split("/")[0]
+        bound = [s.registry.name for s in self.sources if namespace in s.registry.namespaces]
+        where = ", ".join(asked) if asked else "none (no registry is configured for it)"
+        text = f"{name} was not found; registries asked: {where}"
+        if bound:
+            text += f" (namespace {namespace!r} is served only by {', '.join(bound)})"
+        if self.offline:
+            text += "; offline: only cached index files were read"
+        return text
+
+    def close(self) -> None:
+        for source in self.sources:
+            if source._client is not None:
+                source._client.close()

@@ -1,0 +1,157 @@
+"""One registry's static layout, read over http(s) or from a folder (`file://`).
+
+Both give the same answers: `config.json`, `index/<ns>/<name>`, and blobs under `dl`. Over HTTP an
+index file is revalidated with If-None-Match / If-Modified-Since; when the registry is down (or
+`offline`), the cached copy is used and a warning says so.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from cspm.errors import CspmError
+from cspm.formats.names import check_name
+from cspm.formats.userconfig import Registry
+from cspm.index.cache import IndexCache
+
+MAX_INDEX_FILE = 16 * 1024 * 1024
+MAX_CONFIG_FILE = 256 * 1024
+TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+DEFAULT_DL = "blobs/sha256/{hex}"
+
+
+class RegistryUnavailable(CspmError):
+    pass
+
+
+@dataclass
+class Fetched:
+    body: bytes | None  # None: the registry has no such file
+    from_cache: bool = False
+    stale: bool = False  # served from the cache because the registry could not be reached
+
+
+Warn = Callable[[str], None]
+
+
+class IndexSource:
+    """The index files of one registry."""
+
+    def __init__(self, registry: Registry, *, offline: bool = False, client: httpx.Client | None = None,
+                 warn: Warn | None = None, cache: IndexCache | None = None) -> None:
+        self.registry = registry
+        self.offline = offline
+        self.warn = warn or (lambda message: None)
+        self.cache = cache or IndexCache(registry.name)
+        parts = urlsplit(registry.url)
+        self.is_local = parts.scheme == "file"
+        self.folder = Path(unquote(parts.path)) if self.is_local else None
+        self._client = client
+        self._config: dict | None = None
+        self._warned = False
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=TIMEOUT, follow_redirects=True, trust_env=False,
+                                        headers={"User-Agent": "cspm", "Accept-Encoding": "gzip"})
+        return self._client
+
+    def index_path(self, name: str) -> str:
+        namespace, short = check_name(name).split("/")
+        return f"index/{namespace}/{short}"
+
+    def read(self, relpath: str, limit: int = MAX_INDEX_FILE) -> Fetched:
+        if self.folder is not None:
+            return self._read_local(relpath, limit)
+        return self._read_http(relpath, limit)
+
+    def _read_local(self, relpath: str, limit: int) -> Fetched:
+        assert self.folder is not None
+        path = self.folder / relpath
+        try:
+            if path.stat().st_size > limit:
+                raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is larger than {limit} bytes")
+            return Fetched(path.read_bytes())
+        except FileNotFoundError:
+            if not self.folder.is_dir():
+                raise RegistryUnavailable(f"registry {self.registry.name}: folder {self.folder} does not exist",
+                                          hint="fix its url with `cspm registry add`") from None
+            return Fetched(None)
+        except IsADirectoryError:
+            return Fetched(None)
+
+    def _read_http(self, relpath: str, limit: int) -> Fetched:
+        cached = self.cache.get(relpath)
+        if self.offline:
+            return Fetched(cached.body if cached else None, from_cache=True)
+        headers = {}
+        if cached is not None:
+            if cached.etag:
+                headers["If-None-Match"] = cached.etag
+            if cached.last_modified:
+                headers["If-Modified-Since"] = cached.last_modified
+        url = f"{self.registry.url}/{relpath}"
+        try:
+            with self.client.stream("GET", url, headers=headers) as response:
+                if response.status_code == 304 and cached is not None:
+                    self.cache.touch(relpath)
+                    return Fetched(cached.body, from_cache=True)
+                if response.status_code in (404, 410):
+                    self.cache.put(relpath, None, None, None)
+                    return Fetched(None)
+                if response.status_code >= 500 or response.status_code == 429:
+                    raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request,
+                                                response=response)
+                if response.status_code != 200:
+                    raise RegistryUnavailable(f"registry {self.registry.name} answered HTTP "
+                                              f"{response.status_code} for {url}")
+                body = bytearray()
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is larger than "
+                                                  f"{limit} bytes")
+                self.cache.put(relpath, bytes(body), response.headers.get("ETag"),
+                               response.headers.get("Last-Modified"))
+                return Fetched(bytes(body))
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if cached is None:
+                raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) cannot be reached: "
+                                          f"{reason}", hint="check the network, or use --offline with a warm cache"
+                                          ) from None
+            if not self._warned:
+                self.warn(f"registry {self.registry.name} cannot be reached ({reason}): using its cached index")
+                self._warned = True
+            return Fetched(cached.body, from_cache=True, stale=True)
+
+    def config(self) -> dict:
+        """The registry's `config.json` ({} when it has none)."""
+        if self._config is None:
+            fetched = self.read("config.json", MAX_CONFIG_FILE)
+            try:
+                data = json.loads(fetched.body) if fetched.body else {}
+            except ValueError:
+                raise RegistryUnavailable(f"registry {self.registry.name}: config.json is not JSON") from None
+            self._config = data if isinstance(data, dict) else {}
+        return self._config
+
+    def blob_url(self, digest: str) -> str:
+        """Where a blob is downloaded from: `dl` of config.json (relative to the registry, or absolute)."""
+        template = self.config().get("dl") or DEFAULT_DL
+        if not isinstance(template, str) or ".." in template:
+            template = DEFAULT_DL
+        relative = template.replace("{digest}", digest).replace("{hex}", digest.split(":", 1)[1])
+        if relative.startswith(("http://", "https://")):
+            if self.is_local:
+                raise RegistryUnavailable(f"registry {self.registry.name}: a folder registry cannot send "
+                                          f"downloads elsewhere ({template})")
+            return relative
+        return f"{self.registry.url}/{relative.lstrip('/')}"
