@@ -189,6 +189,10 @@ class BlobWriter:
         except OSError as exc:
             raise _disk_error(exc, self.store.root) from None
 
+    def read_back(self) -> bytes:
+        """What was written so far (for checks that must pass before `commit`)."""
+        return self._tmp.read_bytes()
+
     def commit(self) -> None:
         actual = "sha256:" + self._hash.hexdigest()
         if actual != self.digest:
