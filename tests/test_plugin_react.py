@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cspm.runtime.engine import RunResult, load_app
-from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
+from tests.conftest import PLUGINS, ROOT, conformance_wasm, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, openai_chat, openai_error
 
 HTTP_TOOL = "conformance-c"  # TODO: http-get
@@ -42,7 +42,8 @@ def web(scripted: Callable[[], ScriptedServer]) -> ScriptedServer:
 
 
 def make_app(folder: Path, llm: ScriptedServer, web: ScriptedServer, *, agent_config: str = "{max_steps: 4}",
-             prompt: str = PERSONA) -> Path:
+             prompt: str = PERSONA, sub_agents: str = "") -> Path:
+    """openai-chat `gpt`, calculator and http_get, and the react agent `shopper` using them all."""
     return write_app(folder, f"""
 name: react-test
 entry: shopper
@@ -61,13 +62,14 @@ tools:
     description: {HTTP_DESCRIPTION}
     plugin_name: {PLUGINS / HTTP_TOOL}
     grant: {{hosts: ["{web.url}"]}}
-agents:
+agents:{sub_agents}
   - name: shopper
     description: answers shopping questions with tools
     plugin_name: {PLUGINS / "react"}
     prompt: "{prompt}"
     llms: [gpt]
     tools: [calculator, http_get]
+    agents: [{"echo" if sub_agents else ""}]
     config: {agent_config}
 """)
 
@@ -145,7 +147,7 @@ def test_calculator_then_web_page_then_final_answer(tmp_path: Path, llm: Scripte
 
 def test_text_input_to_a_schema_tool_and_config_passthrough(tmp_path: Path, llm: ScriptedServer,
                                                            web: ScriptedServer) -> None:
-    say(llm, " Compute it.\nAction: `Calculator`\nAction Input: `2 ^ 10`",
+    say(llm, " Compute it.\nAction 1: `Calculator`\nAction 1 Input: `2 ^ 10`",
         " I now know the final answer\nFinal Answer: 1024")
     app = make_app(tmp_path, llm, web, prompt="",
                    agent_config="{max_steps: 3, max_tokens: 200, temperature: 0.2, llm: GPT}")
@@ -153,9 +155,22 @@ def test_text_input_to_a_schema_tool_and_config_passthrough(tmp_path: Path, llm:
     assert (result.output, result.finish_reason) == ("1024", "final_answer")
     first, second = prompts(llm)
     assert first.startswith("Answer the following questions")  # no persona: nothing prepended
-    assert second.endswith("Action Input: `2 ^ 10`\nObservation: 1024\nThought:")  # backticks stripped, case
+    assert second.endswith("Action 1 Input: `2 ^ 10`\nObservation: 1024\nThought:")  # unquoted, any case
     body = llm.seen[0].json
     assert body["max_tokens"] == 200 and body["temperature"] == 0.2
+
+
+def test_sub_agents_are_actions_too(tmp_path: Path, llm: ScriptedServer, web: ScriptedServer) -> None:
+    echo = conformance_wasm("rust")  # an agent with nothing to call answers its input
+    sub = f"\n  - {{name: echo, description: repeats what it is told, plugin_name: {echo}, config: {{kind: agent}}}}"
+    say(llm, " Ask the echo agent.\nAction: echo\nAction Input: hello there",
+        " I now know the final answer\nFinal Answer: it said hello there")
+    result = run(make_app(tmp_path, llm, web, sub_agents=sub), "what does echo say?")
+    assert result.finish_reason == "final_answer"
+    first, second = prompts(llm)
+    assert "\necho: repeats what it is told\n" in first and "one of [calculator, http_get, echo]" in first
+    assert second.endswith("\nObservation: hello there\nThought:")
+    assert [(c["name"], c["kind"]) for c in result.trace.to_dict()["children"]][1] == ("echo", "agent")
 
 
 # ---- recovering from the model's mistakes ---------------------------------------------------------
@@ -180,6 +195,13 @@ def test_malformed_output_is_fed_back_and_the_run_recovers(tmp_path: Path, llm: 
     assert pads[4].endswith("Action Input: 6*7\nObservation: 42\nThought:") and "41" not in pads[4]
 
 
+def test_final_answer_before_an_invented_action_wins(tmp_path: Path, llm: ScriptedServer,
+                                                    web: ScriptedServer) -> None:
+    say(llm, " I know it.\nFinal Answer: 42\n\nThought: more\nAction: calculator\nAction Input: 1")
+    result = run(make_app(tmp_path, llm, web), "6 times 7?")
+    assert (result.output, result.finish_reason) == ("42", "final_answer") and len(llm.seen) == 1
+
+
 def test_unknown_tool_gets_the_list_of_valid_ones(tmp_path: Path, llm: ScriptedServer, web: ScriptedServer) -> None:
     say(llm, " Search.\nAction: google_search\nAction Input: price of milk",
         " I now know the final answer\nFinal Answer: unknown")
@@ -199,7 +221,7 @@ def test_tool_errors_become_observations(tmp_path: Path, llm: ScriptedServer, we
     assert (result.output, result.finish_reason) == ("both failed", "final_answer")
     _, second, third = prompts(llm)
     calc_observation = second.rsplit("\nObservation: ", 1)[1]
-    assert calc_observation.lower().startswith("error") and calc_observation.endswith("\nThought:")
+    assert calc_observation.startswith("Error: syntax error at position 4") and calc_observation.endswith("\nThought:")
     web_observation = third.rsplit("\nObservation: ", 1)[1]
     assert web_observation.lower().startswith("error") and "404" in web_observation
     children = result.trace.to_dict()["children"]

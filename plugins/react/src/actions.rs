@@ -77,7 +77,10 @@ pub fn run(action: &Action, input: Input) -> String {
     if action.is_agent {
         return match chainsocket::call_agent(name, &input.into_text(), None) {
             Ok(resp) if resp.finish_reason == AgentFinish::FinalAnswer => non_empty(resp.output),
-            Ok(resp) => error_text(&format!("agent {} did not finish ({:?}): {}", name, resp.finish_reason, resp.output)),
+            Ok(resp) => {
+                let why = if resp.finish_reason == AgentFinish::MaxSteps { "max_steps" } else { "error" };
+                error_text(&format!("agent {} did not finish ({}): {}", name, why, resp.output))
+            }
             Err(e) => host_error(name, &e),
         };
     }
