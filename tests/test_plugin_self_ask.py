@@ -361,3 +361,19 @@ def test_no_tool_and_bad_config_are_explained(app: Callable[..., Runtime], llm: 
     result = run(app(), "   ")
     assert result.finish_reason == "error" and "empty" in result.output
     assert llm.seen == []
+
+
+def test_a_tool_that_fails_in_the_host_becomes_an_error_answer(app_file: Callable[..., Path], llm: ScriptedServer,
+                                                               serp: ScriptedServer) -> None:
+    """A tool that times out reaches the agent as a host error document (callee_failed), not as a tool
+    answer: self-ask still shows it to the model as the intermediate answer."""
+    say(llm, " Yes.\nFollow up: Who directed Jaws?", "So the final answer is: unknown")
+    serp.reply(serpapi_search(answer_box={"answer": "Steven Spielberg"}), delay=0.5)
+    path = app_file()
+    grant = f'grant: {{hosts: ["{serp.url}"]'
+    path.write_text(path.read_text().replace(grant + "}", grant + ", timeout_ms: 100}"))
+    with load_app(path) as rt:
+        result = run(rt)
+    assert (result.output, result.finish_reason) == ("unknown", "final_answer")
+    observation = prompts(llm)[1].rsplit("Intermediate answer: ", 1)[1]
+    assert observation.startswith("Error: tool `search` failed (callee_failed): "), observation
