@@ -68,6 +68,9 @@ class Component:
     agents: tuple[str, ...] = ()
     line: int | None = None
     manifest: manifest_format.Manifest | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    where: yamlsrc.Path_ = ()
+    digest: str | None = None  # set when the module comes from the store: re-verified when loaded
 
     @property
     def declared(self) -> dict[Kind, tuple[str, ...]]:
@@ -80,6 +83,7 @@ class AppConfig:
     name: str
     entry: str
     components: dict[str, Component]
+    located: yamlsrc.Located | None = field(default=None, repr=False)
 
     @property
     def entry_component(self) -> Component:
@@ -133,7 +137,8 @@ def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
                     raise FormatError(shown, f"{ref!r} {what}{_suggest(ref, candidates)}",
                                       located.line_of(("agents", index, section, j)),
                                       yamlsrc.format_path(("agents", index, section, j)))
-    return AppConfig(path=path, name=data.get("name") or _default_name(path), entry=entry, components=components)
+    return AppConfig(path=path, name=data.get("name") or _default_name(path), entry=entry, components=components,
+                     located=located)
 
 
 def _precheck_sources(data: dict[str, Any], located: yamlsrc.Located, shown: str) -> None:
@@ -190,11 +195,29 @@ def _component(kind: Kind, raw: dict[str, Any], app_path: Path, located: yamlsrc
             plugin_path = app_path.parent / plugin_path
         if plugin_path.is_dir() or plugin_path.name == manifest_format.MANIFEST_FILE:
             manifest = manifest_format.load(plugin_path)
-            if manifest.kind != kind:
-                raise FormatError(shown, f"{manifest.name} is a {manifest.kind} plug-in, not a {kind}",
-                                  located.line_of((*where, "plugin_name")),
-                                  yamlsrc.format_path((*where, "plugin_name")))
             plugin_path = manifest.wasm
+    component = Component(
+        kind=kind, name=raw["name"], description="", plugin_path=plugin_path, plugin_ref=raw.get("plugin"),
+        config={}, secrets=(), grant=Grant(),
+        prompt=raw.get("prompt") if kind == "agent" else None,
+        llms=tuple(raw.get("llms") or ()), tools=tuple(raw.get("tools") or ()),
+        agents=tuple(raw.get("agents") or ()), line=located.line_of(where), raw=raw, where=where,
+    )
+    bind(component, manifest, shown, located)
+    return component
+
+
+def bind(component: Component, manifest: manifest_format.Manifest | None, shown: str,
+         located: yamlsrc.Located) -> None:
+    """Settle config, grant, secrets and description from the app's entry and the plug-in's manifest.
+
+    Called at load for plug-in folders, and again once a registry reference is locked.
+    """
+    raw, where, kind = component.raw, component.where, component.kind
+    if manifest is not None and manifest.kind != kind:
+        at = (*where, "plugin" if "plugin" in raw else "plugin_name")
+        raise FormatError(shown, f"{manifest.name} is a {manifest.kind} plug-in, not a {kind}",
+                          located.line_of(at), yamlsrc.format_path(at))
     config = dict(raw.get("config") or {})
     if manifest is not None:
         for key, problem in manifest.config_problems(config).items():
@@ -203,7 +226,7 @@ def _component(kind: Kind, raw: dict[str, Any], app_path: Path, located: yamlsrc
         config = {**manifest.config_defaults(), **config}
     capabilities = dict(manifest.capabilities) if manifest else {}
     grant_raw = {**capabilities, **(raw.get("grant") or {})}
-    grant = Grant(
+    component.grant = Grant(
         hosts=tuple(_host_of(h) for h in grant_raw.get("hosts") or ()),
         paths=dict(grant_raw.get("paths") or {}),
         kv=bool(grant_raw.get("kv", False)),
@@ -211,16 +234,10 @@ def _component(kind: Kind, raw: dict[str, Any], app_path: Path, located: yamlsrc
         memory_pages=int(grant_raw.get("memory_pages", DEFAULT_MEMORY_PAGES)),
         timeout_ms=int(grant_raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)),
     )
-    secrets = _secrets(raw.get("secrets") or {}, manifest, shown, located, where)
-    description = raw.get("description") or (manifest.description if manifest else "")
-    return Component(
-        kind=kind, name=raw["name"], description=description,
-        plugin_path=plugin_path, plugin_ref=raw.get("plugin"),
-        config=config, secrets=tuple(secrets), grant=grant,
-        prompt=raw.get("prompt") if kind == "agent" else None,
-        llms=tuple(raw.get("llms") or ()), tools=tuple(raw.get("tools") or ()),
-        agents=tuple(raw.get("agents") or ()), line=located.line_of(where), manifest=manifest,
-    )
+    component.config = config
+    component.secrets = tuple(_secrets(raw.get("secrets") or {}, manifest, shown, located, where))
+    component.description = raw.get("description") or (manifest.description if manifest else "")
+    component.manifest = manifest
 
 
 def _host_of(entry: str) -> str:

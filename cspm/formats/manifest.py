@@ -141,3 +141,18 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
         config=dict(data.get("config") or {}), secrets=secrets, input_schema=data.get("input_schema"),
         dependencies=dict(data.get("dependencies") or {}), raw=data,
     )
+
+
+def from_fields(name: str, version: Version, kind: str, abi: int, capabilities: dict[str, Any],
+                fields: dict[str, Any], wasm: Path) -> Manifest:
+    """A manifest rebuilt from an index entry or a lock entry (a plug-in that came from a registry)."""
+    secrets = {key: SecretDecl(name=key, **decl) for key, decl in (fields.get("secrets") or {}).items()}
+    capabilities = dict(capabilities)
+    if "wasi" in fields and "wasi" not in capabilities:
+        capabilities["wasi"] = fields["wasi"]
+    return Manifest(
+        folder=wasm.parent, name=name, version=version, kind=kind, abi=abi, wasm=wasm,
+        description=fields.get("description", ""), features=frozenset(fields.get("features") or ()),
+        capabilities=capabilities, config=dict(fields.get("config") or {}), secrets=secrets,
+        input_schema=fields.get("input_schema"),
+    )

@@ -26,6 +26,7 @@ from cspm.runtime.logs import LogCollector, LogLine
 from cspm.runtime.secrets import ResolvedSecret, resolve
 from cspm.runtime.trace import Span
 from cspm.schemas import MessageInvalid, message_check
+from cspm.store import digest_of
 from cspm.verify.wasm import Interface, WasmFormatError, read_interface
 
 MAX_DEPTH = 8
@@ -130,13 +131,16 @@ class Runtime:
     def _load(self, component: Component) -> Node:
         where = self._where(component)
         if component.plugin_path is None:
-            raise PluginError(f"{where}: registry reference {component.plugin_ref!r} cannot be run from "
-                              f"app.yaml alone yet", hint="use `plugin_name: path/to/plugin.wasm` for now")
+            raise PluginError(f"{where}: registry reference {component.plugin_ref!r} is not locked",
+                              hint="run `cspm lock` and `cspm install` (or `cspm run`, which does both)")
         path = component.plugin_path
         try:
             if path.stat().st_size > MAX_WASM_BYTES:
                 raise PluginError(f"{where}: {path} is larger than {MAX_WASM_BYTES // 2**20} MiB")
             wasm = path.read_bytes()
+            if component.digest is not None and digest_of(wasm) != component.digest:
+                raise PluginError(f"{where}: the stored module {component.digest} is corrupted",
+                                  hint="run `cspm cache verify` and then `cspm install`")
         except FileNotFoundError:
             raise PluginError(f"{where}: plug-in file {path} does not exist",
                               hint="build it first (see the plug-in's build.sh) or fix `plugin_name`") from None

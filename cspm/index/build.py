@@ -1,0 +1,76 @@
+"""Write the static index layout from plug-in sources: the bundled registry, tests, the server's export.
+
+One function builds an index line from a manifest and its module (after the interface check), so
+every producer of index lines writes the same, canonical, reproducible bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cspm.formats.index_line import from_dict, to_line
+from cspm.formats.manifest import Manifest
+from cspm.store import digest_of
+from cspm.verify.interface import check_module, export_names, import_names
+
+
+def index_line(manifest: Manifest, module: bytes, *, published: str | None = None,
+               signature: dict[str, Any] | None = None) -> dict[str, Any]:
+    # a module that imports WASI is recorded as needing it, so installs check it against that
+    interface = check_module(module, f"{manifest.name} {manifest.version}", wasi_declared=True)
+    uses_wasi = interface.uses_wasi
+    line: dict[str, Any] = {
+        "name": manifest.name, "version": str(manifest.version), "kind": manifest.kind, "abi": manifest.abi,
+        "digest": digest_of(module), "size": len(module),
+        "exports": export_names(interface), "imports": import_names(interface),
+        "capabilities": {**manifest.capabilities, **({"wasi": True} if uses_wasi else {})},
+        "dependencies": dict(manifest.dependencies), "signature": signature, "yanked": False,
+    }
+    for key in ("description",):
+        if getattr(manifest, key):
+            line[key] = getattr(manifest, key)
+    if manifest.features:
+        line["features"] = sorted(manifest.features)
+    if manifest.config:
+        line["config"] = manifest.config
+    if manifest.secrets:
+        line["secrets"] = {name: {k: v for k, v in vars(decl).items() if k != "name" and v not in (None, "", False)}
+                           for name, decl in manifest.secrets.items()}
+    if manifest.input_schema is not None:
+        line["input_schema"] = manifest.input_schema
+    if published:
+        line["published"] = published
+    from_dict(line, manifest.name, "index line")  # what we write must be what readers accept
+    return line
+
+
+def add_to_folder(root: Path, manifest: Manifest, module: bytes, **kwargs: Any) -> dict[str, Any]:
+    """Add one version to a folder registry (blob first, then the index line)."""
+    line = index_line(manifest, module, **kwargs)
+    blob = root / "blobs" / "sha256" / line["digest"].split(":", 1)[1]
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    if not blob.exists():
+        _atomic(blob, module)
+    namespace, name = manifest.name.split("/")
+    index_file = root / "index" / namespace / name
+    index_file.parent.mkdir(parents=True, exist_ok=True)
+    existing = index_file.read_bytes() if index_file.exists() else b""
+    _atomic(index_file, existing + (to_line(line) + "\n").encode())
+    config = root / "config.json"
+    if not config.exists():
+        _atomic(config, b'{"name": "local", "dl": "blobs/sha256/{hex}", "api": null}\n')
+    return line
+
+
+def _atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
