@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -289,6 +290,30 @@ def test_tool_calling_mode_uses_native_tool_calls(tmp_path: Path, llm: ScriptedS
     assert tools["calculator"]["parameters"]["required"] == ["expression"]
     assert set(tools) == {"calculator", "http_get"}
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": "call_1", "content": "84"}
+
+
+def test_tool_calling_mode_falls_back_to_text_without_native_support(tmp_path: Path) -> None:
+    """An llm whose manifest lacks `tool_calling` is refused `tools` by the host (`unsupported`)."""
+    plain = tmp_path / "plain-llm"
+    (plain / "build").mkdir(parents=True)
+    shutil.copy(conformance_wasm("rust"), plain / "build" / "plain.wasm")  # echoes the last message
+    (plain / "plugin.yaml").write_text("name: test/plain-llm\nversion: 1.0.0\nkind: llm\nabi: 1\n"
+                                       "wasm: build/plain.wasm\n")
+    app = write_app(tmp_path, f"""
+entry: agent
+llms: [{{name: plain, plugin_name: {plain}, config: {{kind: llm}}}}]
+tools: [{{name: calculator, plugin_name: {PLUGINS / "calculator"}}}]
+agents:
+  - {{name: agent, plugin_name: {PLUGINS / "react"}, llms: [plain], tools: [calculator],
+     config: {{mode: tool_calling, max_steps: 1}}}}
+""")
+    with load_app(app) as rt:
+        result = rt.run("hi")
+        rt.drain_logs()
+        logs = [line.message for line in rt.nodes["agent"].logs]
+    assert result.finish_reason == "max_steps"
+    assert result.output.startswith("Agent stopped due to iteration limit. Last thought: echo: Answer the following")
+    assert "llm plain has no native tool calling: using the ReAct text format" in logs
 
 
 # ---- through the CLI --------------------------------------------------------------------------------
