@@ -339,3 +339,23 @@ def test_stream_request_gets_the_whole_answer(tmp_path: Path, srv: ScriptedServe
     response = ask(app(tmp_path, srv), {**user(), "stream": True})
     assert (response["content"], response["finish_reason"]) == ("all at once", "stop")
     assert "stream" not in srv.seen[0].json
+
+
+def test_max_completion_tokens_for_reasoning_models(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("ok")).reply(openai_chat("ok"))
+    ask(app(tmp_path, srv, "model: o3-mini, max_tokens_param: max_completion_tokens, max_tokens: 50"), user())
+    ask(app(tmp_path, srv, "model: o3-mini, max_tokens_param: max_completion_tokens"), {**user(), "max_tokens": 9})
+    assert [s.json.get("max_completion_tokens") for s in srv.seen] == [50, 9]
+    assert all("max_tokens" not in s.json for s in srv.seen)
+    with pytest.raises(FormatError, match="max_tokens_param"):
+        load_app(app(tmp_path, srv, "max_tokens_param: max_output"))
+
+
+def test_refusal_is_an_error(tmp_path: Path, srv: ScriptedServer) -> None:
+    reply = openai_chat(None, prompt_tokens=6, completion_tokens=2)
+    reply["choices"][0]["message"]["refusal"] = "I'm sorry, I can't help with that."
+    srv.reply(reply)
+    response = ask(app(tmp_path, srv), user())
+    assert response["finish_reason"] == "error" and response["content"] == ""
+    assert response["error"] == "the model refused to answer: I'm sorry, I can't help with that."
+    assert response["usage"] == {"input_tokens": 6, "output_tokens": 2}

@@ -26,7 +26,9 @@ pub fn refused(refusal: &HostError, url: &str) -> LlmOutput {
             refusal.message,
             host_of(url)
         )),
-        "http_error" => failure(format!("could not reach {}: {} (is the server up and base_url right?)", url, refusal.message)),
+        "http_error" => {
+            failure(format!("could not reach {}: {} (is the server up and base_url right?)", url, refusal.message))
+        }
         _ => failure(format!("http_fetch {} failed: {}", url, refusal)),
     }
 }
@@ -46,7 +48,9 @@ pub fn read(response: &HttpResponse, url: &str, settings: &Settings) -> LlmOutpu
     }
     let blocks = match doc.get("content").and_then(Value::as_array) {
         Some(blocks) => blocks,
-        None => return failure(format!("malformed response from {} (no content blocks): {}", url, excerpt(&response.body))),
+        None => {
+            return failure(format!("malformed response from {} (no content blocks): {}", url, excerpt(&response.body)))
+        }
     };
     let usage = usage(&doc);
     let mut content = String::new();
@@ -65,7 +69,10 @@ pub fn read(response: &HttpResponse, url: &str, settings: &Settings) -> LlmOutpu
     let finish_reason = match stop {
         "refusal" => {
             let said = if content.is_empty() { String::new() } else { format!(": {}", excerpt(&content)) };
-            return LlmOutput { usage, ..failure(format!("the model refused to answer (stop_reason refusal){}", said)) };
+            return LlmOutput {
+                usage,
+                ..failure(format!("the model refused to answer (stop_reason refusal){}", said))
+            };
         }
         _ if !calls.is_empty() => FinishReason::ToolCalls,
         "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
@@ -94,7 +101,9 @@ fn usage(doc: &Value) -> Usage {
 fn tool_call(block: &Value) -> Result<ToolCall, String> {
     let name = match block.get("name").and_then(Value::as_str) {
         Some(name) if !name.is_empty() => name.to_string(),
-        _ => return Err(format!("malformed tool_use block from the server (no name): {}", excerpt(&block.to_string()))),
+        _ => {
+            return Err(format!("malformed tool_use block from the server (no name): {}", excerpt(&block.to_string())))
+        }
     };
     let id = match block.get("id").and_then(Value::as_str) {
         Some(id) if !id.is_empty() => id.to_string(),
@@ -104,7 +113,11 @@ fn tool_call(block: &Value) -> Result<ToolCall, String> {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(input) if input.is_object() => input.clone(),
         Some(other) => {
-            return Err(format!("the model called `{}` with an input that is not a JSON object: {}", name, excerpt(&other.to_string())))
+            return Err(format!(
+                "the model called `{}` with an input that is not a JSON object: {}",
+                name,
+                excerpt(&other.to_string())
+            ))
         }
     };
     Ok(ToolCall { id, name, arguments })

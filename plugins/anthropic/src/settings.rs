@@ -5,8 +5,17 @@ use chainsocket::serde_json::{self, Value};
 /// Headers `extra_headers` may not set: credentials belong in secrets (injected and redacted by
 /// the host, never visible to this module), and framing headers belong to the host's HTTP client.
 const RESERVED_HEADERS: &[&str] = &[
-    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie",
-    "host", "content-length", "content-type", "transfer-encoding", "connection", "anthropic-version",
+    "authorization",
+    "proxy-authorization",
+    "api-key",
+    "x-api-key",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "anthropic-version",
 ];
 
 /// Cheap and fast, like openai-chat's gpt-4o-mini; `model` picks another.

@@ -25,7 +25,9 @@ pub fn refused(refusal: &HostError, url: &str) -> LlmOutput {
              (or set `base_url` to a granted server)",
             url, refusal.message, host
         )),
-        "http_error" => failure(format!("could not reach {}: {} (is the server up and base_url right?)", url, refusal.message)),
+        "http_error" => {
+            failure(format!("could not reach {}: {} (is the server up and base_url right?)", url, refusal.message))
+        }
         _ => failure(format!("http_fetch {} failed: {}", url, refusal)),
     }
 }
@@ -49,10 +51,19 @@ pub fn read(response: &HttpResponse, url: &str, settings: &Settings) -> LlmOutpu
     };
     let message = match choice.get("message") {
         Some(m) if m.is_object() => m,
-        _ => return failure(format!("malformed response from {} (choice without message): {}", url, excerpt(&response.body))),
+        _ => {
+            return failure(format!(
+                "malformed response from {} (choice without message): {}",
+                url,
+                excerpt(&response.body)
+            ))
+        }
     };
     let usage = usage(&doc);
     let content = message.get("content").and_then(Value::as_str).unwrap_or("").to_string();
+    if let Some(refusal) = message.get("refusal").and_then(Value::as_str).filter(|r| !r.is_empty()) {
+        return LlmOutput { usage, ..failure(format!("the model refused to answer: {}", excerpt(refusal))) };
+    }
     let calls = match tool_calls(message) {
         Ok(calls) => calls,
         Err(reason) => return LlmOutput { usage, ..failure(reason) },
@@ -62,7 +73,10 @@ pub fn read(response: &HttpResponse, url: &str, settings: &Settings) -> LlmOutpu
         "content_filter" => {
             return LlmOutput {
                 usage,
-                ..failure(format!("the server's content filter stopped the answer (finish_reason content_filter); partial text: {}", excerpt(&content)))
+                ..failure(format!(
+                    "the server's content filter stopped the answer (finish_reason content_filter); partial text: {}",
+                    excerpt(&content)
+                ))
             }
         }
         _ if !calls.is_empty() => FinishReason::ToolCalls,
@@ -93,7 +107,12 @@ fn tool_calls(message: &Value) -> Result<Vec<ToolCall>, String> {
         let function = call.get("function").unwrap_or(&Value::Null);
         let name = match function.get("name").and_then(Value::as_str) {
             Some(name) if !name.is_empty() => name.to_string(),
-            _ => return Err(format!("malformed tool call from the server (no function name): {}", excerpt(&call.to_string()))),
+            _ => {
+                return Err(format!(
+                    "malformed tool call from the server (no function name): {}",
+                    excerpt(&call.to_string())
+                ))
+            }
         };
         let arguments = match function.get("arguments") {
             None | Some(Value::Null) => Value::Object(Default::default()),
@@ -101,13 +120,22 @@ fn tool_calls(message: &Value) -> Result<Vec<ToolCall>, String> {
             Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
                 Ok(v) => v,
                 Err(e) => {
-                    return Err(format!("the model called `{}` with arguments that are not JSON ({}): {}", name, e, excerpt(s)))
+                    return Err(format!(
+                        "the model called `{}` with arguments that are not JSON ({}): {}",
+                        name,
+                        e,
+                        excerpt(s)
+                    ))
                 }
             },
             Some(other) => other.clone(),
         };
         if !arguments.is_object() {
-            return Err(format!("the model called `{}` with arguments that are not a JSON object: {}", name, excerpt(&arguments.to_string())));
+            return Err(format!(
+                "the model called `{}` with arguments that are not a JSON object: {}",
+                name,
+                excerpt(&arguments.to_string())
+            ));
         }
         let id = call.get("id").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("call_{}", i));
         out.push(ToolCall { id, name, arguments });
@@ -130,9 +158,8 @@ fn status_error(response: &HttpResponse, url: &str, settings: &Settings) -> Stri
             url, settings.model, settings.base_url, said
         ),
         429 => {
-            let wait = header(response, "retry-after")
-                .map(|s| format!(" Retry after {} s.", s.trim()))
-                .unwrap_or_default();
+            let wait =
+                header(response, "retry-after").map(|s| format!(" Retry after {} s.", s.trim())).unwrap_or_default();
             format!("rate limited by {} (HTTP 429).{} Server said: {}", url, wait, said)
         }
         500..=599 => format!("server error from {} (HTTP {}); try again later. Server said: {}", url, status, said),

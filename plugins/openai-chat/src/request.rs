@@ -15,7 +15,7 @@ pub fn body(request: &LlmInput, settings: &Settings) -> Result<Value, String> {
         body.insert("temperature".into(), json!(t));
     }
     if let Some(n) = request.max_tokens.map(u64::from).or(settings.max_tokens) {
-        body.insert("max_tokens".into(), json!(n));
+        body.insert(settings.max_tokens_param.clone(), json!(n));
     }
     if let Some(stop) = request.stop.as_ref().or(settings.stop.as_ref()) {
         if !stop.is_empty() {

@@ -5,8 +5,16 @@ use chainsocket::serde_json::{self, Value};
 /// Headers `extra_headers` may not set: credentials belong in secrets (injected and redacted by
 /// the host, never visible to this module), and framing headers belong to the host's HTTP client.
 const RESERVED_HEADERS: &[&str] = &[
-    "authorization", "proxy-authorization", "api-key", "x-api-key", "cookie",
-    "host", "content-length", "content-type", "transfer-encoding", "connection",
+    "authorization",
+    "proxy-authorization",
+    "api-key",
+    "x-api-key",
+    "cookie",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
 ];
 
 /// What the config asks for, with defaults applied.
@@ -15,6 +23,7 @@ pub struct Settings {
     pub model: String,
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,
+    pub max_tokens_param: String,
     pub stop: Option<Vec<String>>,
     pub extra_headers: Vec<(String, String)>,
 }
@@ -28,6 +37,7 @@ impl Settings {
             model: text("model").unwrap_or_else(|| "gpt-4o-mini".to_string()),
             temperature: number("temperature")?,
             max_tokens: count("max_tokens")?,
+            max_tokens_param: max_tokens_param()?,
             stop: stop_list()?,
             extra_headers: extra_headers()?,
         })
@@ -61,6 +71,18 @@ fn count(key: &str) -> Result<Option<u64>, String> {
             Ok(n) if n > 0 => Ok(Some(n)),
             _ => Err(format!("config `{}` must be a positive integer, not {:?}", key, raw)),
         },
+    }
+}
+
+/// The body field that carries the token cap: OpenAI's reasoning models (o1, o3, gpt-5…) refuse
+/// `max_tokens` and want `max_completion_tokens`; most compatible servers only know `max_tokens`.
+fn max_tokens_param() -> Result<String, String> {
+    match text("max_tokens_param").as_deref().map(str::trim) {
+        None | Some("max_tokens") => Ok("max_tokens".to_string()),
+        Some("max_completion_tokens") => Ok("max_completion_tokens".to_string()),
+        Some(other) => {
+            Err(format!("config `max_tokens_param` must be max_tokens or max_completion_tokens, not {:?}", other))
+        }
     }
 }
 
