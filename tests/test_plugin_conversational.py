@@ -241,3 +241,14 @@ def test_options_and_config_problems(app: Callable[..., Runtime], llm: ScriptedS
     empty = app().run("   ")
     assert empty.finish_reason == "error" and "empty" in empty.output
     assert len(llm.seen) == 1
+
+
+def test_without_kv_it_says_to_grant_it(app_file: Callable[..., Path], llm: ScriptedServer) -> None:
+    path = app_file()
+    path.write_text(path.read_text() + "    grant: {kv: false}\n")
+    with load_app(path) as rt:
+        result = rt.run("hello")
+    assert result.finish_reason == "error"
+    assert result.output.startswith("cannot read the conversation memory (kv): not_granted: ")
+    assert "grant: {kv: true}" in result.output
+    assert llm.seen == []

@@ -42,8 +42,7 @@ function converse(req: AgentInput): Result<AgentOutput> {
 
   const loaded = kvGet(HISTORY_KEY);
   if (!loaded.ok) {
-    return reply("cannot read the conversation memory (kv): " + loaded.error!.toString() +
-      "; grant it with `grant: {kv: true}` on this agent", "error");
+    return reply("cannot read the conversation memory (kv): " + loaded.error!.toString(), "error");
   }
   const history = turnsFromJson(loaded.value!);
   const budget = s.maxHistoryTokens;
