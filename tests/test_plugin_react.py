@@ -19,7 +19,7 @@ from cspm.runtime.engine import RunResult, load_app
 from tests.conftest import PLUGINS, ROOT, conformance_wasm, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, openai_chat, openai_error
 
-HTTP_TOOL = "conformance-c"  # TODO: http-get
+HTTP_TOOL = "http-get"
 CALC_DESCRIPTION = "Evaluates arithmetic such as 2 * (3 + 4)"
 HTTP_DESCRIPTION = "Fetches a web page by its URL and returns its text"
 PERSONA = "You are a careful shopping assistant."
@@ -126,7 +126,7 @@ def test_calculator_then_web_page_then_final_answer(tmp_path: Path, llm: Scripte
     # The prompt lists the tools the app gave, with the app's descriptions and the calculator's schema.
     assert first.startswith(PERSONA + "\n\nAnswer the following questions as best you can.")
     assert f'\ncalculator: {CALC_DESCRIPTION} Action Input as JSON: {{"expression": string}}\n' in first
-    assert f"\nhttp_get: {HTTP_DESCRIPTION}\n" in first
+    assert f'\nhttp_get: {HTTP_DESCRIPTION} Action Input as JSON: {{"url": string}}\n' in first
     assert "Action: the action to take, should be one of [calculator, http_get]" in first
     assert first.endswith("Begin!\n\nQuestion: What do 12 items at 7 dollars cost?\nThought:")
 
@@ -216,7 +216,7 @@ def test_unknown_tool_gets_the_list_of_valid_ones(tmp_path: Path, llm: ScriptedS
 def test_tool_errors_become_observations(tmp_path: Path, llm: ScriptedServer, web: ScriptedServer) -> None:
     web.reply(raw="no such page", status=404, headers={"Content-Type": "text/plain"})
     say(llm, " Compute.\nAction: calculator\nAction Input: 2 +* 3",
-        f" Fetch.\nAction: http_get\nAction Input: {web.url}/missing",
+        f' Fetch.\nAction: http_get\nAction Input: ```json\n{{"url": "{web.url}/missing"}}\n```',
         " I now know the final answer\nFinal Answer: both failed")
     result = run(make_app(tmp_path, llm, web), "broken?")
     assert (result.output, result.finish_reason) == ("both failed", "final_answer")
@@ -224,7 +224,8 @@ def test_tool_errors_become_observations(tmp_path: Path, llm: ScriptedServer, we
     calc_observation = second.rsplit("\nObservation: ", 1)[1]
     assert calc_observation.startswith("Error: syntax error at position 4") and calc_observation.endswith("\nThought:")
     web_observation = third.rsplit("\nObservation: ", 1)[1]
-    assert web_observation.lower().startswith("error") and "404" in web_observation
+    assert web_observation.startswith("Error: HTTP 404") and "no such page" in web_observation
+    assert [s.path for s in web.seen] == ["/missing"]  # the fenced JSON went as {"arguments": {"url": ...}}
     children = result.trace.to_dict()["children"]
     assert [c.get("error") is not None for c in children if c["kind"] == "tool"] == [True, True]
 
