@@ -1,0 +1,7 @@
+module chainsocket.dev/kb
+
+go 1.24
+
+require chainsocket.dev/sdk v0.0.0
+
+replace chainsocket.dev/sdk => ../sdk/go
