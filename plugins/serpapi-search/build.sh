@@ -43,4 +43,4 @@ if (bad.length) { console.error("build.sh: unexpected imports: " + bad.join(", "
 ' "$tmp"
 
 mv -f "$tmp" "$out"
-echo "$out"
+echo "$PWD/$out"
