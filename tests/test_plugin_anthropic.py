@@ -134,6 +134,18 @@ def test_request_fields_override_config(tmp_path: Path, srv: ScriptedServer) -> 
         0.9, 5, ["\n\nHuman:"], 0.5)
 
 
+def test_whitespace_stop_sequences_are_applied_locally(tmp_path: Path, srv: ScriptedServer) -> None:
+    """The API refuses whitespace-only stop sequences; the plug-in cuts the text at them instead."""
+    srv.reply(anthropic_message("line one\nline two END", stop_reason="max_tokens"))
+    srv.reply(anthropic_message("no newline here"))
+    response = ask(app(tmp_path, srv), {**user(), "stop": ["\n", "END", "  "]})
+    assert (response["content"], response["finish_reason"]) == ("line one", "stop")
+    assert srv.seen[0].json["stop_sequences"] == ["END"]
+    response = ask(app(tmp_path, srv), {**user(), "stop": ["\n\n"]})
+    assert (response["content"], response["finish_reason"]) == ("no newline here", "stop")
+    assert "stop_sequences" not in srv.seen[1].json
+
+
 def test_temperature_above_anthropic_range_is_capped(tmp_path: Path, srv: ScriptedServer) -> None:
     srv.reply(anthropic_message("ok"))
     ask(app(tmp_path, srv), {**user(), "temperature": 1.7})

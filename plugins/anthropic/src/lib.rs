@@ -42,7 +42,7 @@ fn complete(input: &[u8]) -> LlmOutput {
         http = http.header(name.clone(), value.clone());
     }
     match chainsocket::http_fetch(&http) {
-        Ok(response) => outcome::read(&response, &url, &settings),
+        Ok(response) => outcome::read(&response, &url, &settings, &request::stop_sequences(&request, &settings).1),
         Err(refusal) => outcome::refused(&refusal, &url),
     }
 }

@@ -34,7 +34,10 @@ pub fn refused(refusal: &HostError, url: &str) -> LlmOutput {
 }
 
 /// Any HTTP answer: errors by status, then the body of a 2xx.
-pub fn read(response: &HttpResponse, url: &str, settings: &Settings) -> LlmOutput {
+///
+/// `local_stops` are stop sequences the API cannot take (whitespace-only): the text is cut at the
+/// first of them, as the server would have stopped there.
+pub fn read(response: &HttpResponse, url: &str, settings: &Settings, local_stops: &[&str]) -> LlmOutput {
     let status = response.status;
     if !(200..300).contains(&status) {
         return failure(status_error(response, url, settings));
@@ -65,7 +68,13 @@ pub fn read(response: &HttpResponse, url: &str, settings: &Settings) -> LlmOutpu
             _ => {} // thinking, redacted_thinking, server tool blocks: not part of the ABI answer
         }
     }
-    let stop = doc.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn");
+    let mut stop = doc.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn");
+    if let Some(cut) = local_stops.iter().filter_map(|s| content.find(s)).min() {
+        content.truncate(cut);
+        if stop != "tool_use" && stop != "refusal" {
+            stop = "stop_sequence";
+        }
+    }
     let finish_reason = match stop {
         "refusal" => {
             let said = if content.is_empty() { String::new() } else { format!(": {}", excerpt(&content)) };

@@ -20,10 +20,9 @@ pub fn body(request: &LlmInput, settings: &Settings) -> Result<Value, String> {
         // Anthropic's range is 0..=1 where OpenAI's (and the ABI's) is 0..=2.
         body.insert("temperature".into(), json!(t.min(1.0)));
     }
-    if let Some(stop) = request.stop.as_ref().or(settings.stop.as_ref()) {
-        if !stop.is_empty() {
-            body.insert("stop_sequences".into(), json!(stop));
-        }
+    let (sent, _) = stop_sequences(request, settings);
+    if !sent.is_empty() {
+        body.insert("stop_sequences".into(), json!(sent));
     }
     if let Some(p) = request.top_p {
         body.insert("top_p".into(), json!(p));
@@ -36,6 +35,15 @@ pub fn body(request: &LlmInput, settings: &Settings) -> Result<Value, String> {
         }
     }
     Ok(Value::Object(body))
+}
+
+/// The stop sequences split into those the API takes and the whitespace-only ones it refuses
+/// ("each stop sequence must contain non-whitespace", e.g. `"\n"`), which the plug-in applies to
+/// the answer itself.
+pub fn stop_sequences<'a>(request: &'a LlmInput, settings: &'a Settings) -> (Vec<&'a str>, Vec<&'a str>) {
+    let all = request.stop.as_ref().or(settings.stop.as_ref()).map(Vec::as_slice).unwrap_or(&[]);
+    let all = all.iter().map(String::as_str).filter(|s| !s.is_empty());
+    all.partition(|s| !s.trim().is_empty())
 }
 
 /// Every system message, in order, joined: the API takes one top-level `system`.
