@@ -21,7 +21,7 @@ EXAMPLES = ROOT / "examples"
 
 @pytest.fixture(scope="module", autouse=True)
 def built() -> None:
-    for name in ("openai-chat", "serpapi-search", "self-ask", "conversational", "react", "calculator"):
+    for name in ("openai-chat", "serpapi-search", "self-ask", "conversational", "react", "calculator", "http-get"):
         plugin_wasm(name)
 
 
