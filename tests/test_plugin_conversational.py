@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from cspm.runtime.engine import Runtime, load_app
-from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
+from tests.conftest import PLUGINS, ROOT, conformance_wasm, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, openai_chat, openai_error
 
 KEY = "sk-test-123"
@@ -127,7 +128,7 @@ def test_two_turns_then_a_restart_continues_the_session(app: Callable[..., Runti
     assert stored(restarted) == [{"role": r, "content": c} for r, c in turns(
         ("I am Ada.", "Ahoy Ada!"), ("Who am I?", "Ye be Ada, matey."), ("What did I say?", "Ye said ye be Ada."))]
     assert llm.seen[0].headers["authorization"] == f"Bearer {KEY}"
-    assert "tools" not in llm.seen[0].json  # the agent's tools are not offered to the model
+    assert [t["function"]["name"] for t in llm.seen[0].json["tools"]] == ["calc"]  # offered, not called
     assert any("history: 2 turns stored, 2 sent" in line.message for line in restarted.nodes["agent"].logs)
 
 
@@ -252,3 +253,78 @@ def test_without_kv_it_says_to_grant_it(app_file: Callable[..., Path], llm: Scri
     assert result.output.startswith("cannot read the conversation memory (kv): not_granted: ")
     assert "grant: {kv: true}" in result.output
     assert llm.seen == []
+
+
+# ---- tools -------------------------------------------------------------------------------------------
+
+def calls(*pairs: tuple[str, str, dict[str, Any]]) -> dict[str, Any]:
+    """An OpenAI reply asking for tool calls (id, name, arguments)."""
+    return openai_chat(None, finish_reason="tool_calls",
+                       tool_calls=[{"id": i, "name": n, "arguments": a} for i, n, a in pairs])
+
+
+def test_tools_are_called_and_only_the_answer_is_remembered(app: Callable[..., Runtime], llm: ScriptedServer) -> None:
+    llm.reply(calls(("call_1", "calc", {"expression": "6*7"}), ("call_2", "web", {"q": "x"}),
+                    ("call_3", "calc", {"expression": "1/"})))
+    say(llm, "It be 42, matey.", "Aye.")
+    rt = app()
+    assert rt.run("What is 6 times 7?").output == "It be 42, matey."
+    offered = llm.seen[0].json["tools"]
+    assert [(t["type"], t["function"]["name"], t["function"]["description"]) for t in offered] == [
+        ("function", "calc", "arithmetic")]
+    assert offered[0]["function"]["parameters"]["required"] == ["expression"]
+    second = llm.seen[1].json["messages"]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "tool", "tool", "tool"]
+    assert [(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+            for c in second[2]["tool_calls"]] == [("call_1", "calc", {"expression": "6*7"}),
+                                                   ("call_2", "web", {"q": "x"}),
+                                                   ("call_3", "calc", {"expression": "1/"})]
+    results = {m["tool_call_id"]: m["content"] for m in second[3:]}
+    assert results["call_1"] == "42"
+    assert results["call_2"] == "Error: there is no tool named 'web'; the tools are: calc"
+    assert results["call_3"].startswith("Error: ")
+    # The tool round trip stays inside the turn: the history keeps the question and the answer.
+    assert stored(rt) == [{"role": "user", "content": "What is 6 times 7?"},
+                          {"role": "assistant", "content": "It be 42, matey."}]
+    rt.run("Thanks")
+    assert received(llm) == [("system", PIRATE), *turns(("What is 6 times 7?", "It be 42, matey.")),
+                             ("user", "Thanks")]
+
+
+def test_tool_rounds_are_bounded_and_not_remembered(app: Callable[..., Runtime], llm: ScriptedServer) -> None:
+    llm.reply(calls(("call_1", "calc", {"expression": "1+1"})))
+    llm.reply(calls(("call_2", "calc", {"expression": "2+2"})))
+    rt = app(max_tool_rounds=1)
+    result = rt.run("count")
+    assert result.finish_reason == "max_steps"
+    assert result.output.startswith("the model still asked for tools after 1 rounds of tool calls")
+    assert len(llm.seen) == 2 and stored(rt) is None
+
+
+def test_use_tools_false_offers_none(app: Callable[..., Runtime], llm: ScriptedServer) -> None:
+    say(llm, "ok")
+    assert app(use_tools=False).run("hi").output == "ok"
+    assert "tools" not in llm.seen[0].json
+
+
+def test_an_llm_without_tool_calling_is_asked_without_tools(tmp_path: Path) -> None:
+    """The host refuses `tools` for an llm whose plugin.yaml lacks the tool_calling feature (`unsupported`);
+    the agent then asks again without them. The llm is the C conformance plug-in (it echoes), packaged
+    here as an llm folder without that feature."""
+    folder = tmp_path / "echo-llm"
+    (folder / "build").mkdir(parents=True)
+    shutil.copy(conformance_wasm("c"), folder / "build" / "echo-llm.wasm")
+    (folder / "plugin.yaml").write_text("name: test/echo-llm\nversion: 1.0.0\nkind: llm\nabi: 1\n"
+                                        "wasm: build/echo-llm.wasm\nconfig: {kind: {type: string}}\n")
+    path = write_app(tmp_path, f"""
+name: chat-test
+entry: agent
+llms: [{{name: echo, description: echoes, plugin_name: {folder}, config: {{kind: llm}}}}]
+tools: [{{name: calc, description: arithmetic, plugin_name: {PLUGINS / "calculator"}}}]
+agents:
+  - {{name: agent, description: chat, plugin_name: {PLUGINS / "conversational"}, llms: [echo], tools: [calc]}}
+""")
+    with load_app(path) as rt:
+        result = rt.run("hello")
+        assert (result.output, result.finish_reason) == ("echo: hello", "final_answer")
+        assert any("cannot call tools" in line.message for line in rt.nodes["agent"].logs)

@@ -1,16 +1,15 @@
 // conversational: a chat agent with per-session memory. Each call loads the session's history from
 // kv, sends system prompt + the newest turns that fit the token budget + the new message to the first
-// llm, stores the answer, and replies with it. `/reset` forgets the session.
+// llm (which may call the agent's tools), stores the answer, and replies with it. `/reset` forgets
+// the session.
 
 import {
   AgentInput,
   AgentOutput,
-  callLlm,
   handleAgent,
   Json,
   kvGet,
   kvSet,
-  LlmInput,
   log,
   LogLevel,
   ok,
@@ -18,6 +17,7 @@ import {
 } from "@chainsocket/as-sdk";
 import { chatMessages, estimateTokens, trimTurns, Turn, turnsFromJson, turnsToJson } from "./history";
 import { readSettings } from "./settings";
+import { answer } from "./tools";
 
 /** The kv key of the history; the host scopes kv to app + agent + session. */
 const HISTORY_KEY = "history";
@@ -52,16 +52,8 @@ function converse(req: AgentInput): Result<AgentOutput> {
   log(LogLevel.Info, "history: " + history.length.toString() + " turns stored, " + sent.length.toString() +
     " sent (budget " + budget.toString() + " tokens, max_turns " + maxTurns.toString() + ")");
 
-  const request = new LlmInput(chatMessages(s.prompt, sent, text));
-  request.maxTokens = s.maxTokens;
-  request.temperature = s.temperature;
-  const answered = callLlm(s.llm, request);
-  if (!answered.ok) return reply("llm `" + s.llm + "` failed: " + answered.error!.toString(), "error");
-  const out = answered.value!;
-  if (out.finishReason == "error") {
-    const reason = out.error;
-    return reply("llm `" + s.llm + "` failed: " + (reason !== null ? reason : "no reason given"), "error");
-  }
+  const out = answer(s, chatMessages(s.prompt, sent, text), req.tools);
+  if (out.finishReason != "final_answer") return reply(out.content, out.finishReason);
 
   sent.push(new Turn(text, out.content));
   const kept = trimTurns(sent, systemTokens, budget, maxTurns);

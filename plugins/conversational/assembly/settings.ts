@@ -6,6 +6,7 @@ import { AgentInput, configGet, Descriptor, Json } from "@chainsocket/as-sdk";
 export const DEFAULT_PROMPT = "You are a helpful assistant.";
 export const DEFAULT_MAX_HISTORY_TOKENS: i64 = 2000;
 export const DEFAULT_MAX_TURNS: i64 = 20;
+export const DEFAULT_MAX_TOOL_ROUNDS: i64 = 4;
 
 export class Settings {
   llm: string = "";
@@ -16,6 +17,9 @@ export class Settings {
   maxTokens: i64 = 0;
   /** NaN = not sent. */
   temperature: f64 = NaN;
+  /** Offer the agent's tools to the llm (native tool calling). */
+  useTools: bool = true;
+  maxToolRounds: i64 = DEFAULT_MAX_TOOL_ROUNDS;
   /** What is wrong with the configuration, or "" when it is usable. */
   problem: string = "";
 }
@@ -66,5 +70,11 @@ export function readSettings(req: AgentInput): Settings {
   const maxTokens = configNumber(s, "max_tokens", 0, 1, 1e9, true);
   s.maxTokens = isNaN(maxTokens) ? 0 : <i64>maxTokens;
   s.temperature = configNumber(s, "temperature", NaN, 0, 2, false);
+  s.maxToolRounds = <i64>configNumber(s, "max_tool_rounds", <f64>DEFAULT_MAX_TOOL_ROUNDS, 1, 20, true);
+  const useTools = configGet("use_tools");
+  if (useTools !== null && useTools.length > 0) {
+    if (useTools == "true" || useTools == "false") s.useTools = useTools == "true";
+    else if (s.problem.length == 0) s.problem = "config `use_tools` must be true or false, not '" + useTools + "'";
+  }
   return s;
 }
