@@ -239,6 +239,16 @@ def test_unreachable_server(tmp_path: Path, scripted: Callable[[], ScriptedServe
     assert_error(ask(app(tmp_path, gone), user()), "could not reach", f"{gone.url}/v1/messages")
 
 
+
+def test_slow_server_times_out(tmp_path: Path, srv: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's per-request HTTP timeout (30 s, shortened here) surfaces as a timeout, not "unreachable"."""
+    import cspm.runtime.http
+
+    monkeypatch.setattr(cspm.runtime.http, "TIMEOUT_S", 0.3)
+    srv.reply(anthropic_message("late"), delay=1.0)
+    assert_error(ask(app(tmp_path, srv), user()), "no answer from", "/v1/messages in time", "30 s")
+
+
 # ---- native tool calling ------------------------------------------------------------------------
 
 CALC = {"name": "calc", "description": "Evaluates arithmetic",

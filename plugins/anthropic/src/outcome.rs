@@ -26,6 +26,11 @@ pub fn refused(refusal: &HostError, url: &str) -> LlmOutput {
             refusal.message,
             host_of(url)
         )),
+        "http_error" if refusal.message.contains("Timeout") => failure(format!(
+            "no answer from {} in time: {} (the host waits 30 s per HTTP request; a smaller max_tokens \
+             gives a shorter answer)",
+            url, refusal.message
+        )),
         "http_error" => {
             failure(format!("could not reach {}: {} (is the server up and base_url right?)", url, refusal.message))
         }

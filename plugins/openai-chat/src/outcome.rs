@@ -25,6 +25,11 @@ pub fn refused(refusal: &HostError, url: &str) -> LlmOutput {
              (or set `base_url` to a granted server)",
             url, refusal.message, host
         )),
+        "http_error" if refusal.message.contains("Timeout") => failure(format!(
+            "no answer from {} in time: {} (the host waits 30 s per HTTP request; a smaller max_tokens \
+             gives a shorter answer)",
+            url, refusal.message
+        )),
         "http_error" => {
             failure(format!("could not reach {}: {} (is the server up and base_url right?)", url, refusal.message))
         }
