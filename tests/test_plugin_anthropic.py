@@ -241,12 +241,12 @@ def test_unreachable_server(tmp_path: Path, scripted: Callable[[], ScriptedServe
 
 
 def test_slow_server_times_out(tmp_path: Path, srv: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The host's per-request HTTP timeout (30 s, shortened here) surfaces as a timeout, not "unreachable"."""
+    """The host's HTTP timeout (the grant's timeout_ms, capped here) surfaces as a timeout, not "unreachable"."""
     import cspm.runtime.http
 
-    monkeypatch.setattr(cspm.runtime.http, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(cspm.runtime.http, "MAX_TIMEOUT_S", 0.3)
     srv.reply(anthropic_message("late"), delay=1.0)
-    assert_error(ask(app(tmp_path, srv), user()), "no answer from", "/v1/messages in time", "30 s")
+    assert_error(ask(app(tmp_path, srv), user()), "no answer from", "/v1/messages in time", "timeout_ms")
 
 
 # ---- native tool calling ------------------------------------------------------------------------

@@ -382,7 +382,8 @@ class Runtime:
         url = message["url"]
         span = frame.span.child(url.split("?", 1)[0], "http", detail=message.get("method", "GET"))
         try:
-            response = self.http.fetch(message, node.component.grant.hosts, node.secrets)
+            response = self.http.fetch(message, node.component.grant.hosts, node.secrets,
+                                       timeout_s=node.component.grant.timeout_ms / 1000)
         except FetchRefused as exc:
             span.finish(str(exc))
             raise HostRefusal(exc.code, str(exc)) from None

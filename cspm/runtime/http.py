@@ -10,7 +10,8 @@ from cspm.runtime.hosts import host_allowed
 from cspm.runtime.secrets import ResolvedSecret
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-TIMEOUT_S = 30.0
+TIMEOUT_S = 30.0  # when the caller names no limit of its own
+MAX_TIMEOUT_S = 3600.0
 REDACTED = "[redacted]"
 
 
@@ -37,7 +38,8 @@ class HttpGateway:
             self._client.close()
 
     def fetch(self, request: dict[str, Any], granted: tuple[str, ...],
-              secrets: tuple[ResolvedSecret, ...]) -> dict[str, Any]:
+              secrets: tuple[ResolvedSecret, ...], timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
+        """`timeout_s`: the caller's own time limit, so a slow LLM answer is not cut at 30 s."""
         try:
             url = httpx.URL(request["url"])
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
@@ -61,7 +63,8 @@ class HttpGateway:
         method = request.get("method", "GET")
         body = request.get("body")
         try:
-            with self.client.stream(method, url, headers=headers,
+            timeout = httpx.Timeout(min(timeout_s, MAX_TIMEOUT_S), connect=10.0)
+            with self.client.stream(method, url, headers=headers, timeout=timeout,
                                     content=body.encode() if body is not None else None) as response:
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():

@@ -27,8 +27,8 @@ pub fn refused(refusal: &HostError, url: &str) -> LlmOutput {
             host_of(url)
         )),
         "http_error" if refusal.message.contains("Timeout") => failure(format!(
-            "no answer from {} in time: {} (the host waits 30 s per HTTP request; a smaller max_tokens \
-             gives a shorter answer)",
+            "no answer from {} in time: {} (the host waits up to the grant's timeout_ms per HTTP request; raise it, or lower max_tokens \
+             for a shorter answer)",
             url, refusal.message
         )),
         "http_error" => {
