@@ -1,6 +1,6 @@
 """The react agent end to end: the real openai-chat llm against a scripted OpenAI server, the real
 calculator and http-get tools, a loopback web page. Asserts what the LLM was prompted with and what
-the tools were sent, not only the final answer (docs/plugins/react.md)."""
+the tools were sent, not only the final answer (docs/plugins.md, react)."""
 
 from __future__ import annotations
 
