@@ -15,12 +15,14 @@ from cspm.fetch import Download, Progress, fetch_all
 from cspm.formats import app as app_format
 from cspm.formats import manifest as manifest_format
 from cspm.formats.app import AppConfig
+from cspm.formats.index_line import IndexEntry
 from cspm.formats.lock import Lock, LockedPlugin, lock_path
 from cspm.formats.names import NameError_, parse_requirement
 from cspm.index.federation import Federation
+from cspm.index.source import IndexSource
 from cspm.resolver import Candidate, Req, resolve
 from cspm.store import Store
-from cspm.verify.interface import check_module
+from cspm.verify.interface import check_against_entry, check_module
 
 
 class CapabilityChange(CspmError):
@@ -97,6 +99,8 @@ def capability_changes(old: Lock, new: Lock) -> list[str]:
             lines.append(f"{label} new paths {', '.join(f'{h} -> {g}' for h, g in paths)}")
         if now.get("memory_pages", 256) > was.get("memory_pages", 256):
             lines.append(f"{label} memory {was.get('memory_pages', 256)} -> {now['memory_pages']} pages")
+        if now.get("timeout_ms", 60_000) > was.get("timeout_ms", 60_000):
+            lines.append(f"{label} timeout {was.get('timeout_ms', 60_000)} -> {now['timeout_ms']} ms")
         if now.get("kv") and not was.get("kv"):
             lines.append(f"{label} kv storage")
         if now.get("wasi") and not was.get("wasi"):
@@ -116,16 +120,63 @@ def stale_reasons(app: AppConfig, lock: Lock) -> list[str]:
             reasons.append(f"{req.name} is not in the lock ({req.origin})")
         elif plugin.version not in req.specifier:
             reasons.append(f"{req.name} is locked at {plugin.version}, which does not match {req} ({req.origin})")
+    for component in app.components.values():
+        if component.plugin_ref is None:
+            continue
+        plugin = lock.for_component(component.name)
+        if plugin is None:
+            reasons.append(f"no locked plug-in is used by {component.kind} `{component.name}`")
+        elif plugin.name != parse_requirement(component.plugin_ref).name:
+            reasons.append(f"{component.kind} `{component.name}` now uses {component.plugin_ref}, the lock "
+                           f"gives it {plugin.name}")
+    referenced = {c.name for c in app.components.values() if c.plugin_ref is not None}
+    for plugin in lock.plugins:
+        gone = [u for u in plugin.used_by if u not in referenced and "/" not in u]
+        if gone:
+            reasons.append(f"{plugin.name} is locked for {', '.join(gone)}, which the app no longer has")
     dependencies = {d for p in lock.plugins for d in p.dependencies}
     for name in sorted(set(locked) - wanted - dependencies):
         reasons.append(f"{name} is locked but no longer used")
     return reasons
 
 
-def downloads(lock: Lock, federation: Federation) -> list[Download]:
+def _routed_source(plugin: LockedPlugin, federation: Federation) -> IndexSource:
+    """The registry that serves this exact version and digest for this machine's config.
+
+    A published app's lock names the publisher's registries, which mean nothing here; the pin that
+    matters is the digest, so each plug-in is found by routing its name and checked against it.
+    """
+    found = federation.versions(plugin.name)
+    entry = next((e for e in found.entries if e.version == plugin.version), None)
+    if entry is None:
+        raise CspmError(f"{plugin.name} {plugin.version} is pinned by the app's lock, but registry "
+                        f"{found.source.registry.name} does not have that version")
+    if entry.digest != plugin.digest:
+        raise CspmError(f"{plugin.name} {plugin.version}: registry {found.source.registry.name} serves "
+                        f"{entry.digest}, but the app's lock pins {plugin.digest}",
+                        hint="the registry and the app disagree; do not run it until its publisher fixes it")
+    return found.source
+
+
+def _indexed(plugin: LockedPlugin, federation: Federation, source: IndexSource) -> IndexEntry | None:
+    """The index entry of exactly this pin in the registry it is fetched from, if that index answers."""
+    try:
+        found = federation.versions(plugin.name)
+    except CspmError:
+        return None
+    if found.source is not source:
+        return None
+    return next((e for e in found.entries if e.version == plugin.version and e.digest == plugin.digest), None)
+
+
+def downloads(lock: Lock, federation: Federation, *, route: bool = False,
+              need: set[str] | None = None) -> list[Download]:
+    """What to fetch for `lock` (only digests in `need`, when given)."""
     out = []
     for plugin in lock.plugins:
-        source = federation.source(plugin.registry)
+        if need is not None and plugin.digest not in need:
+            continue
+        source = _routed_source(plugin, federation) if route else federation.source(plugin.registry)
         if source is None:
             raise CspmError(f"{lock.path}: {plugin.name} comes from registry {plugin.registry!r}, which is not "
                             f"in your config", hint=f"add it with `cspm registry add {plugin.registry} URL`")
@@ -133,18 +184,26 @@ def downloads(lock: Lock, federation: Federation) -> list[Download]:
         if plugin.kind in ("llm", "tool", "agent"):
             what = f"{plugin.name} {plugin.version}"
             wasi = bool(plugin.capabilities.get("wasi") or plugin.manifest.get("wasi"))
+            entry = _indexed(plugin, federation, source)
 
-            def check(data: bytes, what: str = what, wasi: bool = wasi) -> None:
-                check_module(data, what, wasi_declared=wasi)
+            def check(data: bytes, what: str = what, wasi: bool = wasi, entry: IndexEntry | None = entry) -> None:
+                if entry is None:
+                    check_module(data, what, wasi_declared=wasi)
+                else:  # the interface the index recorded must be the one the blob has
+                    check_against_entry(data, what, entry.exports, entry.imports, wasi_declared=wasi)
 
         out.append(Download(f"{plugin.name} {plugin.version}", plugin.registry, source.blob_url(plugin.digest),
                             plugin.digest, plugin.size, check))
     return out
 
 
-def install(lock: Lock, federation: Federation, store: Store, progress: Progress | None = None) -> int:
+def install(lock: Lock, federation: Federation, store: Store, progress: Progress | None = None, *,
+            route: bool = False) -> int:
     """Fetch and verify everything the lock pins; returns how many blobs were downloaded."""
-    return fetch_all(downloads(lock, federation), store, progress=progress)
+    need = {p.digest for p in lock.plugins if not store.has(p.digest)}
+    if not need:
+        return 0
+    return fetch_all(downloads(lock, federation, route=route, need=need), store, progress=progress)
 
 
 def bind_locked(app: AppConfig, lock: Lock, store: Store) -> None:

@@ -7,6 +7,9 @@ import sys
 import typer
 
 from cspm import __version__
+from cspm.cli import cache as cache_cmd
+from cspm.cli import index_cmd, pm, query
+from cspm.cli import registry as registry_cmd
 from cspm.cli import run as run_cmd
 from cspm.cli.output import print_error
 from cspm.errors import CspmError
@@ -19,6 +22,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run")(run_cmd.run)
+app.command("lock")(pm.lock)
+app.command("install")(pm.install)
+app.command("add")(pm.add)
+app.command("remove")(pm.remove)
+app.command("search")(query.search)
+app.command("info")(query.info)
+app.command("inspect")(query.inspect)
+app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(cache_cmd.app, name="cache")
+app.add_typer(index_cmd.app, name="index")
 
 
 @app.callback(invoke_without_command=True)

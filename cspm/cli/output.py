@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -48,3 +49,10 @@ def trace_tree(span: Span) -> Tree:
         for child in node.children:
             stack.append((child, branch.add(_label(child))))
     return tree
+
+
+def warner() -> Callable[[str], None]:
+    """Warnings go to stderr in both modes, so --json output on stdout stays one document."""
+    def warn(message: str) -> None:
+        err.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+    return warn

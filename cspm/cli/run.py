@@ -7,22 +7,32 @@ from typing import Annotated
 
 import typer
 
-from cspm.cli.output import err, out, print_json, trace_tree
-from cspm.runtime.engine import RunResult, Runtime, load_app
+from cspm.cli.output import err, out, print_json, trace_tree, warner
+from cspm.cli.progress import download_bar
+from cspm.project import LockOutcome, Project, is_package_reference, open_package
+from cspm.runtime.engine import RunResult, Runtime
 from cspm.runtime.logs import LogLine
 
 EXIT_WORDS = {"exit", "quit", ":q"}
 
 
 def run(
-    app: Annotated[Path, typer.Argument(help="app config (app.yaml)", show_default=False)],
+    app: Annotated[str, typer.Argument(help="app config (app.yaml), or a published app NAMESPACE/NAME[@SPEC]",
+                                       show_default=False)],
     input: Annotated[str | None, typer.Option("--input", "-i", help="one request, then exit")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
     session: Annotated[str | None, typer.Option("--session", help="continue this session (kv memory)")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="print the call tree of each request")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="show plug-in logs")] = 0,
+    offline: Annotated[bool, typer.Option("--offline", help="use cached index files only; never the network")
+                       ] = False,
+    frozen: Annotated[bool, typer.Option("--frozen", help="fail instead of relocking when app.lock is out of date")
+                      ] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="ask the registries for newer versions of a "
+                                                            "published app instead of using the cached index")
+                       ] = False,
 ) -> None:
-    """Run an app: load its plug-ins, then answer requests."""
+    """Run an app: lock and install its registry plug-ins if needed, load them, then answer requests."""
     streamed: list[str] = []
 
     def on_chunk(_name: str, text: str) -> None:
@@ -34,7 +44,19 @@ def run(
         if verbose:
             err.print(f"[dim]\\[{line.plugin}] {line.level}:[/] {line.message}", markup=True, highlight=False)
 
-    runtime = load_app(app, session=session, on_chunk=on_chunk, on_log=on_log)
+    def on_locked(outcome: LockOutcome) -> None:
+        if not json_out:
+            err.print(f"[dim]locked {len(outcome.lock.plugins)} plug-ins in {outcome.lock.path}[/]")
+
+    with download_bar(not json_out) as bar:
+        if is_package_reference(app):
+            project = open_package(app, offline=offline, refresh=refresh, warn=warner(), progress=bar)
+            frozen = True  # a published app runs with the lock it was published with
+        else:
+            project = Project(Path(app), offline=offline, warn=warner())
+        with project:
+            config = project.prepare(frozen=frozen, progress=bar, on_locked=on_locked)
+    runtime = Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log)
     with runtime:
         if input is not None:
             result = runtime.run(input)

@@ -48,6 +48,10 @@ class IndexEntry:
     def is_yanked(self) -> bool:
         return bool(self.yanked)
 
+    @property
+    def description(self) -> str:
+        return str(self.raw.get("description", ""))
+
     def manifest_fields(self) -> dict[str, Any]:
         """What the runtime needs of the manifest: config, secrets, input_schema, features, description."""
         return {k: self.raw[k] for k in ("description", "features", "config", "secrets", "input_schema", "wasi")

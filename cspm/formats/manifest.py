@@ -45,7 +45,7 @@ class Manifest:
     version: Version
     kind: str
     abi: int
-    wasm: Path
+    wasm: Path  # kind app: the app config that is packed with its lock
     description: str = ""
     features: frozenset[str] = frozenset()
     capabilities: dict[str, Any] = field(default_factory=dict)
@@ -129,9 +129,10 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
         raise fail("version", f"{data['version']!r} is not a PEP 440 version (e.g. 1.0.0)") from None
     if data["abi"] != SUPPORTED_ABI:
         raise fail("abi", f"ABI {data['abi']} is not supported by this cspm (it speaks ABI {SUPPORTED_ABI})")
-    wasm = PurePosixPath(data["wasm"])
-    if wasm.is_absolute() or ".." in wasm.parts or "\\" in data["wasm"]:
-        raise fail("wasm", "must be a relative path inside the plug-in folder")
+    payload_key = "app" if data["kind"] == "app" else "wasm"
+    wasm = PurePosixPath(data[payload_key])
+    if wasm.is_absolute() or ".." in wasm.parts or "\\" in data[payload_key]:
+        raise fail(payload_key, "must be a relative path inside the plug-in folder")
     folder = path.parent
     secrets = {name: SecretDecl(name=name, **decl) for name, decl in (data.get("secrets") or {}).items()}
     return Manifest(

@@ -16,8 +16,9 @@ import yaml
 from jsonschema.exceptions import best_match
 
 from cspm import paths, schemas
-from cspm.errors import FormatError
+from cspm.errors import CspmError, FormatError
 from cspm.formats import yamlsrc
+from cspm.formats.names import check_part
 
 CONFIG_FILE = "config.yaml"
 BUNDLED_NAME = "chainsocket"
@@ -106,3 +107,29 @@ def save(config: UserConfig) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def add_registry(config: UserConfig, name: str, url: str, namespaces: tuple[str, ...] = (),
+                 first: bool = False) -> Registry:
+    """A new or changed registry entry (same name: replaced in place); validated like the file."""
+    check_part(name, "registry name")
+    for namespace in namespaces:
+        check_part(namespace)
+    registry = Registry(name, _normalise_url(url, Path.cwd()), tuple(namespaces))
+    errors = list(schemas.validator("config.json").iter_errors(
+        {"registries": [{"name": name, "url": registry.url, "namespaces": list(namespaces)}]}))
+    if errors:
+        raise FormatError(str(config.path), f"registry {name!r}: {best_match(errors).message[:200]}")
+    others = [r for r in config.registries if r.name != name]
+    at = next((i for i, r in enumerate(config.registries) if r.name == name), len(others))
+    config.registries = [registry, *others] if first else [*others[:at], registry, *others[at:]]
+    return registry
+
+
+def remove_registry(config: UserConfig, name: str) -> Registry:
+    found = config.registry(name)
+    if found is None:
+        known = ", ".join(r.name for r in config.registries) or "none"
+        raise CspmError(f"there is no registry called {name!r} (configured: {known})")
+    config.registries = [r for r in config.registries if r.name != name]
+    return found

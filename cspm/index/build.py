@@ -6,13 +6,17 @@ every producer of index lines writes the same, canonical, reproducible bytes.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from packaging.version import Version
+
 from cspm.formats.index_line import from_dict, to_line
 from cspm.formats.manifest import Manifest
+from cspm.index.query import NAMES_FILE
 from cspm.store import digest_of
 from cspm.verify.interface import check_module, export_names, import_names
 
@@ -48,21 +52,48 @@ def index_line(manifest: Manifest, module: bytes, *, published: str | None = Non
 
 
 def add_to_folder(root: Path, manifest: Manifest, module: bytes, **kwargs: Any) -> dict[str, Any]:
-    """Add one version to a folder registry (blob first, then the index line)."""
+    """Add one version of a plug-in to a folder registry."""
     line = index_line(manifest, module, **kwargs)
+    add_line(root, line, module)
+    return line
+
+
+def add_line(root: Path, line: dict[str, Any], blob_bytes: bytes) -> None:
+    """Blob first, then the index line, then `names`: a reader never finds a line without its blob."""
     blob = root / "blobs" / "sha256" / line["digest"].split(":", 1)[1]
     blob.parent.mkdir(parents=True, exist_ok=True)
     if not blob.exists():
-        _atomic(blob, module)
-    namespace, name = manifest.name.split("/")
+        _atomic(blob, blob_bytes)
+    namespace, name = line["name"].split("/")
     index_file = root / "index" / namespace / name
     index_file.parent.mkdir(parents=True, exist_ok=True)
     existing = index_file.read_bytes() if index_file.exists() else b""
     _atomic(index_file, existing + (to_line(line) + "\n").encode())
+    update_names(root, line)
     config = root / "config.json"
     if not config.exists():
         _atomic(config, b'{"name": "local", "dl": "blobs/sha256/{hex}", "api": null}\n')
-    return line
+
+
+def names_line(line: dict[str, Any]) -> str:
+    return json.dumps({"name": line["name"], "kind": line["kind"], "description": line.get("description", ""),
+                       "latest": line["version"]}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def update_names(root: Path, line: dict[str, Any]) -> None:
+    """Keep the registry's `names` file (for `cspm search`) in step with a newly added version."""
+    path = root / NAMES_FILE
+    rows: dict[str, str] = {}
+    if path.exists():
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows[json.loads(raw)["name"]] = raw
+            except (ValueError, KeyError, TypeError):
+                continue
+    previous = rows.get(line["name"])
+    if previous is None or Version(json.loads(previous)["latest"]) <= Version(line["version"]):
+        rows[line["name"]] = names_line(line)
+    _atomic(path, "".join(rows[name] + "\n" for name in sorted(rows)).encode())
 
 
 def _atomic(path: Path, data: bytes) -> None:

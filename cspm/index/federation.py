@@ -29,11 +29,13 @@ class Versions:
 
 
 class Federation:
-    def __init__(self, config: UserConfig, *, offline: bool = False, warn: Warn | None = None) -> None:
+    def __init__(self, config: UserConfig, *, offline: bool = False, warn: Warn | None = None,
+                 prefer_cache: bool = False) -> None:
         self.config = config
         self.offline = offline
         self.warn = warn or (lambda message: None)
-        self.sources = [IndexSource(r, offline=offline, warn=self.warn) for r in config.registries]
+        self.sources = [IndexSource(r, offline=offline, warn=self.warn, prefer_cache=prefer_cache)
+                        for r in config.registries]
         self._memo: dict[str, Versions] = {}
 
     def source(self, registry: str) -> IndexSource | None:

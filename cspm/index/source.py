@@ -7,6 +7,7 @@ index file is revalidated with If-None-Match / If-Modified-Since; when the regis
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,11 +45,14 @@ class IndexSource:
     """The index files of one registry."""
 
     def __init__(self, registry: Registry, *, offline: bool = False, client: httpx.Client | None = None,
-                 warn: Warn | None = None, cache: IndexCache | None = None) -> None:
+                 warn: Warn | None = None, cache: IndexCache | None = None, prefer_cache: bool = False) -> None:
         self.registry = registry
         self.offline = offline
+        self.prefer_cache = prefer_cache  # use a cached file without asking the registry (`run ns/app`)
         self.warn = warn or (lambda message: None)
-        self.cache = cache or IndexCache(registry.name)
+        # keyed by URL too: pointing a name at another registry must not reuse the old one's files
+        url_key = hashlib.sha256(registry.url.encode()).hexdigest()[:12]
+        self.cache = cache or IndexCache(f"{registry.name}-{url_key}")
         parts = urlsplit(registry.url)
         self.is_local = parts.scheme == "file"
         self.folder = Path(unquote(parts.path)) if self.is_local else None
@@ -89,7 +93,7 @@ class IndexSource:
 
     def _read_http(self, relpath: str, limit: int) -> Fetched:
         cached = self.cache.get(relpath)
-        if self.offline:
+        if self.offline or (self.prefer_cache and cached is not None and cached.body is not None):
             return Fetched(cached.body if cached else None, from_cache=True)
         headers = {}
         if cached is not None:

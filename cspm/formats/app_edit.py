@@ -1,0 +1,138 @@
+"""Edit an app.yaml in place for `cspm add` / `cspm remove`, keeping the author's comments and layout.
+
+Edits are text splices at the positions PyYAML's composer reports, so everything else in the file
+stays byte for byte. The result is parsed again as an app before it replaces the file (atomically).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cspm.errors import CspmError
+from cspm.formats import app as app_format
+from cspm.formats import yamlsrc
+from cspm.formats.app import SECTIONS, AppConfig
+
+
+class EditError(CspmError):
+    pass
+
+
+def _root(text: str, shown: str) -> yaml.MappingNode:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise EditError(f"{shown}: not valid YAML: {exc}") from None
+    if not isinstance(node, yaml.MappingNode):
+        raise EditError(f"{shown}: expected a mapping at the top")
+    return node
+
+
+def _section(root: yaml.MappingNode, section: str) -> tuple[yaml.Node, yaml.Node] | None:
+    return next(((k, v) for k, v in root.value if isinstance(k, yaml.ScalarNode) and k.value == section), None)
+
+
+def _flow(item: dict[str, Any]) -> str:
+    return yaml.safe_dump(item, default_flow_style=True, width=1 << 20, sort_keys=False,
+                          allow_unicode=True).strip()
+
+
+def add_component(text: str, section: str, item: dict[str, Any], shown: str) -> str:
+    """`text` with `item` appended to the `section` list (llms, tools or agents)."""
+    assert section in SECTIONS
+    root = _root(text, shown)
+    found = _section(root, section)
+    line = _flow(item)
+    if found is None:
+        body = text if text.endswith("\n") or not text else text + "\n"
+        return f"{body}{section}:\n  - {line}\n"
+    key, value = found
+    if isinstance(value, yaml.ScalarNode) and value.value in ("", "~", "null"):
+        start, end = value.start_mark.index, value.end_mark.index
+        return f"{text[:start]}{'' if text[start - 1:start] == ' ' else ' '}[{line}]{text[end:]}" \
+            if start != end else f"{text[:key.end_mark.index]}:\n  - {line}{text[key.end_mark.index + 1:]}"
+    if not isinstance(value, yaml.SequenceNode):
+        raise EditError(f"{shown}: `{section}` is not a list")
+    if value.flow_style:
+        close = value.end_mark.index - 1
+        separator = ", " if value.value else ""
+        return f"{text[:close]}{separator}{line}{text[close:]}"
+    indent = " " * value.start_mark.column
+    end = value.end_mark.index
+    # after the last item's own lines, before any comment or blank lines that follow it
+    leaf_end = _last_leaf(value).end_mark.index
+    newline = leaf_end - 1 if text[leaf_end - 1:leaf_end] == "\n" else text.find("\n", leaf_end)
+    cut = min(newline + 1 if newline >= 0 else len(text), end or len(text))
+    insert = f"{indent}- {line}\n"
+    if cut == len(text) and text and not text.endswith("\n"):
+        insert = "\n" + insert
+    return text[:cut] + insert + text[cut:]
+
+
+def _last_leaf(node: yaml.Node) -> yaml.Node:
+    """The node that ends a block collection in the text (block collections end at the next token)."""
+    while not getattr(node, "flow_style", True) and node.value:
+        node = node.value[-1][1] if isinstance(node, yaml.MappingNode) else node.value[-1]
+    return node
+
+
+def remove_component(text: str, name: str, shown: str) -> tuple[str, str]:
+    """`text` without the component called `name`; returns (new text, its section)."""
+    root = _root(text, shown)
+    for section in SECTIONS:
+        found = _section(root, section)
+        if found is None or not isinstance(found[1], yaml.SequenceNode):
+            continue
+        items = found[1].value
+        for index, item in enumerate(items):
+            if not isinstance(item, yaml.MappingNode):
+                continue
+            names = [v.value for k, v in item.value if isinstance(k, yaml.ScalarNode) and k.value == "name"]
+            if names != [name]:
+                continue
+            if found[1].flow_style:
+                raise EditError(f"{shown}: `{section}` is written as a [flow] list; remove {name!r} by hand")
+            start = text.rfind("\n", 0, item.start_mark.index) + 1  # the line of its "- "
+            if index + 1 < len(items):
+                end = text.rfind("\n", 0, items[index + 1].start_mark.index) + 1
+            else:
+                end = item.end_mark.index
+                end = end if text[end - 1:end] == "\n" else text.find("\n", end - 1) + 1 or len(text)
+            new = text[:start] + text[end:]
+            if len(items) == 1:  # the section is empty now: leave `section: []`
+                key = found[0]
+                line_start = text.rfind("\n", 0, key.start_mark.index) + 1
+                new = text[:line_start] + f"{section}: []\n" + text[end:]
+            return new, section
+    raise EditError(f"{shown}: there is no llm, tool or agent called {name!r}")
+
+
+def users_of(app: AppConfig, name: str) -> list[str]:
+    """The agents that list `name` among their llms, tools or agents."""
+    return sorted(c.name for c in app.components.values()
+                  if any(name in refs for refs in c.declared.values()))
+
+
+def write_checked(path: Path, text: str) -> AppConfig:
+    """Replace the app file with `text` only if it still loads as an app."""
+    try:
+        located = yamlsrc.load_text(text)
+    except yamlsrc.YamlError as exc:
+        raise EditError(f"{path}: the edit would break the file ({exc.message}); it was left unchanged") from None
+    app = app_format.parse(located, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return app

@@ -1,0 +1,181 @@
+"""`cspm index build`: a whole static registry from plug-in and app source folders, reproducibly.
+
+Same sources, same bytes: no timestamps, canonical JSON, sorted files, and app packages locked
+against the index being built (so an app's lock pins exactly the modules beside it). The new index
+is written to a staging folder and swapped in with renames: a reader sees the old index or the new.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cspm import apppkg
+from cspm.errors import CspmError
+from cspm.formats import app as app_format
+from cspm.formats import lock as lock_format
+from cspm.formats import manifest as manifest_format
+from cspm.formats.index_line import from_dict
+from cspm.formats.lock import Lock
+from cspm.formats.manifest import Manifest
+from cspm.formats.names import parse_requirement
+from cspm.formats.userconfig import Registry, UserConfig
+from cspm.index.build import _atomic, add_line, add_to_folder
+from cspm.index.federation import Federation
+from cspm.install import lock_app
+from cspm.store import digest_of
+
+Note = Callable[[str], None]
+
+
+class IndexBuildError(CspmError):
+    pass
+
+
+@dataclass
+class Built:
+    out: Path
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    locks_written: list[Path] = field(default_factory=list)
+
+
+def discover(sources: list[Path]) -> list[Manifest]:
+    """Every plugin.yaml in `sources` (a folder with one, or a folder of such folders), sorted by name."""
+    found: list[Manifest] = []
+    for source in sources:
+        if not source.is_dir():
+            raise IndexBuildError(f"{source} is not a folder")
+        if (source / manifest_format.MANIFEST_FILE).is_file():
+            found.append(manifest_format.load(source))
+            continue
+        for child in sorted(source.iterdir()):
+            if (child / manifest_format.MANIFEST_FILE).is_file():
+                found.append(manifest_format.load(child))
+    seen: dict[tuple[str, str], Path] = {}
+    for manifest in found:
+        key = (manifest.name, str(manifest.version))
+        if key in seen:
+            raise IndexBuildError(f"{manifest.name} {manifest.version} is defined twice: in {seen[key]} and "
+                                  f"{manifest.folder}", hint="bump one of the versions")
+        seen[key] = manifest.folder
+    return sorted(found, key=lambda m: (m.kind == "app", m.name, m.version))
+
+
+def run_builds(manifests: list[Manifest], note: Note) -> None:
+    for manifest in manifests:
+        script = manifest.folder / "build.sh"
+        if manifest.kind == "app" or not script.is_file():
+            continue
+        note(f"building {manifest.name} ({script})")
+        result = subprocess.run(["bash", str(script)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise IndexBuildError(f"{script} failed (exit {result.returncode}):\n{result.stderr[-2000:]}")
+
+
+def build(sources: list[Path], out: Path, *, name: str = "chainsocket", run_build: bool = False,
+          write_locks: bool = True, note: Note | None = None) -> Built:
+    note = note or (lambda message: None)
+    manifests = discover(sources)
+    if run_build:
+        run_builds(manifests, note)
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
+    try:
+        built = _build_into(staging, manifests, name, write_locks, note)
+        _swap(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    built.out = out
+    return built
+
+
+def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: bool, note: Note) -> Built:
+    built = Built(root)
+    _atomic(root / "config.json", (json.dumps({"name": name, "dl": "blobs/sha256/{hex}", "api": None},
+                                              sort_keys=True) + "\n").encode())
+    for manifest in manifests:
+        if manifest.kind == "app":
+            continue
+        try:
+            module = manifest.wasm.read_bytes()
+        except FileNotFoundError:
+            raise IndexBuildError(f"{manifest.name}: {manifest.wasm} does not exist",
+                                  hint="build the plug-ins first (or pass --build)") from None
+        built.lines.append(add_to_folder(root, manifest, module))
+        note(f"added {manifest.name} {manifest.version} ({len(module):,} bytes)")
+    config = UserConfig(root / "config.yaml", [Registry(name, root.as_uri())], exists=False)
+    federation = Federation(config)
+    try:
+        for manifest in manifests:
+            if manifest.kind == "app":
+                line, lock = _add_app(root, manifest, federation)
+                built.lines.append(line)
+                if write_locks and _write_lock_if_changed(lock):
+                    built.locks_written.append(lock.path)
+                note(f"added app {manifest.name} {manifest.version}")
+    finally:
+        federation.close()
+    return built
+
+
+def _add_app(root: Path, manifest: Manifest, federation: Federation) -> tuple[dict[str, Any], Lock]:
+    app = app_format.load(manifest.wasm)
+    lock = lock_app(app, federation)
+    bundle = apppkg.pack(app, lock)
+    dependencies: dict[str, list[str]] = {}
+    for component in app.components.values():
+        assert component.plugin_ref is not None  # pack() refused local plug-ins
+        requirement = parse_requirement(component.plugin_ref)
+        if str(requirement.specifier):
+            dependencies.setdefault(requirement.name, []).append(str(requirement.specifier))
+        else:
+            dependencies.setdefault(requirement.name, [])
+    line: dict[str, Any] = {
+        "name": manifest.name, "version": str(manifest.version), "kind": "app", "abi": manifest.abi,
+        "digest": digest_of(bundle), "size": len(bundle), "exports": [], "imports": [], "capabilities": {},
+        "dependencies": {dep: ",".join(sorted(set(specs))) for dep, specs in sorted(dependencies.items())},
+        "signature": None, "yanked": False,
+    }
+    if manifest.description:
+        line["description"] = manifest.description
+    from_dict(line, manifest.name, "index line")
+    add_line(root, line, bundle)
+    return line, lock
+
+
+def _write_lock_if_changed(lock: Lock) -> bool:
+    text = lock_format.dump(lock)
+    if lock.path.exists() and lock.path.read_text(encoding="utf-8") == text:
+        return False
+    lock_format.write(lock)
+    return True
+
+
+def _swap(staging: Path, out: Path) -> None:
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        os.rename(out, old)
+    os.rename(staging, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def compare(a: Path, b: Path) -> list[str]:
+    """Files that differ between two index folders (relative paths), for `--check`."""
+    def files(root: Path) -> set[str]:
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+    left, right = files(a), files(b)
+    differ = sorted(left ^ right)
+    differ += sorted(p for p in left & right if not filecmp.cmp(a / p, b / p, shallow=False))
+    return differ
