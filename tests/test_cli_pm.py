@@ -7,6 +7,8 @@ import http.server
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,3 +252,52 @@ def test_run_a_published_app_then_again_with_the_registry_down(http_registry: tu
     ok("cache", "clean", "index")
     stderr = fails("run", "test/demo", "-i", "x")
     assert "registry local (http://127.0.0.1:" in stderr and "cannot be reached" in stderr
+
+
+def serve(folder: Path) -> tuple[str, http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server
+
+
+def test_two_http_registries_routing_shadowing_fallback_and_concurrent_installs(tmp_path: Path) -> None:
+    from cspm.index import from_sources
+
+    public_src, corp_src = tmp_path / "public-src", tmp_path / "corp-src"
+    source(public_src, "test/echo", "1.0.0", "tool", "c")
+    source(public_src, "test/boss", "1.0.0", "agent", "rust")
+    source(public_src, "corp/echo", "9.0.0", "tool", "zig")  # a shadowing attempt: higher version, first registry
+    source(corp_src, "corp/echo", "1.0.0", "tool", "c")
+    from_sources.build([public_src], tmp_path / "public", name="public")
+    from_sources.build([corp_src], tmp_path / "corp", name="corp")
+    public_url, public = serve(tmp_path / "public")
+    corp_url, corp = serve(tmp_path / "corp")
+    try:
+        ok("registry", "add", "public", public_url, "--first")
+        ok("registry", "add", "corp", corp_url, "--namespace", "corp")
+        app = tmp_path / "app.yaml"
+        app.write_text(APP.replace("test/echo@~1.0", "corp/echo@>=1"))
+        locked = {p["name"]: p for p in ok("lock", str(app))["plugins"]}
+        assert (locked["corp/echo"]["version"], locked["corp/echo"]["registry"]) == ("1.0.0", "corp")
+        assert locked["test/boss"]["registry"] == "public"
+        assert "corp/other was not found; registries asked: corp (namespace 'corp' is served only by corp)" in \
+            fails("info", "corp/other")
+        # two installs at once into one store: both succeed, each blob lands once, nothing half-written
+        procs = [subprocess.Popen([sys.executable, "-m", "cspm.cli.main", "install", str(app), "--json"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        results = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], results
+        assert sum(json.loads(out)["downloaded"] for out, _ in results) in (2, 3, 4)
+        store = Path(os.environ["CSPM_CACHE_DIR"]) / "store"
+        assert len([p for p in (store / "blobs").rglob("*") if p.is_file()]) == 2
+        assert list((store / "tmp").iterdir()) == []
+        corp.shutdown()
+        corp.server_close()
+        relocked = cspm("lock", str(app), "--upgrade", "--json")  # corp is down: its cached index answers
+        assert relocked.returncode == 0, relocked.stderr
+        assert "registry corp cannot be reached" in relocked.stderr and "using its cached index" in relocked.stderr
+        stderr = fails("info", "corp/other")  # down: the cached "not there" answers
+        assert "using its cached index" in stderr and "corp/other was not found; registries asked: corp" in stderr
+    finally:
+        public.shutdown()
+        public.server_close()
