@@ -116,3 +116,36 @@ def test_bad_user_config(tmp_path: Path, text: str, message: str) -> None:
 
 def test_to_line_is_canonical() -> None:
     assert to_line(json.loads(line())) == line() and " " not in line()
+
+
+def test_the_fast_index_line_check_agrees_with_jsonschema() -> None:
+    """The compiled check may only say yes where jsonschema says yes (it decides alone on the hot path)."""
+    import copy
+    import random
+
+    from cspm import schemas
+
+    fast, slow = schemas.fast_valid("index-line.json"), schemas.validator("index-line.json")
+    base = json.loads(line(capabilities={"hosts": ["a.example"], "paths": {"/d": "/g"}, "kv": True},
+                           dependencies={"acme/x": ">=1"}, description="d", features=["tool_calling"],
+                           secrets={"api_key": {"required": True, "header": "X-Key"}},
+                           config={"n": {"type": "integer", "default": 3}}))
+    oddities = [None, -1, 0, 2**40, "", "x" * 5000, "../..", "a\0b", [], {}, {"x": 1}, True, 1.5, ["call"] * 3]
+    rng = random.Random(7)
+    checked = 0
+    for _ in range(3000):
+        data = copy.deepcopy(base)
+        target, path = data, []
+        while isinstance(target, dict) and target and rng.random() < 0.6:
+            key = rng.choice(sorted(target))
+            path.append(key)
+            if not isinstance(target[key], dict):
+                break
+            target = target[key]
+        if isinstance(target, dict):
+            key = rng.choice([*sorted(target), "unknown"]) if target else "unknown"
+            target[key] = rng.choice(oddities)
+        agree = fast(data) == (not list(slow.iter_errors(data)))
+        assert agree or not fast(data), (path, data)  # fast "yes" must never be jsonschema "no"
+        checked += 1
+    assert checked == 3000 and fast(base) and not fast({**base, "size": -1})
