@@ -49,6 +49,7 @@ def requirements(app: AppConfig) -> list[Req]:
 def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = None,
              upgrade: set[str] | None = None, allow_capabilities: bool = False) -> Lock:
     reqs = requirements(app)
+    federation.prefetch([r.name for r in reqs])
     pinned = {p.name: p.version for p in existing.plugins} if existing else {}
     chosen = resolve(reqs, federation, pinned=pinned, upgrade=upgrade)
     used_by: dict[str, list[str]] = {name: [] for name in chosen}

@@ -8,6 +8,7 @@ same way on every machine with the same config.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cspm.errors import CspmError
@@ -15,6 +16,8 @@ from cspm.formats.index_line import IndexEntry, parse_file
 from cspm.formats.names import check_name
 from cspm.formats.userconfig import UserConfig
 from cspm.index.source import IndexSource, Warn
+
+PREFETCH_WORKERS = 8
 
 
 class PackageNotFound(CspmError):
@@ -64,6 +67,22 @@ class Federation:
                 self._memo[name] = found
                 return found
         raise PackageNotFound(self._not_found(name, asked))
+
+    def prefetch(self, names: list[str]) -> None:
+        """Read the index files of `names` in parallel (the resolver then finds them memoised).
+
+        A lock of 50 plug-ins over HTTP otherwise waits for 50 revalidations one after another.
+        Errors are left for the resolver to meet in order, with its own context.
+        """
+        todo = sorted({n for n in names if n not in self._memo})
+        if len(todo) < 2 or all(s.is_local for s in self.sources):
+            return
+        for source in self.sources:
+            if not source.is_local and not self.offline:
+                _ = source.client  # one shared client, made before the threads race to make their own
+        with ThreadPoolExecutor(max_workers=min(PREFETCH_WORKERS, len(todo))) as pool:
+            for future in [pool.submit(self.versions, name) for name in todo]:
+                future.exception()
 
     def _not_found(self, name: str, asked: list[str]) -> str:
         namespace = name.split("/")[0]
