@@ -39,6 +39,13 @@ agents:
 """
 
 
+@pytest.fixture(autouse=True)
+def own_config_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registries added and blobs stored by one test must not be seen by the next."""
+    monkeypatch.setenv("CSPM_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CSPM_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def source(root: Path, name: str, version: str, kind: str, lang: str, extra: str = "") -> Path:
     folder = root / f"{name.split('/')[1]}-{version}"
     folder.mkdir(parents=True)
