@@ -12,6 +12,10 @@ fi
 if [[ -z "${HOME:-}" && -z "${GOPATH:-}" ]]; then
   export GOPATH="$PWD/build/.cache/gopath"
 fi
-GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOOS=wasip1 GOARCH=wasm \
-  go build -buildmode=c-shared -trimpath -ldflags='-s -w' -o build/conformance-go.wasm .
+# Reproducible output (plugins/check-reproducible.sh): -trimpath drops the source and GOROOT paths;
+# -buildvcs=false keeps the git revision, commit time and dirty flag out of the module (they change
+# with every commit or uncommitted file, not with the sources). GOENV=off ignores ~/.config/go/env,
+# GOWORK=off any go.work in a folder above the checkout.
+GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOENV=off GOWORK=off CGO_ENABLED=0 GOOS=wasip1 GOARCH=wasm \
+  go build -buildmode=c-shared -trimpath -buildvcs=false -ldflags='-s -w' -o build/conformance-go.wasm .
 echo "$PWD/build/conformance-go.wasm"
