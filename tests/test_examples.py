@@ -2,6 +2,8 @@
 
 Only environment variables differ from a run against the real services: the base URLs point at
 the scripted servers and the keys are test values (which the servers see injected by the host).
+The apps use registry plug-ins: they resolve, by their committed locks, from the bundled registry
+`index/` (the default of a fresh config), so these runs also install from it into an empty store.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, plugin_wasm
+from tests.conftest import ROOT
 from tests.scripted import ScriptedServer, openai_chat, serpapi_search
 from tests.test_cli import cspm
 
@@ -20,9 +22,9 @@ EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def built() -> None:
-    for name in ("openai-chat", "serpapi-search", "self-ask", "conversational", "react", "calculator", "http-get"):
-        plugin_wasm(name)
+def bundled_index() -> None:
+    if not (ROOT / "index" / "config.json").is_file():
+        pytest.fail("the bundled registry index/ is missing: run `cspm index build plugins/ examples/`")
 
 
 def openai_env(server: ScriptedServer) -> dict[str, str]:
@@ -41,7 +43,7 @@ def test_self_ask_with_search(scripted) -> None:  # type: ignore[no-untyped-def]
     search.reply(serpapi_search(answer_box={"answer": "74 years"}))
     search.reply(serpapi_search(organic=[{"title": "Alan Turing", "snippet": "Turing died at the age of 41."}]))
     env = {**openai_env(llm), "SERPAPI_BASE_URL": search.url, "SERPAPI_API_KEY": "serp-test-key"}
-    result = cspm("run", str(EXAMPLES / "self-ask-search.yaml"), "--input",
+    result = cspm("run", str(EXAMPLES / "self-ask-search" / "app.yaml"), "--input",
                   "Who lived longer, Muhammad Ali or Alan Turing?", "--json", "--trace", env=env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -64,11 +66,14 @@ def test_pirate_remembers_across_processes(scripted, tmp_path: Path) -> None:  #
     llm.reply(openai_chat("Arr, welcome aboard, Ada!"))
     llm.reply(openai_chat("Yer name be Ada, matey!"))
     env = {**openai_env(llm), "CSPM_DATA_DIR": str(tmp_path / "data")}
-    pirate = str(EXAMPLES / "pirate.yaml")
+    pirate = str(EXAMPLES / "pirate" / "app.yaml")
     first = cspm("run", pirate, "--session", "voyage", "--input", "Hello, I am Ada.", "--json", env=env)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["output"] == "Arr, welcome aboard, Ada!"
-    second = cspm("run", pirate, "--session", "voyage", "--input", "What is my name?", "--json", env=env)
+    # the same app, published in the bundled registry: same name, so the same memory
+    second = cspm("run", "chainsocket/pirate@1", "--session", "voyage", "--input", "What is my name?", "--json",
+                  env=env)
+    assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout)["output"] == "Yer name be Ada, matey!"
     messages = llm.seen[1].json["messages"]
     assert messages[0]["role"] == "system" and "pirate" in messages[0]["content"]
@@ -84,7 +89,7 @@ def test_react_with_calculator_and_http_get(scripted) -> None:  # type: ignore[n
     llm.reply(openai_chat("He was born in 1912. Now the square root.\nAction: calculator\nAction Input: sqrt(1912)"))
     llm.reply(openai_chat("I now know the final answer\nFinal Answer: about 43.73"))
     env = {**openai_env(llm), "HTTP_GET_HOST": web.url}
-    result = cspm("run", str(EXAMPLES / "react-calculator.yaml"), "--input",
+    result = cspm("run", str(EXAMPLES / "react-calculator" / "app.yaml"), "--input",
                   "What is the square root of the year Alan Turing was born?", "--json", "--trace", env=env)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)

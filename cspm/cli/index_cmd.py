@@ -38,6 +38,7 @@ def build(
             built = from_sources.build(sources, scratch / "index", name=name, run_build=run_build,
                                        write_locks=False, note=note)
             differ = from_sources.compare(out, built.out) if out.is_dir() else ["(the whole folder is missing)"]
+            differ += built.stale_locks()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         if json_out:

@@ -101,6 +101,7 @@ def _atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.chmod(tmp, 0o644)  # a registry folder is served to everyone: world-readable, like any web root
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

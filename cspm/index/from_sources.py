@@ -45,6 +45,12 @@ class Built:
     out: Path
     lines: list[dict[str, Any]] = field(default_factory=list)
     locks_written: list[Path] = field(default_factory=list)
+    locks: list[Lock] = field(default_factory=list)  # every app's lock, fresh from this build
+
+    def stale_locks(self) -> list[str]:
+        """App locks in the sources that differ from the ones this build packed."""
+        return [str(lock.path) for lock in self.locks
+                if not lock.path.exists() or lock.path.read_text(encoding="utf-8") != lock_format.dump(lock)]
 
 
 def discover(sources: list[Path]) -> list[Manifest]:
@@ -58,7 +64,9 @@ def discover(sources: list[Path]) -> list[Manifest]:
             continue
         for child in sorted(source.iterdir()):
             if (child / manifest_format.MANIFEST_FILE).is_file():
-                found.append(manifest_format.load(child))
+                manifest = manifest_format.load(child)
+                if manifest.raw.get("publish", True):  # `publish: false` keeps fixtures out of folder scans
+                    found.append(manifest)
     seen: dict[tuple[str, str], Path] = {}
     for manifest in found:
         key = (manifest.name, str(manifest.version))
@@ -120,6 +128,7 @@ def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: b
             if manifest.kind == "app":
                 line, lock = _add_app(root, manifest, federation)
                 built.lines.append(line)
+                built.locks.append(lock)
                 if write_locks and _write_lock_if_changed(lock):
                     built.locks_written.append(lock.path)
                 note(f"added app {manifest.name} {manifest.version}")
