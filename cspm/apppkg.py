@@ -12,14 +12,19 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from cspm import paths
 from cspm.errors import CspmError
 from cspm.formats import app as app_format
 from cspm.formats import lock as lock_format
+from cspm.formats import yamlsrc
 from cspm.formats.app import AppConfig
+from cspm.formats.index_line import from_dict
 from cspm.formats.lock import Lock
-from cspm.store import check_digest
+from cspm.formats.manifest import Manifest
+from cspm.formats.names import parse_requirement
+from cspm.store import check_digest, digest_of
 
 BUNDLE_VERSION = 1
 MAX_BUNDLE = 1 << 20  # an app.yaml and a lock; a megabyte is already absurd
@@ -80,6 +85,33 @@ def _check_consistent(app: AppConfig, lock: Lock, what: str) -> None:
             raise BadAppPackage(f"{what}: component `{component.name}` is a local file, not a registry plug-in")
         if lock.for_component(component.name) is None:
             raise BadAppPackage(f"{what}: its lock has no plug-in for `{component.name}`")
+
+
+def index_line(manifest: Manifest, bundle: bytes, *, published: str | None = None) -> dict[str, Any]:
+    """The index line of an app package: its dependencies are its app's registry references."""
+    what = f"{manifest.name} {manifest.version}"
+    app_text, _ = unpack(bundle, what)
+    check(bundle, what)
+    located = yamlsrc.load_text(app_text)
+    specs: dict[str, set[str]] = {}
+    for section in ("llms", "tools", "agents"):
+        for raw in located.data.get(section) or []:
+            requirement = parse_requirement(raw["plugin"])
+            specs.setdefault(requirement.name, set())
+            if str(requirement.specifier):
+                specs[requirement.name].add(str(requirement.specifier))
+    line: dict[str, Any] = {
+        "name": manifest.name, "version": str(manifest.version), "kind": "app", "abi": manifest.abi,
+        "digest": digest_of(bundle), "size": len(bundle), "exports": [], "imports": [], "capabilities": {},
+        "dependencies": {name: ",".join(sorted(found)) for name, found in sorted(specs.items())},
+        "signature": None, "yanked": False,
+    }
+    if manifest.description:
+        line["description"] = manifest.description
+    if published:
+        line["published"] = published
+    from_dict(line, manifest.name, "index line")
+    return line
 
 
 def materialize(data: bytes, digest: str, name: str) -> Path:

@@ -102,6 +102,14 @@ def load(folder_or_file: Path | str) -> Manifest:
     return parse(located, path)
 
 
+def from_dict(data: Any, shown: str) -> Manifest:
+    """A manifest that arrived as data (a publish upload): validated exactly like a plugin.yaml.
+
+    Its `wasm`/`app` path names nothing on this machine; the caller holds the bytes.
+    """
+    return parse(yamlsrc.Located(data), Path(shown))
+
+
 def parse(located: yamlsrc.Located, path: Path) -> Manifest:
     shown = str(path)
     data = located.data

@@ -23,15 +23,12 @@ from cspm.errors import CspmError
 from cspm.formats import app as app_format
 from cspm.formats import lock as lock_format
 from cspm.formats import manifest as manifest_format
-from cspm.formats.index_line import from_dict
 from cspm.formats.lock import Lock
 from cspm.formats.manifest import Manifest
-from cspm.formats.names import parse_requirement
 from cspm.formats.userconfig import Registry, UserConfig
 from cspm.index.build import _atomic, add_line, add_to_folder
 from cspm.index.federation import Federation
 from cspm.install import lock_app
-from cspm.store import digest_of
 
 Note = Callable[[str], None]
 
@@ -141,23 +138,7 @@ def _add_app(root: Path, manifest: Manifest, federation: Federation) -> tuple[di
     app = app_format.load(manifest.wasm)
     lock = lock_app(app, federation)
     bundle = apppkg.pack(app, lock)
-    dependencies: dict[str, list[str]] = {}
-    for component in app.components.values():
-        assert component.plugin_ref is not None  # pack() refused local plug-ins
-        requirement = parse_requirement(component.plugin_ref)
-        if str(requirement.specifier):
-            dependencies.setdefault(requirement.name, []).append(str(requirement.specifier))
-        else:
-            dependencies.setdefault(requirement.name, [])
-    line: dict[str, Any] = {
-        "name": manifest.name, "version": str(manifest.version), "kind": "app", "abi": manifest.abi,
-        "digest": digest_of(bundle), "size": len(bundle), "exports": [], "imports": [], "capabilities": {},
-        "dependencies": {dep: ",".join(sorted(set(specs))) for dep, specs in sorted(dependencies.items())},
-        "signature": None, "yanked": False,
-    }
-    if manifest.description:
-        line["description"] = manifest.description
-    from_dict(line, manifest.name, "index line")
+    line = apppkg.index_line(manifest, bundle)
     add_line(root, line, bundle)
     return line, lock
 
