@@ -9,6 +9,7 @@ import typer
 from cspm import __version__
 from cspm.cli import cache as cache_cmd
 from cspm.cli import index_cmd, pm, query
+from cspm.cli import publish as publish_cmd
 from cspm.cli import registry as registry_cmd
 from cspm.cli import run as run_cmd
 from cspm.cli.output import print_error
@@ -29,6 +30,10 @@ app.command("remove")(pm.remove)
 app.command("search")(query.search)
 app.command("info")(query.info)
 app.command("inspect")(query.inspect)
+app.command("publish")(publish_cmd.publish)
+app.command("yank")(publish_cmd.yank)
+app.command("login")(publish_cmd.login)
+app.command("logout")(publish_cmd.logout)
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(index_cmd.app, name="index")

@@ -1,0 +1,86 @@
+"""`cspm publish`, `cspm login`, `cspm logout`, `cspm yank`: parse, call cspm.publish, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cspm import credentials
+from cspm import publish as publishing
+from cspm.cli.output import err, print_json
+from cspm.errors import CspmError
+from cspm.formats import userconfig
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+RegistryOpt = Annotated[str | None, typer.Option("--registry", "-r", help="the registry's name (default: the one "
+                                                                          "bound to the package's namespace)")]
+
+
+def publish(
+    folder: Annotated[Path, typer.Argument(help="the plug-in or app folder (with plugin.yaml)")] = Path("."),
+    registry: RegistryOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and show what would be uploaded; upload "
+                                                            "nothing")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Check a plug-in (or app package) and upload it to a registry."""
+    package = publishing.pack(folder)
+    line = package.line
+    target = publishing.pick_registry(userconfig.load(), package.manifest.name, registry)
+    summary = {"name": line["name"], "version": line["version"], "kind": line["kind"], "digest": line["digest"],
+               "size": line["size"], "registry": target.name, "dry_run": dry_run}
+    if not dry_run:
+        answer = publishing.publish(package, target)
+        summary["published"] = answer.get("line", {}).get("published")
+    if json_out:
+        print_json(summary)
+        return
+    verb = "would publish" if dry_run else "published"
+    err.print(f"[bold]{verb}[/] {line['name']} {line['version']} ({line['kind']}, {line['size']:,} bytes, "
+              f"{line['digest'][:19]}…) to {target.name}")
+
+
+def login(
+    registry: Annotated[str, typer.Argument(help="the registry's name")],
+    token: Annotated[str | None, typer.Option("--token", help="the token (default: read from stdin or a prompt)")
+                     ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Store a token for a registry (in the user config dir, readable only by you)."""
+    if userconfig.load().registry(registry) is None:
+        raise CspmError(f"there is no registry called {registry!r}", hint="add it with `cspm registry add`")
+    if token is None:
+        token = sys.stdin.readline() if not sys.stdin.isatty() else typer.prompt("token", hide_input=True)
+    where = credentials.save(registry, token)
+    if json_out:
+        print_json({"registry": registry, "saved": str(where)})
+    else:
+        err.print(f"token for {registry} saved in {where}")
+
+
+def logout(registry: Annotated[str, typer.Argument(help="the registry's name")], json_out: JsonOpt = False) -> None:
+    """Forget the stored token of a registry."""
+    removed = credentials.forget(registry)
+    if json_out:
+        print_json({"registry": registry, "removed": removed})
+    else:
+        err.print(f"token for {registry} {'removed' if removed else 'was not stored'}")
+
+
+def yank(
+    reference: Annotated[str, typer.Argument(help="NAMESPACE/NAME@VERSION")],
+    registry: RegistryOpt = None,
+    undo: Annotated[bool, typer.Option("--undo", help="unyank it")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (shown by `cspm info`)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Yank a version (resolvers skip it unless a lock pins it), or unyank it with --undo."""
+    target = publishing.pick_registry(userconfig.load(), reference.split("@")[0], registry)
+    answer = publishing.yank(reference, target, undo=undo, reason=reason)
+    if json_out:
+        print_json({"registry": target.name, **answer})
+    else:
+        err.print(f"{'unyanked' if undo else 'yanked'} {answer.get('name')} {answer.get('version')} in {target.name}")

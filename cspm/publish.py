@@ -1,0 +1,167 @@
+"""`cspm publish` and `cspm yank`: pack, check locally, upload to a registry's write API.
+
+Everything the server will check is checked here first (manifest, module interface, app lock), so
+a mistake is reported before any upload, with the same words. The wire format is docs/registry.md.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import httpx
+
+from cspm import apppkg, credentials
+from cspm.errors import CspmError
+from cspm.formats import app as app_format
+from cspm.formats import lock as lock_format
+from cspm.formats import manifest as manifest_format
+from cspm.formats.manifest import Manifest
+from cspm.formats.names import parse_requirement, parse_version
+from cspm.formats.userconfig import Registry, UserConfig
+from cspm.index.build import index_line
+from cspm.index.source import IndexSource
+from cspm.install import stale_reasons
+
+TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+
+HINTS = {
+    "unauthorized": "log in with `cspm login {registry}` (or set CSPM_TOKEN)",
+    "forbidden": "use a token of this namespace (ask the namespace's owner for one)",
+    "exists": "versions are immutable: bump `version` in plugin.yaml and publish again",
+    "too_large": "the registry refuses uploads this large; ask its operator for the limit",
+    "rate_limited": "too many failed logins from here; wait and check your token",
+}
+
+
+class PublishError(CspmError):
+    pass
+
+
+@dataclass
+class Package:
+    manifest: Manifest
+    blob: bytes
+    line: dict[str, Any]  # what the registry should end up with (but `published`)
+    bundle: bytes = b""
+
+
+def pack(folder: Path) -> Package:
+    """The manifest and blob of a plug-in or app folder, checked as the registry will check them."""
+    manifest = manifest_format.load(folder)
+    if not manifest.raw.get("publish", True):
+        raise PublishError(f"{folder}: plugin.yaml says `publish: false`")
+    if manifest.kind == "app":
+        app = app_format.load(manifest.wasm)
+        lock_file = lock_format.lock_path(manifest.wasm)
+        if not lock_file.exists():
+            raise PublishError(f"{manifest.name}: {lock_file} does not exist", hint=f"run `cspm lock {manifest.wasm}`")
+        lock = lock_format.load(lock_file)
+        reasons = stale_reasons(app, lock)
+        if reasons:
+            raise PublishError(f"{lock_file} is out of date: " + "; ".join(reasons),
+                               hint=f"run `cspm lock {manifest.wasm}`")
+        blob = apppkg.pack(app, lock)
+        return Package(manifest, blob, apppkg.index_line(manifest, blob))
+    try:
+        blob = manifest.wasm.read_bytes()
+    except FileNotFoundError:
+        raise PublishError(f"{manifest.name}: {manifest.wasm} does not exist",
+                           hint=f"build it first ({folder / 'build.sh'})") from None
+    return Package(manifest, blob, index_line(manifest, blob))
+
+
+def frame(manifest: dict[str, Any], blob: bytes, bundle: bytes = b"") -> bytes:
+    """Three parts, each a little-endian u32 length and its bytes (docs/registry.md)."""
+    head = json.dumps({"manifest": manifest}, ensure_ascii=False, separators=(",", ":")).encode()
+    return b"".join(struct.pack("<I", len(part)) + part for part in (head, blob, bundle))
+
+
+def pick_registry(config: UserConfig, name: str, chosen: str | None) -> Registry:
+    """--registry, else the one registry bound to the package's namespace."""
+    if chosen:
+        registry = config.registry(chosen)
+        if registry is None:
+            known = ", ".join(r.name for r in config.registries) or "none"
+            raise PublishError(f"there is no registry called {chosen!r} (configured: {known})",
+                               hint=f"add it with `cspm registry add {chosen} URL`")
+        return registry
+    namespace = name.split("/")[0]
+    bound = [r for r in config.registries if namespace in r.namespaces]
+    if len(bound) == 1:
+        return bound[0]
+    raise PublishError(f"which registry should {name} go to?",
+                       hint="pass --registry NAME (`cspm registry list` shows them)")
+
+
+def api_url(registry: Registry) -> str:
+    source = IndexSource(registry)
+    try:
+        api = source.config().get("api")
+    finally:
+        if source._client is not None:
+            source._client.close()
+    if not api or not isinstance(api, str):
+        raise PublishError(f"registry {registry.name} has no write API (its config.json says `api: null`): it is "
+                           f"a static copy", hint="publish to the registry server it was exported from")
+    if registry.url.startswith("file:"):
+        raise PublishError(f"registry {registry.name} is a folder; publish to it with `cspm index build`")
+    return urljoin(registry.url.rstrip("/") + "/", api.rstrip("/") + "/")
+
+
+def _token(registry: Registry) -> str:
+    token = credentials.token_for(registry.name)
+    if not token:
+        raise PublishError(f"no token for registry {registry.name}",
+                           hint=f"run `cspm login {registry.name}` (or set CSPM_TOKEN)")
+    return token
+
+
+def _send(registry: Registry, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {_token(registry)}", "User-Agent": "cspm"}
+    try:
+        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
+            response = client.request(method, url, headers=headers, **kwargs)
+    except httpx.TransportError as exc:
+        raise PublishError(f"registry {registry.name} cannot be reached: {exc or type(exc).__name__}",
+                           hint="check the URL (`cspm registry list`) and that the server runs") from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if response.status_code >= 400:
+        error = data.get("error") if isinstance(data, dict) else None
+        code = error.get("code", "") if isinstance(error, dict) else ""
+        message = error.get("message", "") if isinstance(error, dict) else ""
+        text = f"registry {registry.name} refused: {message or f'HTTP {response.status_code}'}"
+        if response.status_code == 429 and response.headers.get("Retry-After"):
+            text += f" (retry after {response.headers['Retry-After']} s)"
+        hint = HINTS.get(code)
+        raise PublishError(text[:2000], hint=hint.format(registry=registry.name) if hint else None)
+    if not isinstance(data, dict):
+        raise PublishError(f"registry {registry.name} answered something that is not JSON")
+    return data
+
+
+def publish(package: Package, registry: Registry) -> dict[str, Any]:
+    body = frame(package.manifest.raw, package.blob, package.bundle)
+    answer = _send(registry, "PUT", urljoin(api_url(registry), "publish"), content=body)
+    if answer.get("digest") != package.line["digest"]:
+        raise PublishError(f"registry {registry.name} recorded digest {answer.get('digest')}, but the upload "
+                           f"was {package.line['digest']}", hint="tell the registry's operator")
+    return answer
+
+
+def yank(reference: str, registry: Registry, *, undo: bool = False, reason: str | None = None) -> dict[str, Any]:
+    name, _, version = reference.partition("@")
+    requirement = parse_requirement(name)
+    if not version:
+        raise PublishError("name the version to yank: NAMESPACE/NAME@VERSION")
+    parsed = parse_version(version.lstrip("="))
+    value: bool | str = False if undo else (reason or True)
+    return _send(registry, "POST", urljoin(api_url(registry), "yank"),
+                 json={"name": requirement.name, "version": str(parsed), "yanked": value})
