@@ -151,3 +151,13 @@ def test_blob_urls_stay_inside_a_folder_registry(tmp_path: Path) -> None:
     (reg / "config.json").write_text(json.dumps({"dl": "https://elsewhere.test/{hex}"}))
     with pytest.raises(RegistryUnavailable, match="cannot send downloads elsewhere"):
         IndexSource(Registry("main", reg.as_uri())).blob_url(DIGEST)
+
+
+def test_a_broken_index_file_does_not_hand_the_name_to_a_later_registry(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "index" / "acme").mkdir(parents=True)
+    (first / "index" / "acme" / "calc").write_text("{not json\n")
+    make_registry(second, {"acme/calc": [entry("acme/calc", "1.0.0")]})
+    both = federation(Registry("first", first.as_uri()), Registry("second", second.as_uri()))
+    with pytest.raises(PackageNotFound, match="registry first has acme/calc, but none of its index lines is valid"):
+        both.versions("acme/calc")

@@ -66,6 +66,11 @@ class Federation:
                 found = Versions(source, entries, fetched.stale)
                 self._memo[name] = found
                 return found
+            if fetched.body.strip():  # the name is here, but broken: never fall through to a later registry
+                raise PackageNotFound(f"registry {source.registry.name} has {name}, but none of its index lines "
+                                      f"is valid ({problems[0] if problems else 'empty'})",
+                                      hint="tell the registry's operator; later registries are not asked, so "
+                                           "they cannot stand in for it")
         raise PackageNotFound(self._not_found(name, asked))
 
     def prefetch(self, names: list[str]) -> None:
