@@ -174,6 +174,7 @@ def downloads(lock: Lock, federation: Federation, *, route: bool = False,
               need: set[str] | None = None) -> list[Download]:
     """What to fetch for `lock` (only digests in `need`, when given)."""
     out = []
+    federation.prefetch([p.name for p in lock.plugins if need is None or p.digest in need])
     for plugin in lock.plugins:
         if need is not None and plugin.digest not in need:
             continue
