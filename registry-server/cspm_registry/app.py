@@ -1,0 +1,339 @@
+"""The HTTP side: the static index layout (reads, no auth) and the write API (docs/registry.md).
+
+Reads are rendered from the database and answered like a good static host would: strong ETags,
+Last-Modified, 304s, gzip as its own representation. Everything in a path goes through cspm's own
+name and digest checks before it touches the database or the disk, so no path escapes the data dir.
+Writes check everything (token, framing, manifest, module) before anything becomes visible.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from cspm import apppkg
+from cspm.errors import CspmError
+from cspm.formats import manifest as manifest_format
+from cspm.formats.names import check_name, parse_version
+from cspm.index import build
+from cspm.store import check_digest
+from cspm_registry import auth, framing
+from cspm_registry.storage import Exists, NotFound, Storage, Token, published_now
+
+log = logging.getLogger("cspm_registry")
+
+API = "api/v1"
+NO_CACHE = "no-cache"
+IMMUTABLE = "public, max-age=31536000, immutable"
+MAX_YANK_BODY = 64 * 1024
+BUNDLE_RE = re.compile(r"^[0-9a-f]{64}\.(sigstore|dsse)\.json$")
+MAX_RENDERINGS = 4096
+
+
+class ApiError(Exception):
+    """An answer of the write API: `{"error": {"code", "message"}}` with its status."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One representation of a file: identity or gzip, each with its own strong ETag."""
+
+    body: bytes
+    etag: str
+    encoding: str | None
+    modified: float | None
+
+
+def _variants(body: bytes, modified: float | None) -> tuple[Variant, Variant]:
+    digest = hashlib.sha256(body).hexdigest()
+    return (Variant(body, f'"{digest}"', None, modified),
+            Variant(gzip.compress(body, compresslevel=6, mtime=0), f'"{digest}-gzip"', "gzip", modified))
+
+
+def accepts_gzip(header: str | None) -> bool:
+    for item in (header or "").split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*"):
+            quality = params.strip().lower()
+            if quality.startswith("q="):
+                try:
+                    return float(quality[2:]) > 0
+                except ValueError:
+                    return False
+            return True
+    return False
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """If-None-Match uses the weak comparison: `W/"x"` matches `"x"`."""
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+def not_modified(request: Request, etag: str, modified: float | None) -> bool:
+    """If-None-Match decides when present; If-Modified-Since only without it (RFC 9110 13.2.2)."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        return etag_matches(if_none_match, etag)
+    since = request.headers.get("if-modified-since")
+    if since and modified is not None:
+        try:
+            return int(modified) <= parsedate_to_datetime(since).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return False
+    return False
+
+
+class Registry:
+    def __init__(self, storage: Storage, *, name: str, max_blob_bytes: int,
+                 limiter: auth.FailureLimiter | None = None) -> None:
+        self.storage = storage
+        self.limits = framing.Limits(blob=max_blob_bytes)
+        self.limiter = limiter or auth.FailureLimiter()
+        config = {"name": name, "dl": "blobs/sha256/{hex}", "api": API}
+        self.config = _variants((json.dumps(config, sort_keys=True) + "\n").encode(), None)
+        self._renderings: dict[str, tuple[Variant, Variant] | None] = {}
+        self._generation = -1
+        self._lock = threading.Lock()
+
+    # -- reads
+
+    def _rendered(self, key: str, render: Any) -> tuple[Variant, Variant] | None:
+        """Renderings (and their gzip) are kept until the next publish or yank changes the generation."""
+        generation = self.storage.generation()
+        with self._lock:
+            if generation != self._generation or len(self._renderings) > MAX_RENDERINGS:
+                self._renderings, self._generation = {}, generation
+            if key in self._renderings:
+                return self._renderings[key]
+        found = render()
+        value = None if found is None else _variants(found.body, found.modified)
+        with self._lock:
+            if generation == self._generation:
+                self._renderings[key] = value
+        return value
+
+    def _serve(self, request: Request, variants: tuple[Variant, Variant] | None, media_type: str) -> Response:
+        if variants is None:
+            return _error(404, "not_found", f"{request.url.path} does not exist")
+        variant = variants[1] if accepts_gzip(request.headers.get("accept-encoding")) else variants[0]
+        headers = {"ETag": variant.etag, "Cache-Control": NO_CACHE, "Vary": "Accept-Encoding"}
+        if variant.modified is not None:
+            headers["Last-Modified"] = formatdate(int(variant.modified), usegmt=True)
+        if not_modified(request, variant.etag, variant.modified):
+            return Response(status_code=304, headers=headers)
+        if variant.encoding:
+            headers["Content-Encoding"] = variant.encoding
+        return Response(variant.body, headers=headers, media_type=media_type)
+
+    async def config_json(self, request: Request) -> Response:
+        return self._serve(request, self.config, "application/json")
+
+    async def index_file(self, request: Request) -> Response:
+        try:
+            name = check_name(f"{request.path_params['namespace']}/{request.path_params['name']}")
+        except CspmError:
+            return _error(404, "not_found", "no such package")
+        return self._serve(request, self._rendered(f"index/{name}", lambda: self.storage.index_file(name)),
+                           "text/plain")
+
+    async def names(self, request: Request) -> Response:
+        return self._serve(request, self._rendered("names", self.storage.names_file), "text/plain")
+
+    async def blob(self, request: Request) -> Response:
+        hexdigest = request.path_params["hex"]
+        try:
+            check_digest(f"sha256:{hexdigest}")
+        except CspmError:
+            return _error(404, "not_found", "no such blob")
+        path = self.storage.blob_path(hexdigest)
+        if path is None:
+            return _error(404, "not_found", "no such blob")
+        headers = {"ETag": f'"{hexdigest}"', "Cache-Control": IMMUTABLE}
+        if etag_matches(request.headers.get("if-none-match") or "", headers["ETag"]):
+            return Response(status_code=304, headers=headers)
+        return FileResponse(path, headers=headers, media_type="application/octet-stream")
+
+    async def bundle(self, request: Request) -> Response:
+        filename = request.path_params["file"]
+        path = self.storage.bundle_path(filename) if BUNDLE_RE.match(filename) else None
+        if path is None:
+            return _error(404, "not_found", "no such bundle")
+        headers = {"ETag": f'"{filename.split(".", 1)[0]}"', "Cache-Control": IMMUTABLE}
+        return FileResponse(path, headers=headers, media_type="application/json")
+
+    # -- writes
+
+    async def _authorize(self, request: Request) -> Token:
+        client = request.client.host if request.client else "unknown"
+        wait = self.limiter.retry_after(client)
+        if wait:
+            raise ApiError(429, "rate_limited", f"too many failed authentications from this address: try again "
+                                                f"in {wait} s", {"Retry-After": str(wait)})
+        presented = auth.bearer(request.headers.get("authorization"))
+        token = await run_in_threadpool(auth.authenticate, self.storage, presented)
+        if token is None:
+            self.limiter.failed(client)
+            message = ("this registry does not know that token: check it, or ask the registry's operator for one"
+                       if presented else "publishing needs a token: send `Authorization: Bearer <token>`")
+            raise ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+        return token
+
+    async def publish(self, request: Request) -> Response:
+        token = await self._authorize(request)
+        try:
+            body = await framing.read(request.stream(), self.limits, request.headers.get("content-length"))
+        except framing.FramingError as exc:
+            raise ApiError(exc.status, "too_large" if exc.status == 413 else "bad_request", exc.message) from None
+        except ClientDisconnect:
+            return Response(status_code=400)
+        answer = await run_in_threadpool(self._publish, token, body)
+        return JSONResponse(answer, 201)
+
+    def _publish(self, token: Token, body: framing.PublishBody) -> dict[str, Any]:
+        """Scope, manifest, module, then storage: nothing is written before all of them pass."""
+        try:
+            data = json.loads(body.json)
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "bad_request", "the JSON part (1) is not JSON") from None
+        if not isinstance(data, dict) or not isinstance(data.get("manifest"), dict):
+            raise ApiError(400, "bad_request", 'the JSON part (1) must be an object {"manifest": {...}}')
+        raw = data["manifest"]
+        name = _checked(lambda: check_name(raw.get("name")))
+        self._check_scope(token, name)
+        manifest = _checked(lambda: manifest_format.from_dict(raw, "plugin.yaml"))
+        if raw.get("publish") is False:
+            raise ApiError(422, "invalid", f"{name} is marked `publish: false` in its plugin.yaml")
+        if not body.blob:
+            raise ApiError(422, "invalid", "the module part (2) is empty")
+        if body.bundle:
+            raise ApiError(422, "invalid", "this registry does not accept signature bundles yet: "
+                                           "publish with an empty part 3")
+        version = str(manifest.version)
+        if self.storage.exists(name, version):
+            raise _exists(name, version)
+        published = published_now()
+        if manifest.kind == "app":
+            line = _checked(lambda: apppkg.index_line(manifest, body.blob, published=published))
+        else:
+            line = _checked(lambda: build.index_line(manifest, body.blob, published=published))
+        try:
+            self.storage.publish(line, body.blob, token)
+        except Exists:
+            raise _exists(name, version) from None
+        log.info("published %s %s (%s, %d bytes) with token #%d", name, version, line["digest"], line["size"],
+                 token.id)
+        return {"name": name, "version": version, "digest": line["digest"], "line": line}
+
+    async def yank(self, request: Request) -> Response:
+        token = await self._authorize(request)
+        chunks = bytearray()
+        try:
+            async for chunk in request.stream():
+                chunks += chunk
+                if len(chunks) > MAX_YANK_BODY:
+                    raise ApiError(413, "too_large", f"a yank request is at most {MAX_YANK_BODY} bytes")
+        except ClientDisconnect:
+            return Response(status_code=400)
+        answer = await run_in_threadpool(self._yank, token, bytes(chunks))
+        return JSONResponse(answer, 200)
+
+    def _yank(self, token: Token, body: bytes) -> dict[str, Any]:
+        try:
+            data = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "bad_request", "the body is not JSON") from None
+        if not isinstance(data, dict) or not {"name", "version", "yanked"} <= set(data):
+            raise ApiError(400, "bad_request", 'expected {"name": "ns/name", "version": "1.2.0", '
+                                               '"yanked": true | false | "reason"}')
+        name = _checked(lambda: check_name(data["name"]))
+        version = str(_checked(lambda: parse_version(data["version"])))
+        yanked = data["yanked"]
+        if not (isinstance(yanked, bool) or (isinstance(yanked, str) and 0 < len(yanked) <= 1024)):
+            raise ApiError(422, "invalid", "`yanked` is true, false, or a reason (1-1024 characters)")
+        self._check_scope(token, name, "yank")
+        try:
+            line = self.storage.set_yanked(name, version, yanked)
+        except NotFound:
+            raise ApiError(404, "not_found", f"{name} {version} is not published here") from None
+        log.info("%s %s yanked=%r by token #%d", name, line["version"], yanked, token.id)
+        return {"name": name, "version": line["version"], "yanked": line["yanked"]}
+
+    @staticmethod
+    def _check_scope(token: Token, name: str, action: str = "publish") -> None:
+        namespace = name.split("/")[0]
+        if token.may_publish(namespace):
+            return
+        if not (token.publish or token.admin):
+            raise ApiError(403, "forbidden", f"this token may not {action}: ask for one created with --publish")
+        raise ApiError(403, "forbidden", f"this token may not {action} in namespace {namespace!r} (it may in: "
+                                         f"{', '.join(sorted(token.namespaces)) or 'none'})")
+
+
+def _checked(check: Any) -> Any:
+    """Run one of cspm's checks; its error (which says what is wrong) becomes a 422."""
+    try:
+        return check()
+    except CspmError as exc:
+        message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+        raise ApiError(422, "invalid", message) from None
+
+
+def _exists(name: str, version: str) -> ApiError:
+    return ApiError(409, "exists", f"{name} {version} is already published, and published versions are immutable: "
+                                   f"bump the version in plugin.yaml and publish again")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error(exc.status, exc.code, exc.message, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return _error(500, "internal", "the registry failed on this request; its log says why")
+
+
+def create_app(storage: Storage, *, name: str, max_blob_bytes: int,
+               limiter: auth.FailureLimiter | None = None) -> Starlette:
+    registry = Registry(storage, name=name, max_blob_bytes=max_blob_bytes, limiter=limiter)
+    routes = [
+        Route("/config.json", registry.config_json, methods=["GET"]),
+        Route("/index/{namespace}/{name}", registry.index_file, methods=["GET"]),
+        Route("/names", registry.names, methods=["GET"]),
+        Route("/blobs/sha256/{hex}", registry.blob, methods=["GET"]),
+        Route("/bundles/sha256/{file}", registry.bundle, methods=["GET"]),
+        Route(f"/{API}/publish", registry.publish, methods=["PUT"]),
+        Route(f"/{API}/yank", registry.yank, methods=["POST"]),
+    ]
+    handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
+    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]

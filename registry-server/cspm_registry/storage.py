@@ -1,0 +1,343 @@
+"""The data dir: SQLite (WAL) for versions and tokens, plain files for blobs.
+
+A publish writes its blob first and commits its row second, both inside one `BEGIN IMMEDIATE`
+transaction, so the SQLite write lock also serialises every change to `blobs/`: a losing concurrent
+publish can remove the blob it brought without racing a winner that shares it. A crash between the
+two leaves a blob no row points to; `sweep` (run when `serve` starts) removes it, and `tmp/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_version
+from packaging.version import Version
+
+from cspm.errors import CspmError
+from cspm.formats.index_line import from_dict, to_line
+from cspm.index.build import names_line
+
+log = logging.getLogger("cspm_registry")
+
+DB_FILE = "registry.db"
+SCHEMA_VERSION = 1
+PAUSE_AFTER_BLOB_ENV = "CSPM_REGISTRY_TEST_PAUSE_AFTER_BLOB"  # tests only: seconds to sleep before the commit
+
+SCHEMA = """  -- statements end with ';' at the end of a line, and nowhere else
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS namespaces (
+    name TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    created_by INTEGER            -- the token whose creation (or admin publish) created it
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,    -- sha256 hex of the token, which itself is never stored
+    namespaces TEXT NOT NULL,     -- JSON list
+    publish INTEGER NOT NULL,
+    admin INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,   -- publish order
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    version_key TEXT NOT NULL,    -- PEP 440 equality: 1.0 and 1.0.0 are one version
+    digest TEXT NOT NULL,
+    line TEXT NOT NULL,           -- the canonical index line (to_line)
+    published TEXT NOT NULL,
+    modified REAL NOT NULL,       -- last change (publish or yank): Last-Modified
+    UNIQUE (name, version_key)
+);
+CREATE INDEX IF NOT EXISTS versions_digest ON versions (digest);
+"""
+
+
+class StorageError(CspmError):
+    """A data dir this version cannot use."""
+
+
+class Exists(Exception):
+    """The version is already published."""
+
+
+class NotFound(Exception):
+    """No such version."""
+
+
+@dataclass(frozen=True)
+class Token:
+    id: int
+    namespaces: frozenset[str]
+    publish: bool
+    admin: bool
+
+    def may_publish(self, namespace: str) -> bool:
+        return self.admin or (self.publish and namespace in self.namespaces)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A file of the static layout as served: body and when it last changed (None: unknown)."""
+
+    body: bytes
+    modified: float | None
+
+
+def version_key(version: str) -> str:
+    return canonicalize_version(Version(version), strip_trailing_zero=True)
+
+
+def published_now() -> str:
+    """The `published` of a line: UTC, to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Storage:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.blobs = data / "blobs" / "sha256"
+        self.bundles = data / "bundles" / "sha256"
+        self.tmp = data / "tmp"
+        for folder in (self.blobs, self.bundles, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._pause_after_blob = float(os.environ.get(PAUSE_AFTER_BLOB_ENV) or 0)
+        with self._write() as db:  # not executescript, which commits on its own
+            for statement in SCHEMA.split(";\n"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
+            found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
+            if found != str(SCHEMA_VERSION):
+                raise StorageError(f"{data / DB_FILE} has schema version {found}; this cspm-registry reads "
+                                   f"version {SCHEMA_VERSION}")
+
+    # -- connections and transactions
+
+    def _db(self) -> sqlite3.Connection:
+        """One connection per thread (Starlette runs blocking work in a thread pool)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.data / DB_FILE, timeout=60, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # a 201 means the row survives a power cut
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """`BEGIN IMMEDIATE`: takes the write lock at once, so check-then-write cannot interleave."""
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One snapshot for several SELECTs (WAL readers never block the writer)."""
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def generation(self) -> int:
+        """Bumped by every publish and yank: cached renderings are valid while it stays the same."""
+        row = self._db().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    @staticmethod
+    def _bump(db: sqlite3.Connection) -> None:
+        db.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+
+    # -- start-up
+
+    def sweep(self) -> list[str]:
+        """Remove what interrupted publishes left: `tmp/`, and blobs and bundles no row points to."""
+        removed = []
+        with self._write() as db:
+            digests = {row[0].split(":", 1)[1] for row in db.execute("SELECT DISTINCT digest FROM versions")}
+            bundles = set()
+            for (line,) in db.execute("SELECT line FROM versions WHERE line LIKE '%\"bundle\":%'"):
+                bundle = (json.loads(line).get("signature") or {}).get("bundle")
+                if bundle:
+                    bundles.add(bundle.rsplit("/", 1)[1])
+            for folder, keep in ((self.blobs, digests), (self.bundles, bundles)):
+                for path in folder.iterdir():
+                    if path.name not in keep:
+                        _remove(path)
+                        removed.append(str(path.relative_to(self.data)))
+            for path in self.tmp.iterdir():
+                _remove(path)
+                removed.append(str(path.relative_to(self.data)))
+        return removed
+
+    # -- tokens
+
+    def add_token(self, token_hash: str, namespaces: list[str], publish: bool, admin: bool) -> int:
+        """Store a token's hash; the first token of a namespace creates it."""
+        now = time.time()
+        with self._write() as db:
+            cursor = db.execute("INSERT INTO tokens (hash, namespaces, publish, admin, created) VALUES (?, ?, ?, ?, ?)",
+                                (token_hash, json.dumps(sorted(set(namespaces))), int(publish), int(admin), now))
+            token_id = int(cursor.lastrowid or 0)
+            for namespace in namespaces:
+                db.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?)", (namespace, now, token_id))
+        return token_id
+
+    def token_by_hash(self, token_hash: str) -> tuple[str, Token] | None:
+        """(stored hash, token) for the caller's constant-time comparison, or None."""
+        row = self._db().execute("SELECT hash, id, namespaces, publish, admin FROM tokens WHERE hash = ?",
+                                 (token_hash,)).fetchone()
+        if row is None:
+            return None
+        return row[0], Token(row[1], frozenset(json.loads(row[2])), bool(row[3]), bool(row[4]))
+
+    # -- versions
+
+    def exists(self, name: str, version: str) -> bool:
+        row = self._db().execute("SELECT 1 FROM versions WHERE name = ? AND version_key = ?",
+                                 (name, version_key(version))).fetchone()
+        return row is not None
+
+    def publish(self, line: dict[str, Any], blob: bytes, token: Token) -> None:
+        """Blob in place first, then the row; Exists when (name, version) is taken (the loser leaves nothing)."""
+        hexdigest = line["digest"].split(":", 1)[1]
+        target = self.blobs / hexdigest
+        staged = self._stage(blob)  # the slow part (write + fsync) happens outside the write lock
+        try:
+            with self._write() as db:
+                brought = not target.exists()
+                if brought:
+                    os.replace(staged, target)
+                    _fsync_dir(self.blobs)
+                if self._pause_after_blob:
+                    log.warning("test hook: paused after the blob of %s %s", line["name"], line["version"])
+                    time.sleep(self._pause_after_blob)
+                now = time.time()
+                try:
+                    db.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?)",
+                               (line["name"].split("/")[0], now, token.id))
+                    db.execute("INSERT INTO versions (name, version, version_key, digest, line, published, modified)"
+                               " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               (line["name"], line["version"], version_key(line["version"]), line["digest"],
+                                to_line(line), line.get("published", ""), now))
+                except BaseException as exc:
+                    if brought:  # still under the write lock: nobody else can have started using it
+                        target.unlink(missing_ok=True)
+                    if isinstance(exc, sqlite3.IntegrityError):
+                        raise Exists(f"{line['name']} {line['version']}") from None
+                    raise
+                self._bump(db)
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def _stage(self, blob: bytes) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(name, 0o644)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+        return Path(name)
+
+    def set_yanked(self, name: str, version: str, yanked: bool | str) -> dict[str, Any]:
+        """Rewrite the version's line with a new `yanked` (the one field of a line that changes)."""
+        with self._write() as db:
+            row = db.execute("SELECT id, line FROM versions WHERE name = ? AND version_key = ?",
+                             (name, version_key(version))).fetchone()
+            if row is None:
+                raise NotFound(f"{name} {version}")
+            line = json.loads(row[1])
+            line["yanked"] = yanked
+            from_dict(line, name, "index line")  # what we write must be what readers accept
+            db.execute("UPDATE versions SET line = ?, modified = ? WHERE id = ?", (to_line(line), time.time(), row[0]))
+            self._bump(db)
+        return line
+
+    # -- reads
+
+    def blob_path(self, hexdigest: str) -> Path | None:
+        """The blob of a published version; a blob no committed row points to is not served."""
+        row = self._db().execute("SELECT 1 FROM versions WHERE digest = ? LIMIT 1", (f"sha256:{hexdigest}",)).fetchone()
+        path = self.blobs / hexdigest
+        return path if row is not None and path.is_file() else None
+
+    def bundle_path(self, filename: str) -> Path | None:
+        path = self.bundles / filename
+        return path if path.is_file() else None
+
+    def index_file(self, name: str) -> Rendered | None:
+        with self._read() as db:
+            rows = db.execute("SELECT line, modified FROM versions WHERE name = ? ORDER BY id", (name,)).fetchall()
+        if not rows:
+            return None
+        return Rendered("".join(line + "\n" for line, _ in rows).encode(), max(m for _, m in rows))
+
+    def names_file(self) -> Rendered:
+        with self._read() as db:
+            rows = db.execute("SELECT name, line, modified FROM versions ORDER BY name, id").fetchall()
+        return Rendered(render_names(row[1] for row in rows), max((row[2] for row in rows), default=None))
+
+    def all_lines(self) -> list[tuple[str, str]]:
+        """(name, line) of every version in publish order, from one snapshot (for export)."""
+        with self._read() as db:
+            return [(row[0], row[1]) for row in db.execute("SELECT name, line FROM versions ORDER BY id")]
+
+
+def render_names(lines: Any) -> bytes:
+    """`names`: one row per package, for its highest version not yanked (the highest at all if every one is)."""
+    best: dict[str, tuple[bool, Version, dict[str, Any]]] = {}
+    for text in lines:
+        line = json.loads(text)
+        key = (not line.get("yanked"), Version(line["version"]))
+        current = best.get(line["name"])
+        if current is None or key > current[:2]:
+            best[line["name"]] = (*key, line)
+    return "".join(names_line(best[name][2]) + "\n" for name in sorted(best)).encode()
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,576 @@
+"""The registry server (`cspm-registry`, registry-server/) as it runs: a real subprocess on loopback.
+
+Real modules, real framing, real SQLite; crashes are real SIGKILLs. What cspm reads from the server
+must be byte for byte what cspm itself writes (`index_line`, `cspm index build`), and an export served
+by a plain static web server must be byte for byte what the live server serves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cspm.formats import manifest as manifest_format
+from cspm.formats.index_line import to_line
+from cspm.index import build, from_sources
+from tests.conftest import conformance_wasm
+
+pytestmark = pytest.mark.timeout(120)
+
+TOKEN_RE = re.compile(r"^csr_[A-Za-z0-9_-]{43}$")
+# the console script of this interpreter's install (.ci/setup: pip install -e registry-server)
+_BESIDE = Path(sys.executable).parent / "cspm-registry"
+REGISTRY = str(_BESIDE) if _BESIDE.is_file() else shutil.which("cspm-registry")
+
+
+def registry_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    if REGISTRY is None:
+        pytest.fail("cspm-registry is not installed: .ci/setup installs registry-server/ (pip install -e)")
+    return subprocess.run([REGISTRY, *args], capture_output=True, text=True, timeout=60)
+
+
+def frame(*parts: bytes) -> bytes:
+    """A publish body: each part as a 4-byte little-endian length and its bytes."""
+    return b"".join(struct.pack("<I", len(part)) + part for part in parts)
+
+
+def manifest(name: str, version: str, kind: str = "tool", **extra: Any) -> dict[str, Any]:
+    payload = {"app": "app.yaml"} if kind == "app" else {"wasm": "m.wasm"}
+    return {"name": name, "version": version, "kind": kind, "abi": 1, **payload, "description": f"{name} {version}",
+            **extra}
+
+
+def publish_body(data: dict[str, Any], module: bytes, bundle: bytes = b"") -> bytes:
+    return frame(json.dumps({"manifest": data}).encode(), module, bundle)
+
+
+class Answer:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def error(self) -> tuple[str, str]:
+        error = self.json()["error"]
+        return error["code"], error["message"]
+
+
+class Server:
+    """`cspm-registry serve` in a subprocess on 127.0.0.1, port chosen by the OS."""
+
+    def __init__(self, data: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        if REGISTRY is None:
+            pytest.fail("cspm-registry is not installed: .ci/setup installs registry-server/ (pip install -e)")
+        self.data = data
+        self.log = log
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([REGISTRY, "serve", "--data", str(data), "--port", "0", "--name", "test",
+                                          *args], stdout=subprocess.PIPE, stderr=log,
+                                         env={**os.environ, **(env or {})})
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 20)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        if not match:
+            self.proc.kill()
+            pytest.fail(f"the server did not start: {line!r}\n{self.log.read_text()}")
+        self.port = int(match.group(1))
+        self.url = f"http://127.0.0.1:{self.port}/"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.get("/config.json").status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server does not answer:\n{self.log.read_text()}")
+            time.sleep(0.05)
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
+                token: str | None = None) -> Answer:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            sent = dict(headers or {})
+            if token:
+                sent["Authorization"] = f"Bearer {token}"
+            connection.request(method, path, body=body, headers=sent)
+            response = connection.getresponse()
+            return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        finally:
+            connection.close()
+
+    def get(self, path: str, **headers: str) -> Answer:
+        return self.request("GET", path, headers={k.replace("_", "-"): v for k, v in headers.items()})
+
+    def publish(self, token: str | None, data: dict[str, Any], module: bytes, bundle: bytes = b"") -> Answer:
+        return self.request("PUT", "/api/v1/publish", publish_body(data, module, bundle), token=token)
+
+    def yank(self, token: str | None, name: str, version: str, yanked: bool | str) -> Answer:
+        body = json.dumps({"name": name, "version": version, "yanked": yanked}).encode()
+        return self.request("POST", "/api/v1/yank", body, {"Content-Type": "application/json"}, token=token)
+
+    def token(self, *namespaces: str, publish: bool = True, admin: bool = False) -> str:
+        flags = [x for ns in namespaces for x in ("--namespace", ns)]
+        flags += ["--publish"] if publish else []
+        flags += ["--admin"] if admin else []
+        result = registry_cli("token", "create", "--data", str(self.data), *flags)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def start(tmp_path: Path, servers: list[Server]) -> Any:
+    def start_server(*args: str, data: Path | None = None, env: dict[str, str] | None = None) -> Server:
+        server = Server(data or tmp_path / "data", tmp_path / f"server-{len(servers)}.log", *args, env=env)
+        servers.append(server)
+        return server
+    return start_server
+
+
+@pytest.fixture
+def server(start: Any) -> Server:
+    return start()
+
+
+@pytest.fixture(scope="module")
+def modules(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Real plug-ins (C, Zig), and modules that are not plug-ins."""
+    out = tmp_path_factory.mktemp("wat")
+    found = {"c": conformance_wasm("c").read_bytes(), "zig": conformance_wasm("zig").read_bytes(),
+             "random": os.urandom(4096)}
+    for name in ("nocall", "badimport"):
+        subprocess.run(["wat2wasm", str(Path(__file__).parent / "wat" / f"{name}.wat"), "-o", str(out / name)],
+                       check=True)
+        found[name] = (out / name).read_bytes()
+    return found
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """One whole HTTP response from a raw socket: its headers, then Content-Length bytes of body."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return received
+        received += chunk
+    head, body = received.split(b"\r\n\r\n", 1)
+    length = re.search(rb"(?i)content-length: (\d+)", head)
+    while length and len(body) < int(length.group(1)):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def lines_of(answer: Answer) -> list[dict[str, Any]]:
+    assert answer.status == 200, answer.body
+    return [json.loads(line) for line in answer.body.decode().splitlines()]
+
+
+def stored_files(data: Path) -> dict[str, list[str]]:
+    return {folder: sorted(p.name for p in (data / folder).rglob("*"))
+            for folder in ("blobs/sha256", "bundles/sha256", "tmp")}
+
+
+# -- reads, tokens, publish
+
+
+def test_fresh_data_dir_serves_config_and_nothing_else(tmp_path: Path, start: Any) -> None:
+    data = tmp_path / "fresh" / "registry"  # not even its parent exists
+    server = start(data=data)
+    answer = server.get("/config.json")
+    assert answer.json() == {"name": "test", "dl": "blobs/sha256/{hex}", "api": "api/v1"}
+    assert answer.headers["cache-control"] == "no-cache" and answer.headers["etag"].startswith('"')
+    assert (data / "registry.db").is_file() and (data / "blobs" / "sha256").is_dir() and (data / "tmp").is_dir()
+    assert server.get("/names").body == b""
+    for path in ("/index/test/echo", "/index/Test/echo", "/index/test/../../registry.db", "/index/..%2F..%2Fx/y",
+                 "/blobs/sha256/" + "0" * 64, "/blobs/sha256/..%2F..%2Fregistry.db", "/blobs/sha256/ABC",
+                 "/bundles/sha256/..%2Fregistry.db", "/registry.db", "/tmp", "/api/v1/publish"):
+        assert server.get(path).status in (404, 405), path
+
+
+def test_token_create_prints_it_once_and_keeps_only_its_hash(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = registry_cli("token", "create", "--data", str(data), "--namespace", "acme", "--publish")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert TOKEN_RE.match(token) and result.stdout.count("csr_") == 1 and token not in result.stderr
+    rows = sqlite3.connect(data / "registry.db").execute("SELECT hash, namespaces, publish, admin FROM tokens")
+    assert rows.fetchall() == [(hashlib.sha256(token.encode()).hexdigest(), '["acme"]', 1, 0)]
+    raw = b"".join(p.read_bytes() for p in data.iterdir() if p.is_file())
+    assert token.encode() not in raw and token[4:].encode() not in raw
+    assert registry_cli("token", "create", "--data", str(data), "--namespace", "Bad_NS").returncode != 0
+
+
+def test_publish_serves_cspms_own_line_and_an_immutable_blob(server: Server, modules: dict[str, bytes]) -> None:
+    token = server.token("test")
+    data = manifest("test/echo", "1.0.0", capabilities={"hosts": ["api.example.com"]}, config={
+        "greeting": {"type": "string", "default": "hi"}})
+    answer = server.publish(token, data, modules["c"])
+    assert answer.status == 201, answer.body
+    created = answer.json()
+    digest = "sha256:" + hashlib.sha256(modules["c"]).hexdigest()
+    assert (created["name"], created["version"], created["digest"]) == ("test/echo", "1.0.0", digest)
+
+    served = server.get("/index/test/echo")
+    [line] = lines_of(served)
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", line["published"])
+    expected = build.index_line(manifest_format.from_dict(data, "plugin.yaml"), modules["c"],
+                                published=line["published"])
+    assert served.body == (to_line(expected) + "\n").encode()  # the very bytes cspm writes
+    assert created["line"] == expected
+    assert served.headers["cache-control"] == "no-cache" and "last-modified" in served.headers
+
+    blob = server.get(f"/blobs/sha256/{digest[7:]}")
+    assert blob.status == 200 and blob.body == modules["c"]
+    assert blob.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert blob.headers["etag"] == f'"{digest[7:]}"'
+    assert server.get(f"/blobs/sha256/{digest[7:]}", If_None_Match=f'"{digest[7:]}"').status == 304
+    assert json.loads(server.get("/names").body) == {"name": "test/echo", "kind": "tool",
+                                                      "description": "test/echo 1.0.0", "latest": "1.0.0"}
+    assert token not in server.log.read_text() and token[4:] not in server.log.read_text()
+
+
+def test_etag_304_if_modified_since_and_gzip(server: Server, modules: dict[str, bytes]) -> None:
+    token = server.token("test")
+    assert server.publish(token, manifest("test/echo", "1.0.0"), modules["c"]).status == 201
+    for path in ("/index/test/echo", "/names", "/config.json"):
+        plain = server.get(path, Accept_Encoding="identity")
+        etag = plain.headers["etag"]
+        assert plain.status == 200 and plain.headers["vary"] == "Accept-Encoding"
+        assert "content-encoding" not in plain.headers
+        assert etag == f'"{hashlib.sha256(plain.body).hexdigest()}"'
+        assert server.get(path, Accept_Encoding="identity", If_None_Match=etag).status == 304
+        assert server.get(path, Accept_Encoding="identity", If_None_Match=f'"x", W/{etag}').status == 304
+        assert server.get(path, Accept_Encoding="identity", If_None_Match='"other"').status == 200
+
+        zipped = server.get(path, Accept_Encoding="br, gzip;q=0.8")
+        assert zipped.headers["content-encoding"] == "gzip" and gzip.decompress(zipped.body) == plain.body
+        assert zipped.headers["etag"] != etag and zipped.headers["vary"] == "Accept-Encoding"
+        assert server.get(path, Accept_Encoding="gzip", If_None_Match=zipped.headers["etag"]).status == 304
+        assert server.get(path, Accept_Encoding="gzip", If_None_Match=etag).status == 200
+        assert "content-encoding" not in server.get(path, Accept_Encoding="gzip;q=0").headers
+
+    index = server.get("/index/test/echo")
+    modified = index.headers["last-modified"]
+    assert server.get("/index/test/echo", If_Modified_Since=modified).status == 304
+    assert server.get("/index/test/echo", If_Modified_Since="Thu, 01 Jan 2015 00:00:00 GMT").status == 200
+    # If-None-Match decides when both are sent (as cspm does)
+    assert server.get("/index/test/echo", If_Modified_Since=modified, If_None_Match='"stale"').status == 200
+    time.sleep(1.1)  # Last-Modified has one-second resolution
+    assert server.publish(token, manifest("test/echo", "1.1.0"), modules["zig"]).status == 201
+    changed = server.get("/index/test/echo", If_Modified_Since=modified, If_None_Match=index.headers["etag"])
+    assert changed.status == 200 and len(lines_of(changed)) == 2
+    assert changed.headers["last-modified"] != modified
+
+
+def test_a_version_is_published_once(server: Server, modules: dict[str, bytes]) -> None:
+    token = server.token("test")
+    assert server.publish(token, manifest("test/echo", "1.0.0"), modules["c"]).status == 201
+    for version, module in (("1.0.0", modules["c"]), ("1.0.0", modules["zig"]), ("1.0", modules["zig"])):
+        again = server.publish(token, manifest("test/echo", version), module)
+        code, message = again.error()
+        assert (again.status, code) == (409, "exists") and "bump" in message, again.body
+    assert len(lines_of(server.get("/index/test/echo"))) == 1
+    assert stored_files(server.data)["blobs/sha256"] == [hashlib.sha256(modules["c"]).hexdigest()]
+
+
+def test_tokens_are_scoped_to_namespaces(server: Server, modules: dict[str, bytes]) -> None:
+    other = server.token("other")
+    answer = server.publish(other, manifest("test/echo", "1.0.0"), modules["c"])
+    assert (answer.status, answer.error()[0]) == (403, "forbidden") and "'test'" in answer.error()[1]
+    read_only = server.token("test", publish=False)
+    answer = server.publish(read_only, manifest("test/echo", "1.0.0"), modules["c"])
+    assert answer.status == 403 and "--publish" in answer.error()[1]
+    assert server.publish(server.token(admin=True), manifest("test/echo", "1.0.0"), modules["c"]).status == 201
+    assert server.yank(other, "test/echo", "1.0.0", True).status == 403
+
+
+def test_unknown_tokens_are_401_then_rate_limited(server: Server, modules: dict[str, bytes]) -> None:
+    good = server.token("test")
+    body = publish_body(manifest("test/echo", "1.0.0"), modules["c"])
+    attempts = [None, "csr_" + "A" * 43, "not-a-token", good[:-1] + ("a" if good[-1] != "a" else "b")]
+    for attempt in range(10):
+        answer = server.request("PUT", "/api/v1/publish", body, token=attempts[attempt % len(attempts)])
+        assert (answer.status, answer.error()[0]) == (401, "unauthorized"), answer.body
+        assert answer.headers["www-authenticate"] == "Bearer"
+    limited = server.request("PUT", "/api/v1/publish", body, token=good)  # even a good token, from this client
+    assert (limited.status, limited.error()[0]) == (429, "rate_limited")
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert server.yank(good, "test/echo", "1.0.0", True).status == 429
+    assert server.get("/config.json").status == 200  # reads need no token and are never limited
+
+
+def test_oversized_uploads_are_refused_early(start: Any, tmp_path: Path) -> None:
+    small = start("--max-blob-mb", "1", data=tmp_path / "small")
+    token = small.token("test")
+    head = json.dumps({"manifest": manifest("test/big", "1.0.0")}).encode()
+    huge = 512 << 20  # announced, never sent: the answer must come before the body
+
+    def raw(request: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", small.port), timeout=10) as sock:
+            sock.sendall(request)
+            sock.sendall(struct.pack("<I", len(head)) + head + struct.pack("<I", 2 << 20) + b"\0" * 65536)
+            started = time.monotonic()
+            answer = read_answer(sock)
+            assert time.monotonic() - started < 5
+            return answer
+
+    auth = f"Authorization: Bearer {token}\r\n"
+    by_length = raw(f"PUT /api/v1/publish HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {huge}\r\n\r\n".encode())
+    assert by_length.startswith(b"HTTP/1.1 413") and b'"too_large"' in by_length
+    # chunked: no length up front; the module part's own length gives it away
+    prefix = struct.pack("<I", len(head)) + head + struct.pack("<I", 2 << 20)
+    with socket.create_connection(("127.0.0.1", small.port), timeout=10) as sock:
+        sock.sendall(f"PUT /api/v1/publish HTTP/1.1\r\nHost: x\r\n{auth}Transfer-Encoding: chunked\r\n\r\n".encode())
+        sock.sendall(f"{len(prefix):x}\r\n".encode() + prefix + b"\r\n")
+        answer = read_answer(sock)
+    assert answer.startswith(b"HTTP/1.1 413") and b"module part (2)" in answer
+
+    too_big = small.publish(token, manifest("test/big", "1.0.0"), b"\0asm" + b"\0" * (1 << 20))
+    assert (too_big.status, too_big.error()[0]) == (413, "too_large")
+    big_json = frame(json.dumps({"manifest": manifest("test/big", "1.0.0"), "pad": "x" * (2 << 20)}).encode(),
+                     b"x", b"")
+    assert small.request("PUT", "/api/v1/publish", big_json, token=token).status == 413
+    assert small.request("PUT", "/api/v1/publish", frame(head, b"x", b"\0" * (2 << 20)), token=token).status == 413
+    assert stored_files(small.data) == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
+
+
+def test_malformed_framing_is_400(server: Server, modules: dict[str, bytes]) -> None:
+    token = server.token("test")
+    good_json = json.dumps({"manifest": manifest("test/echo", "1.0.0")}).encode()
+    whole = frame(good_json, modules["c"], b"")
+    cases = {
+        b"": "ends before the 4-byte length of the JSON part",
+        b"\x05\0": "ends before the 4-byte length of the JSON part",
+        whole[:400]: "ends inside the module part (2)",
+        whole[:-4]: "ends before the 4-byte length of the signature bundle part (3)",
+        whole + b"more": "goes on after its third part",
+        frame(b"{not json", modules["c"], b""): "not JSON",
+        frame(b"[1, 2]", modules["c"], b""): '{"manifest"',
+        frame(b'{"manifest": "x"}', modules["c"], b""): '{"manifest"',
+    }
+    for body, expected in cases.items():
+        answer = server.request("PUT", "/api/v1/publish", body, token=token)
+        code, message = answer.error()
+        assert (answer.status, code) == (400, "bad_request") and expected in message, (body[:40], answer.body)
+    for body in (b"{", b"[]", b'{"name": "test/echo"}'):
+        assert server.request("POST", "/api/v1/yank", body, token=token).status == 400
+    assert stored_files(server.data) == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
+
+
+def test_what_is_not_a_plugin_is_422_naming_the_problem(server: Server, modules: dict[str, bytes]) -> None:
+    token = server.token("test")
+    cases = [
+        (manifest("test/echo", "1.0.0"), modules["random"], b"", "not a usable wasm module"),
+        (manifest("test/echo", "1.0.0"), modules["nocall"], b"", "does not export a function `call`"),
+        (manifest("test/echo", "1.0.0"), modules["badimport"], b"", "launch_missiles"),
+        (manifest("test/echo", "1.x"), modules["c"], b"", "version"),
+        (manifest("test/Echo", "1.0.0"), modules["c"], b"", "package name 'test/Echo' is not allowed"),
+        (manifest("test/echo", "1.0.0", kind="model"), modules["c"], b"", "kind"),
+        (manifest("test/echo", "1.0.0", surprise=1), modules["c"], b"", "surprise"),
+        (manifest("test/echo", "1.0.0", publish=False), modules["c"], b"", "publish: false"),
+        (manifest("test/echo", "1.0.0"), b"", b"", "empty"),
+        (manifest("test/echo", "1.0.0"), modules["c"], b"{}", "signature bundles"),
+        (manifest("test/app", "1.0.0", kind="app"), b"{}", b"", "app package"),
+    ]
+    for data, module, bundle, expected in cases:
+        answer = server.publish(token, data, module, bundle)
+        code, message = answer.error()
+        assert (answer.status, code) == (422, "invalid") and expected in message, (expected, answer.body)
+    assert server.get("/index/test/echo").status == 404
+    assert stored_files(server.data) == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
+
+
+def test_concurrent_publishes_of_one_version_exactly_one_wins(server: Server, modules: dict[str, bytes]) -> None:
+    token = server.token("test")
+    barrier = threading.Barrier(8)
+    statuses: list[int] = []
+
+    def publish(index: int) -> None:
+        body = publish_body(manifest("test/race", "1.0.0"), modules["c" if index % 2 else "zig"])
+        barrier.wait()
+        statuses.append(server.request("PUT", "/api/v1/publish", body, token=token).status)
+
+    threads = [threading.Thread(target=publish, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses) == [201] + [409] * 7
+    [line] = lines_of(server.get("/index/test/race"))
+    assert stored_files(server.data) == {"blobs/sha256": [line["digest"][7:]], "bundles/sha256": [], "tmp": []}
+
+
+def test_a_killed_server_leaves_no_trace_and_the_version_can_be_published_again(
+        tmp_path: Path, start: Any, modules: dict[str, bytes]) -> None:
+    data = tmp_path / "data"
+    first = start(data=data, env={"CSPM_REGISTRY_TEST_PAUSE_AFTER_BLOB": "30"})
+    token = first.token("test")
+    body = publish_body(manifest("test/echo", "1.0.0"), modules["c"])
+    hexdigest = hashlib.sha256(modules["c"]).hexdigest()
+
+    # 1. killed while the upload is still arriving
+    with socket.create_connection(("127.0.0.1", first.port), timeout=10) as sock:
+        sock.sendall(f"PUT /api/v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode())
+        for offset in range(0, len(body) // 2, 4096):
+            sock.sendall(body[offset:offset + 4096])
+            time.sleep(0.01)
+        first.kill()
+
+    # 2. killed after the blob is in place, before its row is committed
+    second = start(data=data, env={"CSPM_REGISTRY_TEST_PAUSE_AFTER_BLOB": "30"})
+    threading.Thread(target=lambda: _ignore_errors(second.request, "PUT", "/api/v1/publish", body, token=token),
+                     daemon=True).start()
+    deadline = time.monotonic() + 20
+    while not (data / "blobs" / "sha256" / hexdigest).exists():
+        assert time.monotonic() < deadline, "the publish never wrote its blob"
+        time.sleep(0.02)
+    time.sleep(0.2)
+    second.kill()
+    assert (data / "blobs" / "sha256" / hexdigest).exists()  # the orphan the restart must remove
+    assert sqlite3.connect(data / "registry.db").execute("SELECT COUNT(*) FROM versions").fetchone() == (0,)
+
+    third = start(data=data)
+    assert stored_files(data) == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
+    assert third.get("/index/test/echo").status == 404 and third.get(f"/blobs/sha256/{hexdigest}").status == 404
+    assert third.publish(token, manifest("test/echo", "1.0.0"), modules["c"]).status == 201
+    assert third.get(f"/blobs/sha256/{hexdigest}").body == modules["c"]
+    assert len(lines_of(third.get("/index/test/echo"))) == 1
+
+
+def _ignore_errors(function: Any, *args: Any, **kwargs: Any) -> None:
+    with contextlib.suppress(OSError):  # the server is killed while this request waits
+        function(*args, **kwargs)
+
+
+def test_yank_and_unyank_rewrite_only_yanked(server: Server, modules: dict[str, bytes]) -> None:
+    token = server.token("test")
+    assert server.publish(token, manifest("test/echo", "1.0.0"), modules["c"]).status == 201
+    assert server.publish(token, manifest("test/echo", "1.1.0"), modules["zig"]).status == 201
+    original = server.get("/index/test/echo")
+    etags = {original.headers["etag"]}
+    for yanked in (True, "CVE-2026-0001: use 1.0.0", False):
+        answer = server.yank(token, "test/echo", "1.1", yanked)  # PEP 440: 1.1 is 1.1.0
+        assert answer.status == 200 and answer.json() == {"name": "test/echo", "version": "1.1.0", "yanked": yanked}
+        now = server.get("/index/test/echo")
+        before, after = lines_of(original), lines_of(now)
+        assert after[0] == before[0] and after[1] == {**before[1], "yanked": yanked}
+        etags.add(now.headers["etag"])
+        latest = json.loads(server.get("/names").body)["latest"]
+        assert latest == ("1.0.0" if yanked else "1.1.0")
+    assert server.get("/index/test/echo").body == original.body and len(etags) == 3
+    assert server.yank(token, "test/echo", "2.0.0", True).status == 404
+    assert server.yank(token, "test/echo", "1.0.0", "").status == 422
+    assert server.yank(token, "test/Echo", "1.0.0", True).status == 422
+
+
+def test_export_is_what_cspm_index_build_writes_and_what_the_server_serves(
+        tmp_path: Path, server: Server, modules: dict[str, bytes]) -> None:
+    sources = tmp_path / "src"
+    for name, version, lang in (("test/echo", "1.0.0", "c"), ("test/echo", "1.1.0", "zig"),
+                                ("test/boss", "1.0.0", "c")):
+        folder = sources / f"{name.split('/')[1]}-{version}"
+        folder.mkdir(parents=True)
+        (folder / "m.wasm").write_bytes(modules[lang])
+        (folder / "plugin.yaml").write_text(yaml.safe_dump(manifest(name, version, kind="tool")))
+    demo = sources / "demo"
+    demo.mkdir()
+    (demo / "plugin.yaml").write_text("name: test/demo\nversion: 1.0.0\nkind: app\nabi: 1\napp: app.yaml\n"
+                                      "description: a demo app\n")
+    (demo / "app.yaml").write_text("entry: boss\ntools:\n  - {name: echo, plugin: \"test/echo@~1.0\"}\n"
+                                   "agents:\n  - {name: boss, plugin: \"test/boss@^1\", tools: [echo]}\n")
+    built = tmp_path / "built"
+    from_sources.build([sources], built, name="test")
+
+    token = server.token("test")
+    for manifest_file in sorted(sources.glob("*/plugin.yaml"), key=lambda p: p.parent.name == "demo"):
+        data = yaml.safe_load(manifest_file.read_text())
+        if data["kind"] == "app":  # the app package cspm packed, with its lock
+            blob = next(blob.read_bytes() for blob in (built / "blobs" / "sha256").iterdir()
+                        if blob.read_bytes().startswith(b'{"app.lock"'))
+        else:
+            blob = (manifest_file.parent / "m.wasm").read_bytes()
+        assert server.publish(token, data, blob).status == 201
+    assert server.yank(token, "test/echo", "1.1.0", "broken").status == 200
+
+    out = tmp_path / "export"
+    result = registry_cli("export", "--data", str(server.data), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file())
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in out.rglob("*") if p.is_file())
+    assert json.loads((out / "config.json").read_text()) == {"name": "test", "dl": "blobs/sha256/{hex}", "api": None}
+    assert (out / "config.json").read_bytes() == (built / "config.json").read_bytes()
+    for package in ("echo", "boss", "demo"):  # what cspm writes, but for `published` and the yank
+        exported = [json.loads(line) for line in (out / "index" / "test" / package).read_text().splitlines()]
+        written = [json.loads(line) for line in (built / "index" / "test" / package).read_text().splitlines()]
+        assert [{k: v for k, v in line.items() if k not in ("published", "yanked")} for line in exported] == \
+            [{k: v for k, v in line.items() if k != "yanked"} for line in written]
+
+    static = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
+                               str(out)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        ready, _, _ = select.select([static.stdout], [], [], 20)
+        port = int(re.search(r"port (\d+)", static.stdout.readline() if ready else "").group(1))  # type: ignore[union-attr]
+        for path in files:
+            if path == "config.json":
+                continue
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", "/" + path)
+            from_static = connection.getresponse().read()
+            connection.close()
+            live = server.get("/" + path, Accept_Encoding="identity")
+            assert live.status == 200 and live.body == from_static, path
+    finally:
+        static.terminate()
+        static.wait(10)
+        if static.stdout:
+            static.stdout.close()
