@@ -102,7 +102,8 @@ def refused(*args: str) -> str:
     return result.stderr
 
 
-def test_publish_install_yank_republish_and_scope(tmp_path: Path, server: Server) -> None:
+def test_publish_install_yank_republish_and_scope(tmp_path: Path, server: Server,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "src"
     echo1 = source(src, "test/echo", "1.0.0", "tool", "c")
     echo2 = source(src, "test/echo", "1.1.0", "tool", "zig")
@@ -121,21 +122,27 @@ def test_publish_install_yank_republish_and_scope(tmp_path: Path, server: Server
 
     info = ok("info", "test/echo")
     assert [v["version"] for v in info["versions"]] == ["1.0.0", "1.1.0"]
+    assert [r["name"] for r in ok("search", "echo")["results"]] == ["test/echo"]
     ok("yank", "test/echo@1.1.0", "--reason", "broken")
     info = ok("info", "test/echo")
     assert [v["yanked"] for v in info["versions"]] == [False, "broken"] and info["selected"]["version"] == "1.0.0"
 
-    # a second user, with only the registry's URL, installs and runs it; yanked 1.1.0 is skipped
+    # a second user, with only the registry's URL (no token), installs and runs it; yanked 1.1.0 is skipped
+    monkeypatch.setenv("CSPM_CONFIG_DIR", str(tmp_path / "second-config"))
+    monkeypatch.setenv("CSPM_CACHE_DIR", str(tmp_path / "second-cache"))
+    ok("registry", "add", "remote", server.url)
     app = tmp_path / "user" / "app.yaml"
     app.parent.mkdir()
     app.write_text(APP)
     locked = {p["name"]: p["version"] for p in ok("lock", str(app))["plugins"]}
     assert locked == {"test/boss": "1.0.0", "test/echo": "1.0.0"}
     assert ok("run", str(app), "-i", "hello")["output"] == "hello"
-    ok("yank", "test/echo@1.1.0", "--undo")
+    assert "no token for registry remote" in refused("yank", "test/echo@1.1.0", "--undo", "-r", "remote")
+    publisher = {"CSPM_CONFIG_DIR": str(tmp_path / "config")}
+    assert cspm("yank", "test/echo@1.1.0", "--undo", env=publisher).returncode == 0
     assert ok("lock", str(app), "-U")["changes"] == [
         {"name": "test/echo", "old": "1.0.0", "new": "1.1.0", "change": "updated"}]
-    ok("yank", "test/echo@1.1.0")  # yanked again after it was locked: the lock still installs it
+    assert cspm("yank", "test/echo@1.1.0", env=publisher).returncode == 0  # yanked after locking: still installs
     shutil.rmtree(Path(os.environ["CSPM_CACHE_DIR"]))
     assert ok("install", str(app), "--frozen")["downloaded"] == 2
 
