@@ -123,3 +123,4 @@ def scripted() -> Iterator[Callable[[], ScriptedServer]]:
     yield make
     for server in servers:
         server.close()
+from tests.sigstore_stack import sigstore_stack  # noqa: F401,E402
