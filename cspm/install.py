@@ -29,6 +29,10 @@ class CapabilityChange(CspmError):
     """An upgrade that asks for more than the lock granted."""
 
 
+class SignerChange(CspmError):
+    """An upgrade signed by someone else than the lock pinned."""
+
+
 class StaleLock(CspmError):
     exit_code = 2
 
@@ -47,7 +51,8 @@ def requirements(app: AppConfig) -> list[Req]:
 
 
 def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = None,
-             upgrade: set[str] | None = None, allow_capabilities: bool = False) -> Lock:
+             upgrade: set[str] | None = None, allow_capabilities: bool = False,
+             allow_signer_change: bool = False) -> Lock:
     reqs = requirements(app)
     federation.prefetch([r.name for r in reqs])
     pinned = {p.name: p.version for p in existing.plugins} if existing else {}
@@ -66,7 +71,29 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
         if widened:
             raise CapabilityChange("the new versions ask for more than the lock granted:\n" + "\n".join(widened),
                                    hint="review the difference, then rerun with --allow-capabilities")
+    if existing is not None and not allow_signer_change:
+        changed = signer_changes(existing, new)
+        if changed:
+            raise SignerChange("the new versions are signed by someone else than the locked ones:\n"
+                               + "\n".join(changed),
+                               hint="check that the publisher really changed, then rerun with --allow-signer-change")
     return new
+
+
+def _shown(signer: dict[str, str] | None) -> str:
+    return f"{signer['identity']} ({signer['issuer']})" if signer else "nobody (unsigned)"
+
+
+def signer_changes(old: Lock, new: Lock) -> list[str]:
+    """Trust on first use, like SSH's known_hosts: a locked plug-in keeps its signer across upgrades."""
+    before = old.by_name()
+    lines = []
+    for plugin in new.plugins:
+        prior = before.get(plugin.name)
+        if prior is not None and prior.signer is not None and prior.signer != plugin.signer:
+            lines.append(f"  {plugin.name} {prior.version} -> {plugin.version}: signed by {_shown(prior.signer)}, "
+                         f"now by {_shown(plugin.signer)}")
+    return lines
 
 
 def _locked(candidate: Candidate, used_by: list[str]) -> LockedPlugin:
@@ -157,6 +184,15 @@ def _routed_source(plugin: LockedPlugin, federation: Federation) -> IndexSource:
                         f"{entry.digest}, but the app's lock pins {plugin.digest}",
                         hint="the registry and the app disagree; do not run it until its publisher fixes it")
     return found.source
+
+
+def source_of(plugin: LockedPlugin, federation: Federation, *, route: bool = False) -> IndexSource:
+    """The registry a locked plug-in comes from on this machine."""
+    source = _routed_source(plugin, federation) if route else federation.source(plugin.registry)
+    if source is None:
+        raise CspmError(f"{plugin.name} comes from registry {plugin.registry!r}, which is not in your config",
+                        hint=f"add it with `cspm registry add {plugin.registry} URL`")
+    return source
 
 
 def _indexed(plugin: LockedPlugin, federation: Federation, source: IndexSource) -> IndexEntry | None:

@@ -22,8 +22,9 @@ from cspm.formats.index_line import IndexEntry
 from cspm.formats.lock import Lock
 from cspm.formats.names import Requirement, parse_requirement
 from cspm.index.federation import Federation, PackageNotFound
-from cspm.install import StaleLock, bind_locked, install, lock_app, stale_reasons
+from cspm.install import StaleLock, bind_locked, install, lock_app, source_of, stale_reasons
 from cspm.store import Store
+from cspm.verify.provenance import Verdict, check_lock
 
 Warn = Callable[[str], None]
 
@@ -59,6 +60,7 @@ class InstallOutcome:
     lock: Lock
     downloaded: int
     bytes_total: int
+    verdicts: list[Verdict] = field(default_factory=list)
 
 
 def diff(old: Lock | None, new: Lock) -> list[Change]:
@@ -107,7 +109,7 @@ class Project:
         return lock_format.load(self.lock_file) if self.lock_file.exists() else None
 
     def lock(self, *, upgrade: set[str] | None = None, allow_capabilities: bool = False,
-             check: bool = False) -> LockOutcome:
+             allow_signer_change: bool = False, check: bool = False) -> LockOutcome:
         """Resolve and write the lock; with `check`, only say whether it is up to date (StaleLock if not)."""
         existing = self.existing_lock()
         reasons = stale_reasons(self.app, existing) if existing else ["there is no lock yet"]
@@ -120,7 +122,7 @@ class Project:
         if existing is not None and not reasons and upgrade is None:
             return LockOutcome(existing, [], False)
         new = lock_app(self.app, self.federation, existing=existing, upgrade=upgrade,
-                       allow_capabilities=allow_capabilities)
+                       allow_capabilities=allow_capabilities, allow_signer_change=allow_signer_change)
         changes = diff(existing, new)
         written = existing is None or lock_format.dump(existing) != lock_format.dump(new)
         if written:
@@ -128,16 +130,29 @@ class Project:
         return LockOutcome(new, changes, written, reasons if existing else [])
 
     def install(self, *, frozen: bool = False, progress: Progress | None = None,
-                allow_capabilities: bool = False) -> tuple[LockOutcome, InstallOutcome]:
-        """Fetch and verify everything the lock pins (locking first unless `frozen`)."""
-        locked = self.lock(check=frozen, allow_capabilities=allow_capabilities)
+                allow_capabilities: bool = False, allow_signer_change: bool = False,
+                verify_all: bool = False) -> tuple[LockOutcome, InstallOutcome]:
+        """Fetch and verify everything the lock pins (locking first unless `frozen`).
+
+        Signatures are checked for what was downloaded now, or for everything with `verify_all`
+        (`cspm install`: cheap when warm, each verdict is cached).
+        """
+        locked = self.lock(check=frozen, allow_capabilities=allow_capabilities,
+                           allow_signer_change=allow_signer_change)
         missing = [p for p in locked.lock.plugins if not self.store.has(p.digest)]
         plan = getattr(progress, "plan", None)
         if missing and plan is not None:
             plan(len(missing), sum(p.size for p in missing))
         downloaded = (install(locked.lock, self.federation, self.store, progress=progress, route=self.route)
                       if missing else 0)
-        return locked, InstallOutcome(locked.lock, downloaded, sum(p.size for p in missing))
+        targets = None if verify_all else {p.digest for p in missing}
+        verdicts = []
+        if targets is None or targets:
+            sources = {p.name: source_of(p, self.federation, route=self.route) for p in locked.lock.plugins
+                       if targets is None or p.digest in targets}
+            verdicts = check_lock(locked.lock, self.federation, self.store, self.federation.config.trust, sources,
+                                  only=targets)
+        return locked, InstallOutcome(locked.lock, downloaded, sum(p.size for p in missing), verdicts)
 
     def missing(self, lock: Lock) -> list[str]:
         return [p.digest for p in lock.plugins if not self.store.has(p.digest)]

@@ -26,6 +26,7 @@ from cspm.formats.userconfig import Registry, UserConfig
 from cspm.index.build import index_line
 from cspm.index.source import IndexSource
 from cspm.install import stale_reasons
+from cspm.verify import signature
 
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
@@ -46,8 +47,55 @@ class PublishError(CspmError):
 class Package:
     manifest: Manifest
     blob: bytes
-    line: dict[str, Any]  # what the registry should end up with (but `published`)
+    line: dict[str, Any]  # what the registry should end up with (but `published` and `signature`)
     bundle: bytes = b""
+    signature_kind: str | None = None
+    signer: str | None = None  # who signed, for messages
+
+
+def sign(package: Package, *, key: Path | None = None, identity_token: str | None = None,
+         interactive: bool = False) -> None:
+    """Sign the blob's digest: with an ed25519 key file, or keyless through Sigstore.
+
+    The identity token comes from --identity-token, the CI's ambient credential (GitHub Actions and
+    the others sigstore detects), or, at a terminal, the browser flow of the trust config's issuer.
+    """
+    name, version, digest = package.line["name"], package.line["version"], package.line["digest"]
+    if key is not None:
+        try:
+            private = key.read_bytes()
+        except OSError as exc:
+            raise PublishError(f"cannot read the key {key}: {exc.strerror or exc}") from None
+        package.bundle, public = signature.sign_keyed(private, name, version, digest)
+        package.signature_kind, package.signer = "dsse-ed25519", f"key {signature.key_id(public)}"
+        return
+    token = identity_token or _ambient_token()
+    if token is None and interactive:
+        from sigstore.oidc import Issuer
+
+        token = str(Issuer(signature.trust_config().signing_config.get_oidc_url()).identity_token())
+    if token is None:
+        raise PublishError("cannot sign: there is no identity to sign with",
+                           hint="in CI, allow OIDC tokens (GitHub: `permissions: id-token: write`); else pass "
+                                "--identity-token, or --key FILE (`cspm keygen`), or --no-sign")
+    try:
+        package.bundle = signature.sign_sigstore(package.blob, token)
+    except Exception as exc:  # sigstore's errors (token, CA, log) all end the publish the same way
+        cause = exc.__cause__ or exc.__context__
+        detail = str(exc) or type(exc).__name__
+        if cause is not None and str(cause):
+            detail += f" ({cause})"
+        raise PublishError(f"signing {name} {version} failed: {detail}"[:2000]) from None
+    package.signature_kind = "sigstore"
+
+
+def _ambient_token() -> str | None:
+    from sigstore.oidc import IdentityError, detect_credential
+
+    try:
+        return detect_credential()
+    except IdentityError:
+        return None
 
 
 def pack(folder: Path) -> Package:
@@ -75,9 +123,12 @@ def pack(folder: Path) -> Package:
     return Package(manifest, blob, index_line(manifest, blob))
 
 
-def frame(manifest: dict[str, Any], blob: bytes, bundle: bytes = b"") -> bytes:
+def frame(manifest: dict[str, Any], blob: bytes, bundle: bytes = b"", kind: str | None = None) -> bytes:
     """Three parts, each a little-endian u32 length and its bytes (docs/registry.md)."""
-    head = json.dumps({"manifest": manifest}, ensure_ascii=False, separators=(",", ":")).encode()
+    head_data: dict[str, Any] = {"manifest": manifest}
+    if bundle:
+        head_data["signature"] = {"kind": kind}
+    head = json.dumps(head_data, ensure_ascii=False, separators=(",", ":")).encode()
     return b"".join(struct.pack("<I", len(part)) + part for part in (head, blob, bundle))
 
 
@@ -148,7 +199,7 @@ def _send(registry: Registry, method: str, url: str, **kwargs: Any) -> dict[str,
 
 
 def publish(package: Package, registry: Registry) -> dict[str, Any]:
-    body = frame(package.manifest.raw, package.blob, package.bundle)
+    body = frame(package.manifest.raw, package.blob, package.bundle, package.signature_kind)
     answer = _send(registry, "PUT", urljoin(api_url(registry), "publish"), content=body)
     if answer.get("digest") != package.line["digest"]:
         raise PublishError(f"registry {registry.name} recorded digest {answer.get('digest')}, but the upload "

@@ -12,6 +12,7 @@ from cspm.cli import index_cmd, pm, query
 from cspm.cli import publish as publish_cmd
 from cspm.cli import registry as registry_cmd
 from cspm.cli import run as run_cmd
+from cspm.cli import trust as trust_cmd
 from cspm.cli.output import print_error
 from cspm.errors import CspmError
 
@@ -34,7 +35,10 @@ app.command("publish")(publish_cmd.publish)
 app.command("yank")(publish_cmd.yank)
 app.command("login")(publish_cmd.login)
 app.command("logout")(publish_cmd.logout)
+app.command("keygen")(trust_cmd.keygen)
+app.command("verify")(trust_cmd.verify)
 app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(trust_cmd.app, name="trust")
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(index_cmd.app, name="index")
 

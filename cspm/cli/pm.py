@@ -51,6 +51,8 @@ def lock(
         "--upgrade-package", "-P", help="move this plug-in (ns/name) to its newest match; repeatable")] = None,
     allow_capabilities: Annotated[bool, typer.Option(
         "--allow-capabilities", help="accept upgrades that ask for more hosts, paths, memory, kv or WASI")] = False,
+    allow_signer_change: Annotated[bool, typer.Option(
+        "--allow-signer-change", help="accept upgrades signed by someone else than the locked version")] = False,
     check: Annotated[bool, typer.Option("--check", help="only say whether the lock is up to date (exit 2 if not)")
                      ] = False,
     offline: OfflineOpt = False,
@@ -66,7 +68,8 @@ def lock(
         if not project.uses_registry:
             raise CspmError(f"{app} uses no registry plug-ins (`plugin: ns/name@spec`): there is nothing to lock",
                             hint="add one with `cspm add NAME@SPEC`")
-        outcome = project.lock(upgrade=wanted, allow_capabilities=allow_capabilities, check=check)
+        outcome = project.lock(upgrade=wanted, allow_capabilities=allow_capabilities,
+                               allow_signer_change=allow_signer_change, check=check)
     if json_out:
         print_json(_lock_summary(outcome))
     else:
@@ -79,14 +82,16 @@ def install(
                       ] = False,
     offline: OfflineOpt = False,
     allow_capabilities: Annotated[bool, typer.Option("--allow-capabilities", help="see `cspm lock`")] = False,
+    allow_signer_change: Annotated[bool, typer.Option("--allow-signer-change", help="see `cspm lock`")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Fetch and verify everything the lock pins (locking first unless --frozen)."""
+    """Fetch and verify everything the lock pins (locking first unless --frozen), signatures included."""
     with Project(app, offline=offline, warn=warner()) as project, download_bar(not json_out) as bar:
         if not project.uses_registry:
             locked, installed = None, None
         else:
-            locked, installed = project.install(frozen=frozen, progress=bar, allow_capabilities=allow_capabilities)
+            locked, installed = project.install(frozen=frozen, progress=bar, allow_capabilities=allow_capabilities,
+                                                allow_signer_change=allow_signer_change, verify_all=True)
     if json_out:
         print_json(_install_summary(locked, installed))
         return
@@ -101,12 +106,18 @@ def install(
                   f"({installed.bytes_total / 1e6:.1f} MB); all verified")
     else:
         err.print(f"all {total} plug-in{'s' if total != 1 else ''} already installed and verified")
+    signed = [v for v in installed.verdicts if v.signer is not None]
+    for verdict in signed:
+        err.print(f"  [green]signed[/] {verdict.name} {verdict.version} by {verdict.signer}"
+                  + (f" (policy {verdict.rule})" if verdict.rule else " (trusted on first use)"))
 
 
 def _install_summary(locked: LockOutcome | None, installed: InstallOutcome | None) -> dict[str, Any]:
     if locked is None or installed is None:
         return {"lock": None, "downloaded": 0, "plugins": []}
-    return {**_lock_summary(locked), "downloaded": installed.downloaded, "bytes": installed.bytes_total}
+    return {**_lock_summary(locked), "downloaded": installed.downloaded, "bytes": installed.bytes_total,
+            "signatures": [{"name": v.name, "version": v.version, "signer": v.signer.to_dict() if v.signer else None,
+                            "rule": v.rule, "cached": v.cached} for v in installed.verdicts]}
 
 
 def add(

@@ -24,17 +24,29 @@ def publish(
     registry: RegistryOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="check and show what would be uploaded; upload "
                                                             "nothing")] = False,
+    sign: Annotated[bool, typer.Option("--sign/--no-sign", help="sign it (default): keyless through Sigstore, "
+                                                                "or with --key")] = True,
+    key: Annotated[Path | None, typer.Option("--key", help="sign with this ed25519 key (`cspm keygen`)")] = None,
+    identity_token: Annotated[str | None, typer.Option("--identity-token", envvar="SIGSTORE_ID_TOKEN",
+                                                       help="OIDC token for keyless signing (default: the CI's "
+                                                            "ambient credential, or a browser at a terminal)")
+                              ] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Check a plug-in (or app package) and upload it to a registry."""
+    """Check a plug-in (or app package), sign it, and upload it to a registry."""
     package = publishing.pack(folder)
     line = package.line
     target = publishing.pick_registry(userconfig.load(), package.manifest.name, registry)
+    if sign and not dry_run:
+        publishing.sign(package, key=key, identity_token=identity_token,
+                        interactive=sys.stdin.isatty() and not json_out)
     summary = {"name": line["name"], "version": line["version"], "kind": line["kind"], "digest": line["digest"],
-               "size": line["size"], "registry": target.name, "dry_run": dry_run}
+               "size": line["size"], "registry": target.name, "dry_run": dry_run,
+               "signature": package.signature_kind}
     if not dry_run:
         answer = publishing.publish(package, target)
         summary["published"] = answer.get("line", {}).get("published")
+        summary["signer"] = (answer.get("line", {}).get("signature") or {}).get("identity")
     if json_out:
         print_json(summary)
         return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +189,7 @@ def trust_config() -> Any:
     """Sigstore's trust: CSPM_SIGSTORE_TRUST_CONFIG (a ClientTrustConfig JSON), else production, offline."""
     from sigstore.models import ClientTrustConfig
 
+    logging.getLogger("sigstore").setLevel(logging.ERROR)  # "loaded in offline mode" is our default, not news
     path = os.environ.get("CSPM_SIGSTORE_TRUST_CONFIG")
     if path:
         return ClientTrustConfig.from_json(Path(path).read_text(encoding="utf-8"))

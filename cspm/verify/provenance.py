@@ -1,0 +1,113 @@
+"""Signatures at install: every locked blob against the trust policy and the signer its lock pins.
+
+The rule for a package comes from the user config's `trust` first, then its registry's
+`config.json` `policy`. The bundle is fetched beside the blob (its path is in the index line) and
+checked offline; the verdict is cached per blob digest and rule, so a warm install verifies nothing
+twice. A refusal removes the blob from the store: nothing unproven stays cached as good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from cspm import paths
+from cspm.errors import CspmError
+from cspm.formats.lock import Lock, LockedPlugin
+from cspm.index.federation import Federation
+from cspm.index.source import IndexSource
+from cspm.store import Store
+from cspm.verify.signature import MAX_BUNDLE, Rule, SignatureError, Signer, rule_for, verify
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    version: str
+    signer: Signer | None
+    rule: str | None  # the pattern that applied
+    cached: bool
+
+
+def _verdict_path(digest: str) -> Path:
+    return paths.cache_dir() / "verdicts" / f"{digest.split(':', 1)[1]}.json"
+
+
+def _fingerprint(rule: Rule | None, pinned: Signer | None) -> str:
+    text = json.dumps([vars(rule) if rule else None, pinned.to_dict() if pinned else None], sort_keys=True,
+                      default=list)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached(digest: str, key: str) -> dict | None:
+    try:
+        data = json.loads(_verdict_path(digest).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("key") == key else None
+
+
+def _remember(digest: str, key: str, signer: Signer | None) -> None:
+    path = _verdict_path(digest)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verdict.")
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"key": key, "signer": signer.to_dict() if signer else None}, handle)
+    os.replace(tmp, path)
+
+
+def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federation, store: Store,
+                 user_trust: dict) -> Verdict:
+    what = f"{plugin.name} {plugin.version}"
+    policy = source.config().get("policy")
+    rule = rule_for(plugin.name, user_trust, policy if isinstance(policy, dict) else {})
+    pinned = Signer(**plugin.signer) if plugin.signer else None
+    key = _fingerprint(rule, pinned)
+    cached = _cached(plugin.digest, key)
+    if cached is not None:
+        signer = Signer(**cached["signer"]) if cached.get("signer") else None
+        return Verdict(plugin.name, str(plugin.version), signer, rule.pattern if rule else None, True)
+    signature = _signature_of(plugin, federation, source)
+    bundle = None
+    if signature is not None and signature.get("bundle"):
+        fetched = source.read(signature["bundle"], MAX_BUNDLE)
+        if fetched.body is None:
+            raise SignatureError(f"{what}: registry {source.registry.name} lists a signature "
+                                 f"({signature['bundle']}) but does not serve it")
+        bundle = fetched.body
+    try:
+        signer = verify(bundle, signature.get("kind") if signature else None, name=plugin.name,
+                        digest=plugin.digest, what=what, rule=rule, pinned=pinned)
+    except SignatureError:
+        store.remove(plugin.digest)  # fail closed: the blob is not kept as good
+        raise
+    _remember(plugin.digest, key, signer)
+    return Verdict(plugin.name, str(plugin.version), signer, rule.pattern if rule else None, False)
+
+
+def _signature_of(plugin: LockedPlugin, federation: Federation, source: IndexSource) -> dict | None:
+    try:
+        found = federation.versions(plugin.name)
+    except CspmError:
+        found = None
+    if found is None or found.source is not source:
+        if plugin.signer is None:
+            return None
+        raise SignatureError(f"{plugin.name} {plugin.version}: its signature cannot be found (registry "
+                             f"{source.registry.name} does not list it)")
+    entry = next((e for e in found.entries if e.version == plugin.version and e.digest == plugin.digest), None)
+    if entry is None:
+        raise SignatureError(f"{plugin.name} {plugin.version}: registry {source.registry.name} no longer lists "
+                             f"this version with digest {plugin.digest}")
+    return entry.signature
+
+
+def check_lock(lock: Lock, federation: Federation, store: Store, user_trust: dict,
+               sources: dict[str, IndexSource], only: set[str] | None = None) -> list[Verdict]:
+    """Verdicts for every locked plug-in (or those whose digest is in `only`)."""
+    return [check_plugin(p, sources[p.name], federation, store, user_trust) for p in lock.plugins
+            if only is None or p.digest in only]
