@@ -164,6 +164,10 @@ def api_url(registry: Registry) -> str:
     return urljoin(registry.url.rstrip("/") + "/", api.rstrip("/") + "/")
 
 
+def require_token(registry: Registry) -> str:
+    return _token(registry)
+
+
 def _token(registry: Registry) -> str:
     token = credentials.token_for(registry.name)
     if not token:

@@ -110,14 +110,14 @@ def test_publish_install_yank_republish_and_scope(tmp_path: Path, server: Server
     boss = source(src, "test/boss", "1.0.0", "agent", "rust")
     other = source(src, "corp/thing", "1.0.0", "tool", "c")
     ok("registry", "add", "remote", server.url, "--namespace", "test", "--namespace", "corp")
-    assert "no token for registry remote" in refused("publish", str(echo1))
+    assert "no token for registry remote" in refused("publish", str(echo1), "--no-sign")
     ok("login", "remote", "--token", new_token(server.data, "test"))
     for folder in (echo1, echo2, boss):
-        published = ok("publish", str(folder))
+        published = ok("publish", str(folder), "--no-sign")
         assert published["registry"] == "remote" and published["published"]
-    stderr = refused("publish", str(echo1))
+    stderr = refused("publish", str(echo1), "--no-sign")
     assert "already" in stderr and "bump `version`" in stderr
-    stderr = refused("publish", str(other))
+    stderr = refused("publish", str(other), "--no-sign")
     assert "refused" in stderr and "token of this namespace" in stderr
 
     info = ok("info", "test/echo")
@@ -152,7 +152,7 @@ def test_export_is_served_statically_and_installs_unchanged(tmp_path: Path, serv
     ok("registry", "add", "remote", server.url, "--namespace", "test")
     ok("login", "remote", "--token", new_token(server.data, "test"))
     for folder in (source(src, "test/echo", "1.0.0", "tool", "c"), source(src, "test/boss", "1.0.0", "agent", "rust")):
-        ok("publish", str(folder))
+        ok("publish", str(folder), "--no-sign")
     out = tmp_path / "static"
     result = registry_cli("export", "--data", str(server.data), "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -174,7 +174,7 @@ def test_export_is_served_statically_and_installs_unchanged(tmp_path: Path, serv
         app = tmp_path / "app.yaml"
         app.write_text(APP)
         assert ok("run", str(app), "-i", "static")["output"] == "static"
-        assert "has no write API" in refused("publish", str(src / "echo-1.0.0"))
+        assert "has no write API" in refused("publish", str(src / "echo-1.0.0"), "--no-sign")
     finally:
         static.terminate()
         static.wait(timeout=10)

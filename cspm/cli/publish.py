@@ -37,6 +37,9 @@ def publish(
     package = publishing.pack(folder)
     line = package.line
     target = publishing.pick_registry(userconfig.load(), package.manifest.name, registry)
+    if not dry_run:
+        publishing.api_url(target)  # a static or folder registry, or no token: say so before signing
+        publishing.require_token(target)
     if sign and not dry_run:
         publishing.sign(package, key=key, identity_token=identity_token,
                         interactive=sys.stdin.isatty() and not json_out)
