@@ -91,3 +91,26 @@ def test_corrupted_store_blob_is_refused_at_load(tmp_path: Path, registry: Path)
     from cspm.errors import PluginError
     with pytest.raises(PluginError, match="is corrupted"):
         Runtime(app)
+
+
+def test_an_upgrade_signed_by_someone_else_stops(tmp_path: Path) -> None:
+    from cspm.install import SignerChange
+
+    root = tmp_path / "registry"
+    for version, who in (("1.0.0", "alice@acme.example"), ("1.1.0", "mallory@evil.example")):
+        folder = tmp_path / f"src-{version}"
+        folder.mkdir()
+        (folder / "plugin.yaml").write_text(f"name: test/echo\nversion: {version}\nkind: tool\nabi: 1\nwasm: m.wasm\n")
+        add_to_folder(root, manifest_format.load(folder), conformance_wasm("c").read_bytes(),
+                      signature={"kind": "sigstore", "issuer": "https://issuer.example", "identity": who})
+    publish(root, "test/boss", "1.0.0", "agent", "rust")
+    app, federation, _ = setup(tmp_path, root, "~1.0")
+    old = lock_app(app, federation)
+    assert old.by_name()["test/echo"].signer == {"issuer": "https://issuer.example", "identity": "alice@acme.example"}
+    app, federation, _ = setup(tmp_path, root, ">=1.1")
+    with pytest.raises(SignerChange, match="test/echo 1.0.0 -> 1.1.0: signed by alice@acme.example "
+                                           r"\(https://issuer.example\), now by mallory@evil.example") as info:
+        lock_app(app, federation, existing=old)
+    assert "--allow-signer-change" in (info.value.hint or "")
+    new = lock_app(app, federation, existing=old, allow_signer_change=True)
+    assert new.by_name()["test/echo"].signer["identity"] == "mallory@evil.example"  # type: ignore[index]
