@@ -2,7 +2,9 @@
 
 Real modules, real framing, real SQLite; crashes are real SIGKILLs. What cspm reads from the server
 must be byte for byte what cspm itself writes (`index_line`, `cspm index build`), and an export served
-by a plain static web server must be byte for byte what the live server serves.
+by a plain static web server must be byte for byte what the live server serves. Signatures are real:
+DSSE envelopes from `cspm keygen` keys, and Sigstore bundles from the local Sigstore stack
+(tests/sigstore_stack.py), verified by the server with cspm's own `cspm.verify.signature`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ import pytest
 import yaml
 
 from cspm.formats import manifest as manifest_format
-from cspm.formats.index_line import to_line
+from cspm.formats.index_line import from_dict, to_line
 from cspm.index import build, from_sources
+from cspm.verify.signature import KEY_ISSUER, key_id, keygen, rule_for, sign_keyed, sign_sigstore
 from tests.conftest import conformance_wasm
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,8 +64,16 @@ def manifest(name: str, version: str, kind: str = "tool", **extra: Any) -> dict[
             **extra}
 
 
-def publish_body(data: dict[str, Any], module: bytes, bundle: bytes = b"") -> bytes:
-    return frame(json.dumps({"manifest": data}).encode(), module, bundle)
+def publish_body(data: dict[str, Any], module: bytes, bundle: bytes = b"", kind: str | None = None) -> bytes:
+    """Part 1 names the signature's kind exactly when part 3 carries a bundle (as cspm publish sends it)."""
+    head: dict[str, Any] = {"manifest": data}
+    if kind is not None:
+        head["signature"] = {"kind": kind}
+    return frame(json.dumps(head).encode(), module, bundle)
+
+
+def digest_of(blob: bytes) -> str:
+    return "sha256:" + hashlib.sha256(blob).hexdigest()
 
 
 class Answer:
@@ -125,8 +136,9 @@ class Server:
     def get(self, path: str, **headers: str) -> Answer:
         return self.request("GET", path, headers={k.replace("_", "-"): v for k, v in headers.items()})
 
-    def publish(self, token: str | None, data: dict[str, Any], module: bytes, bundle: bytes = b"") -> Answer:
-        return self.request("PUT", "/api/v1/publish", publish_body(data, module, bundle), token=token)
+    def publish(self, token: str | None, data: dict[str, Any], module: bytes, bundle: bytes = b"",
+                kind: str | None = None) -> Answer:
+        return self.request("PUT", "/api/v1/publish", publish_body(data, module, bundle, kind), token=token)
 
     def yank(self, token: str | None, name: str, version: str, yanked: bool | str) -> Answer:
         body = json.dumps({"name": name, "version": version, "yanked": yanked}).encode()
@@ -139,6 +151,12 @@ class Server:
         result = registry_cli("token", "create", "--data", str(self.data), *flags)
         assert result.returncode == 0, result.stderr
         return result.stdout.strip()
+
+    def trust(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        """`cspm-registry trust ...` on this server's data dir (while it runs)."""
+        result = registry_cli("trust", *args, "--data", str(self.data))
+        assert (result.returncode == 0) == ok, result.stderr
+        return result
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -395,6 +413,11 @@ def test_malformed_framing_is_400(server: Server, modules: dict[str, bytes]) -> 
         frame(b"{not json", modules["c"], b""): "not JSON",
         frame(b"[1, 2]", modules["c"], b""): '{"manifest"',
         frame(b'{"manifest": "x"}', modules["c"], b""): '{"manifest"',
+        frame(good_json, modules["c"], b"{}"): 'part 3 carries a signature bundle, but the JSON part (1) has no',
+        publish_body(manifest("test/echo", "1.0.0"), modules["c"], b"", "sigstore"):
+            "names a 'sigstore' signature, but the signature bundle part (3) is empty",
+        frame(json.dumps({"manifest": manifest("test/echo", "1.0.0"), "signature": "sigstore"}).encode(),
+              modules["c"], b"{}"): '"signature" must be {"kind"',
     }
     for body, expected in cases.items():
         answer = server.request("PUT", "/api/v1/publish", body, token=token)
@@ -417,7 +440,6 @@ def test_what_is_not_a_plugin_is_422_naming_the_problem(server: Server, modules:
         (manifest("test/echo", "1.0.0", surprise=1), modules["c"], b"", "surprise"),
         (manifest("test/echo", "1.0.0", publish=False), modules["c"], b"", "publish: false"),
         (manifest("test/echo", "1.0.0"), b"", b"", "empty"),
-        (manifest("test/echo", "1.0.0"), modules["c"], b"{}", "signature bundles"),
         (manifest("test/app", "1.0.0", kind="app"), b"{}", b"", "app package"),
     ]
     for data, module, bundle, expected in cases:
@@ -448,13 +470,20 @@ def test_concurrent_publishes_of_one_version_exactly_one_wins(server: Server, mo
     assert stored_files(server.data) == {"blobs/sha256": [line["digest"][7:]], "bundles/sha256": [], "tmp": []}
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
 def test_a_killed_server_leaves_no_trace_and_the_version_can_be_published_again(
-        tmp_path: Path, start: Any, modules: dict[str, bytes]) -> None:
+        tmp_path: Path, start: Any, modules: dict[str, bytes], signed: bool) -> None:
     data = tmp_path / "data"
     first = start(data=data, env={"CSPM_REGISTRY_TEST_PAUSE_AFTER_BLOB": "30"})
     token = first.token("test")
-    body = publish_body(manifest("test/echo", "1.0.0"), modules["c"])
     hexdigest = hashlib.sha256(modules["c"]).hexdigest()
+    envelope, kind, bundle_file = b"", None, None
+    if signed:  # the blob and its bundle are both in place when the server dies
+        public = keygen(tmp_path / "key.pem")
+        first.trust("set", "--namespace", "test", "--key", public)
+        envelope, _ = sign_keyed((tmp_path / "key.pem").read_bytes(), "test/echo", "1.0.0", digest_of(modules["c"]))
+        kind, bundle_file = "dsse-ed25519", f"{hashlib.sha256(envelope).hexdigest()}.dsse.json"
+    body = publish_body(manifest("test/echo", "1.0.0"), modules["c"], envelope, kind)
 
     # 1. killed while the upload is still arriving
     with socket.create_connection(("127.0.0.1", first.port), timeout=10) as sock:
@@ -476,14 +505,22 @@ def test_a_killed_server_leaves_no_trace_and_the_version_can_be_published_again(
     time.sleep(0.2)
     second.kill()
     assert (data / "blobs" / "sha256" / hexdigest).exists()  # the orphan the restart must remove
+    if bundle_file:
+        assert (data / "bundles" / "sha256" / bundle_file).read_bytes() == envelope  # and its bundle
     assert sqlite3.connect(data / "registry.db").execute("SELECT COUNT(*) FROM versions").fetchone() == (0,)
 
     third = start(data=data)
     assert stored_files(data) == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
     assert third.get("/index/test/echo").status == 404 and third.get(f"/blobs/sha256/{hexdigest}").status == 404
-    assert third.publish(token, manifest("test/echo", "1.0.0"), modules["c"]).status == 201
+    if bundle_file:
+        assert third.get(f"/bundles/sha256/{bundle_file}").status == 404
+    assert third.publish(token, manifest("test/echo", "1.0.0"), modules["c"], envelope, kind).status == 201
     assert third.get(f"/blobs/sha256/{hexdigest}").body == modules["c"]
-    assert len(lines_of(third.get("/index/test/echo"))) == 1
+    [line] = lines_of(third.get("/index/test/echo"))
+    if bundle_file:
+        assert line["signature"]["bundle"] == f"bundles/sha256/{bundle_file}"
+        assert third.get(f"/bundles/sha256/{bundle_file}").body == envelope
+        assert stored_files(data) == {"blobs/sha256": [hexdigest], "bundles/sha256": [bundle_file], "tmp": []}
 
 
 def _ignore_errors(function: Any, *args: Any, **kwargs: Any) -> None:
@@ -574,3 +611,238 @@ def test_export_is_what_cspm_index_build_writes_and_what_the_server_serves(
         static.wait(10)
         if static.stdout:
             static.stdout.close()
+
+
+# -- signatures: verified against the namespace's trusted publishers (`cspm-registry trust`)
+
+
+def refused(answer: Answer, expected: str) -> None:
+    """A 422 `signature` whose message says `expected`."""
+    code, message = answer.error()
+    assert (answer.status, code) == (422, "signature") and expected in message, answer.body
+
+
+def signature_of(answer: Answer) -> dict[str, Any] | None:
+    """The published line's signature, after checking the line is one cspm reads and the one served."""
+    assert answer.status == 201, answer.body
+    line = answer.json()["line"]
+    from_dict(line, line["name"], "index line")
+    return line["signature"]
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, tuple[bytes, str]]:
+    """Two ed25519 key pairs, as `cspm keygen` writes them: name -> (private PEM, public)."""
+    pairs = {}
+    for name in ("good", "other"):
+        public = keygen(tmp_path / f"{name}.pem")
+        pairs[name] = ((tmp_path / f"{name}.pem").read_bytes(), public)
+    return pairs
+
+
+def test_keyed_publishes_are_verified_against_the_namespaces_keys(
+        server: Server, modules: dict[str, bytes], keys: dict[str, tuple[bytes, str]]) -> None:
+    (good_pem, good), (other_pem, other) = keys["good"], keys["other"]
+    server.trust("set", "--namespace", "priv", "--key", good)
+    token = server.token("priv", "open")
+    c, zig = modules["c"], modules["zig"]
+    data = manifest("priv/echo", "1.0.0")
+
+    refused(server.publish(token, data, c), f"priv/echo 1.0.0 is not signed, but the trust policy for priv/* "
+                                            f"requires a signature by key {key_id(good)}")
+    wrong_key, _ = sign_keyed(other_pem, "priv/echo", "1.0.0", digest_of(c))
+    refused(server.publish(token, data, c, wrong_key, "dsse-ed25519"),
+            f"signed by key {key_id(other)}, expected one of {key_id(good)}")
+    other_name, _ = sign_keyed(good_pem, "priv/other", "1.0.0", digest_of(c))
+    refused(server.publish(token, data, c, other_name, "dsse-ed25519"), "the signature is for priv/other, not "
+                                                                        "priv/echo")
+    other_blob, _ = sign_keyed(good_pem, "priv/echo", "1.0.0", digest_of(zig))
+    refused(server.publish(token, data, c, other_blob, "dsse-ed25519"),
+            f"the signature is for {digest_of(zig)}, not for this blob ({digest_of(c)})")
+    envelope, _ = sign_keyed(good_pem, "priv/echo", "1.0.0", digest_of(c))
+    refused(server.publish(token, data, c, envelope, "sigstore"), "not a Sigstore bundle")
+    refused(server.publish(token, data, c, envelope, "pgp"), "unknown signature kind 'pgp'")
+    refused(server.publish(token, data, c, b"{nonsense", "dsse-ed25519"), "not a DSSE envelope")
+    assert server.get("/index/priv/echo").status == 404
+    assert stored_files(server.data) == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
+
+    bundle_file = f"{hashlib.sha256(envelope).hexdigest()}.dsse.json"
+    answer = server.publish(token, data, c, envelope, "dsse-ed25519")
+    assert signature_of(answer) == {"kind": "dsse-ed25519", "bundle": f"bundles/sha256/{bundle_file}",
+                                    "issuer": KEY_ISSUER, "identity": key_id(good)}
+    [line] = lines_of(server.get("/index/priv/echo"))
+    assert line == answer.json()["line"]
+    served = server.get(f"/bundles/sha256/{bundle_file}")
+    assert served.status == 200 and served.body == envelope
+    assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert served.headers["content-type"] == "application/json"
+    assert served.headers["etag"] == f'"{bundle_file.split(".")[0]}"'
+    assert server.get(f"/bundles/sha256/{bundle_file}", If_None_Match=served.headers["etag"]).status == 304
+    assert server.get(f"/bundles/sha256/{bundle_file.replace('.dsse.', '.sigstore.')}").status == 404
+    assert stored_files(server.data) == {"blobs/sha256": [digest_of(c)[7:]], "bundles/sha256": [bundle_file],
+                                         "tmp": []}
+    # the same blob again, as a new version with its own envelope: both bundles stay, each line names its own
+    again, _ = sign_keyed(good_pem, "priv/echo", "1.0.1", digest_of(c))
+    signature = signature_of(server.publish(token, manifest("priv/echo", "1.0.1"), c, again, "dsse-ed25519"))
+    assert signature is not None
+    assert signature["bundle"] == f"bundles/sha256/{hashlib.sha256(again).hexdigest()}.dsse.json"
+    assert server.get("/" + signature["bundle"]).body == again
+    assert len(stored_files(server.data)["bundles/sha256"]) == 2
+
+    # a namespace without trusted publishers takes unsigned publishes; a key it does not know, it cannot check
+    assert signature_of(server.publish(token, manifest("open/echo", "1.0.0"), c)) is None
+    open_envelope, _ = sign_keyed(good_pem, "open/echo", "1.1.0", digest_of(c))
+    refused(server.publish(token, manifest("open/echo", "1.1.0"), c, open_envelope, "dsse-ed25519"),
+            "this registry trusts no key for namespace 'open': its operator adds the publisher's public key with "
+            "`cspm-registry trust set --namespace open --key ed25519:<hex>`")
+    # --optional: unsigned is fine, but a signature must still be a trusted one
+    server.trust("set", "--namespace", "open", "--key", good, "--optional")
+    assert signature_of(server.publish(token, manifest("open/echo", "1.1.0"), c)) is None
+    by_other, _ = sign_keyed(other_pem, "open/echo", "1.2.0", digest_of(c))
+    refused(server.publish(token, manifest("open/echo", "1.2.0"), c, by_other, "dsse-ed25519"),
+            f"signed by key {key_id(other)}, expected one of {key_id(good)}")
+    by_good, _ = sign_keyed(good_pem, "open/echo", "1.2.0", digest_of(c))
+    assert signature_of(server.publish(token, manifest("open/echo", "1.2.0"), c, by_good, "dsse-ed25519")) == {
+        "kind": "dsse-ed25519", "bundle": f"bundles/sha256/{hashlib.sha256(by_good).hexdigest()}.dsse.json",
+        "issuer": KEY_ISSUER, "identity": key_id(good)}
+
+
+def test_trust_commands_publish_the_policy_in_config_json(server: Server) -> None:
+    issuer, identity = "https://token.actions.githubusercontent.com", \
+        "https://github.com/acme/*/.github/workflows/release.yml@refs/tags/*"
+    key = "ed25519:" + "AB" * 32
+    before = server.get("/config.json")
+    server.trust("set", "--namespace", "acme", "--issuer", issuer, "--identity", identity)
+    server.trust("set", "--namespace", "priv", "--key", key, "--optional")
+    policy = {"acme/*": {"issuer": issuer, "identity": identity, "require": True},
+              "priv/*": {"keys": [key.lower()], "require": False}}
+    after = server.get("/config.json")  # the running server sees the change at once
+    assert after.json() == {"name": "test", "dl": "blobs/sha256/{hex}", "api": "api/v1", "policy": policy}
+    assert after.headers["etag"] != before.headers["etag"]
+    assert server.get("/config.json", If_None_Match=before.headers["etag"]).status == 200
+    assert json.loads(server.trust("list", "--json").stdout) == policy
+    listed = server.trust("list").stdout
+    assert f"acme/*: identity {identity} at issuer {issuer}; signature required" in listed
+    assert f"priv/*: key {key.lower()} (id {key_id(key.lower())}); signature optional" in listed
+    # what cspm makes of it: the same rules the server applies
+    rule = rule_for("acme/calc", {}, after.json()["policy"])
+    assert rule is not None and (rule.pattern, rule.issuer, rule.identity, rule.require) == \
+        ("acme/*", issuer, identity, True)
+    assert rule_for("priv/x", after.json()["policy"]).keys == (key.lower(),)  # type: ignore[union-attr]
+
+    server.trust("set", "--namespace", "acme", "--issuer", issuer, ok=False)
+    server.trust("set", "--namespace", "acme", "--key", "ed25519:1234", ok=False)
+    server.trust("set", "--namespace", "acme", ok=False)
+    server.trust("set", "--namespace", "Bad_NS", "--key", key, ok=False)
+    server.trust("remove", "--namespace", "nobody", ok=False)
+    server.trust("remove", "--namespace", "priv")
+    assert server.get("/config.json").json()["policy"] == {"acme/*": policy["acme/*"]}
+    server.trust("remove", "--namespace", "acme")
+    assert server.get("/config.json").json() == {"name": "test", "dl": "blobs/sha256/{hex}", "api": "api/v1"}
+
+
+@pytest.fixture
+def sigstore_trust(sigstore_stack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The local Sigstore stack's trust config, for signing here and for the server (its environment)."""
+    config = tmp_path / "sigstore-trust.json"
+    config.write_text(sigstore_stack.trust_config_json)
+    monkeypatch.setenv("CSPM_SIGSTORE_TRUST_CONFIG", str(config))
+    return config
+
+
+def test_sigstore_publishes_are_verified_against_the_namespaces_identity(
+        start: Any, modules: dict[str, bytes], sigstore_stack: Any, sigstore_trust: Path) -> None:
+    server = start(env={"CSPM_SIGSTORE_TRUST_CONFIG": str(sigstore_trust)})
+    stack = sigstore_stack
+    server.trust("set", "--namespace", "acme", "--issuer", stack.issuer, "--identity", "*@acme.example")
+    token = server.token("acme", "open")
+    c, zig = modules["c"], modules["zig"]
+    data = manifest("acme/echo", "1.0.0")
+
+    def signed(blob: bytes, email: str, issuer: str | None = None) -> bytes:
+        return sign_sigstore(blob, stack.mint_token(email=email, issuer=issuer))
+
+    refused(server.publish(token, data, c), f"acme/echo 1.0.0 is not signed, but the trust policy for acme/* "
+                                            f"requires a signature by *@acme.example ({stack.issuer})")
+    refused(server.publish(token, data, c, signed(c, "mallory@evil.example"), "sigstore"),
+            f"acme/echo 1.0.0 is signed by mallory@evil.example ({stack.issuer}), but the trust policy for acme/* "
+            f"expects *@acme.example ({stack.issuer})")
+    refused(server.publish(token, data, c, signed(c, "ci@acme.example", stack.other_issuer), "sigstore"),
+            f"is signed by ci@acme.example ({stack.other_issuer}), but the trust policy for acme/* expects "
+            f"*@acme.example ({stack.issuer})")
+    refused(server.publish(token, data, c, signed(zig, "ci@acme.example"), "sigstore"),
+            f"the Sigstore bundle does not verify for this blob ({digest_of(c)})")
+    refused(server.publish(token, data, c, b"{}", "sigstore"), "not a Sigstore bundle")
+    assert stored_files(server.data) == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
+
+    bundle = signed(c, "ci@acme.example")
+    bundle_path = f"bundles/sha256/{hashlib.sha256(bundle).hexdigest()}.sigstore.json"
+    answer = server.publish(token, data, c, bundle, "sigstore")
+    assert signature_of(answer) == {"kind": "sigstore", "bundle": bundle_path, "issuer": stack.issuer,
+                                    "identity": "ci@acme.example"}
+    assert lines_of(server.get("/index/acme/echo")) == [answer.json()["line"]]
+    served = server.get("/" + bundle_path)
+    assert served.status == 200 and served.body == bundle
+    assert served.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+    # no trusted publishers for `open`: any valid signature is taken (and recorded, for the lock to pin)
+    answer = server.publish(token, manifest("open/echo", "1.0.0"), c, signed(c, "someone@else.example"),
+                            "sigstore")
+    assert signature_of(answer) == {"kind": "sigstore", "bundle": answer.json()["line"]["signature"]["bundle"],
+                                    "issuer": stack.issuer, "identity": "someone@else.example"}
+    refused(server.publish(token, manifest("open/echo", "1.1.0"), c, signed(zig, "someone@else.example"),
+                           "sigstore"), "does not verify for this blob")
+    assert len(stored_files(server.data)["bundles/sha256"]) == 2
+
+
+def test_export_carries_bundles_and_the_policy(tmp_path: Path, server: Server, modules: dict[str, bytes],
+                                               keys: dict[str, tuple[bytes, str]]) -> None:
+    private, public = keys["good"]
+    server.trust("set", "--namespace", "priv", "--key", public)
+    token = server.token("priv", "test")
+    envelope, _ = sign_keyed(private, "priv/echo", "1.0.0", digest_of(modules["c"]))
+    assert server.publish(token, manifest("priv/echo", "1.0.0"), modules["c"], envelope, "dsse-ed25519").status == 201
+    assert server.publish(token, manifest("test/echo", "1.0.0"), modules["zig"]).status == 201
+
+    out = tmp_path / "export"
+    result = registry_cli("export", "--data", str(server.data), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "1 signature bundles" in result.stderr
+    bundle = f"bundles/sha256/{hashlib.sha256(envelope).hexdigest()}.dsse.json"
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    blobs = [f"blobs/sha256/{digest_of(modules[lang])[7:]}" for lang in ("c", "zig")]
+    assert files == sorted(["config.json", "names", "index/priv/echo", "index/test/echo", bundle, *blobs])
+    assert (out / bundle).read_bytes() == envelope and (out / bundle).stat().st_mode & 0o777 == 0o644
+    config = json.loads((out / "config.json").read_text())
+    assert config == {**server.get("/config.json").json(), "api": None}
+    assert config["policy"] == {"priv/*": {"keys": [public], "require": True}}
+    for path in files:
+        if path != "config.json":
+            assert server.get("/" + path, Accept_Encoding="identity").body == (out / path).read_bytes(), path
+    [line] = [json.loads(text) for text in (out / "index" / "priv" / "echo").read_text().splitlines()]
+    assert line["signature"]["bundle"] == bundle and from_dict(line, "priv/echo", "export").signature
+
+
+def test_a_policy_changed_while_a_publish_was_checked_is_applied_before_it_commits(
+        tmp_path: Path, modules: dict[str, bytes]) -> None:
+    """The server checks a publish against the policy it read, then commits; `trust set` in between must win."""
+    from cspm_registry.storage import Storage, Token
+
+    storage = Storage(tmp_path / "data")
+    line = build.index_line(manifest_format.from_dict(manifest("test/echo", "1.0.0"), "plugin.yaml"), modules["c"],
+                            published="2026-01-01T00:00:00Z")
+    token = Token(1, frozenset({"test"}), True, False)
+    checked_against = storage.policy("test")  # {}: no trusted publishers yet
+    storage.set_trust("test", issuer=None, identity=None, keys=["ed25519:" + "ab" * 32], require=True)
+    seen: list[dict[str, Any]] = []
+
+    def recheck(policy: dict[str, Any]) -> None:
+        seen.append(policy)
+        raise RuntimeError("unsigned, but now required")
+
+    with pytest.raises(RuntimeError, match="now required"):
+        storage.publish(line, modules["c"], token, policy=checked_against, recheck=recheck)
+    assert seen == [storage.policy("test")] and not storage.exists("test/echo", "1.0.0")
+    assert stored_files(tmp_path / "data") == {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}
+    storage.publish(line, modules["c"], token, policy=storage.policy("test"), recheck=recheck)  # unchanged: no recheck
+    assert storage.exists("test/echo", "1.0.0") and len(seen) == 1

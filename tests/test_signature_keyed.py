@@ -47,6 +47,9 @@ def test_round_trip_and_every_refusal(tmp_path: Path, key: tuple[bytes, str]) ->
         check(envelope, rule, digest=OTHER)
     with pytest.raises(SignatureError, match="the signature is for acme/calc, not acme/other"):
         check(envelope, rule, name="acme/other")
+    with pytest.raises(SignatureError, match=r"the signature is for version 1\.0\.0, not 1\.2\.0"):
+        verify(envelope, "dsse-ed25519", name="acme/calc", digest=DIGEST, what="x", rule=rule, version="1.2.0")
+    assert check(envelope, Rule("acme/*", keys=(public.upper().replace("ED25519", "ed25519"),))) is not None
     tampered = json.loads(envelope)
     tampered["payload"] = tampered["payload"][:-4] + "AAA="
     with pytest.raises(SignatureError, match="signed by key"):

@@ -81,7 +81,7 @@ def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federati
         bundle = fetched.body
     try:
         signer = verify(bundle, signature.get("kind") if signature else None, name=plugin.name,
-                        digest=plugin.digest, what=what, rule=rule, pinned=pinned)
+                        digest=plugin.digest, what=what, rule=rule, pinned=pinned, version=str(plugin.version))
     except SignatureError:
         store.remove(plugin.digest)  # fail closed: the blob is not kept as good
         raise

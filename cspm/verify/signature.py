@@ -90,11 +90,11 @@ def rule_for(name: str, *policies: dict[str, Any]) -> Rule | None:
 
 def key_id(public: str) -> str:
     """A short, stable id of a public key as written in configs (`ed25519:<64 hex>`)."""
-    return hashlib.sha256(public.strip().encode()).hexdigest()[:16]
+    return hashlib.sha256(public.strip().lower().encode()).hexdigest()[:16]
 
 
 def _public_bytes(public: str) -> bytes:
-    kind, _, text = public.strip().partition(":")
+    kind, _, text = public.strip().lower().partition(":")
     if kind != "ed25519" or len(text) != 64:
         raise SignatureError(f"{public[:80]!r} is not a public key (expected ed25519:<64 hex digits>)")
     try:
@@ -149,7 +149,8 @@ def sign_keyed(private_pem: bytes, name: str, version: str, digest: str) -> tupl
     return (json.dumps(envelope.to_dict(), sort_keys=True) + "\n").encode(), public
 
 
-def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str, ...], what: str) -> Signer:
+def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str, ...], what: str,
+                  version: str | None) -> Signer:
     from securesystemslib.dsse import Envelope
 
     try:
@@ -171,6 +172,7 @@ def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str
         statement = json.loads(envelope.payload)
         subject = statement["subject"][0]
         signed_digest, signed_name = "sha256:" + subject["digest"]["sha256"], subject["name"]
+        signed_version = str(statement["predicate"]["version"])
         ok_type = statement["_type"] == STATEMENT_TYPE and statement["predicateType"] == PREDICATE_TYPE
     except (ValueError, KeyError, IndexError, TypeError):
         raise SignatureError(f"{what}: the signed statement is malformed") from None
@@ -180,6 +182,8 @@ def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str
         raise SignatureError(f"{what}: the signature is for {signed_digest}, not for this blob ({digest})")
     if signed_name != name:
         raise SignatureError(f"{what}: the signature is for {signed_name}, not {name}")
+    if version is not None and _same_version(signed_version, version) is False:
+        raise SignatureError(f"{what}: the signature is for version {signed_version}, not {version}")
     return Signer(KEY_ISSUER, next(iter(accepted)))
 
 
@@ -246,7 +250,12 @@ def _verify_sigstore(bundle_bytes: bytes, digest: str, what: str) -> Signer:
         bundle = Bundle.from_json(bundle_bytes)
     except (InvalidBundle, ValueError):
         raise SignatureError(f"{what}: the signature is not a Sigstore bundle") from None
-    found = cert_signer(bundle.signing_certificate)
+    from cryptography import x509
+
+    try:
+        found = cert_signer(bundle.signing_certificate)
+    except (x509.ExtensionNotFound, ValueError):
+        raise SignatureError(f"{what}: the Sigstore bundle's certificate names no signer") from None
     verifier = Verifier(trusted_root=trust_config().trusted_root)
     hashed = Hashed(algorithm=HashAlgorithm.SHA2_256, digest=bytes.fromhex(digest.split(":")[1]))
     try:
@@ -256,8 +265,17 @@ def _verify_sigstore(bundle_bytes: bytes, digest: str, what: str) -> Signer:
     return found
 
 
+def _same_version(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
 def verify(bundle: bytes | None, kind: str | None, *, name: str, digest: str, what: str, rule: Rule | None,
-           pinned: Signer | None = None) -> Signer | None:
+           pinned: Signer | None = None, version: str | None = None) -> Signer | None:
     """The proven signer of `digest`, or None for an unsigned blob that nothing requires to be signed."""
     if bundle is None:
         if rule is not None and rule.require:
@@ -270,7 +288,7 @@ def verify(bundle: bytes | None, kind: str | None, *, name: str, digest: str, wh
         raise SignatureError(f"{what}: the signature is larger than {MAX_BUNDLE} bytes")
     if kind == "dsse-ed25519":
         keys = tuple(rule.keys) if rule else ()
-        signer = _verify_keyed(bundle, name, digest, keys, what)
+        signer = _verify_keyed(bundle, name, digest, keys, what, version)
     elif kind == "sigstore":
         signer = _verify_sigstore(bundle, digest, what)
     else:

@@ -3,7 +3,9 @@
 Reads are rendered from the database and answered like a good static host would: strong ETags,
 Last-Modified, 304s, gzip as its own representation. Everything in a path goes through cspm's own
 name and digest checks before it touches the database or the disk, so no path escapes the data dir.
-Writes check everything (token, framing, manifest, module) before anything becomes visible.
+Writes check everything (token, framing, manifest, signature, module) before anything becomes visible;
+a signature is verified with cspm's own `cspm.verify.signature.verify` against the namespace's
+trusted publishers (`cspm-registry trust set`), the policy `config.json` publishes.
 """
 
 from __future__ import annotations
@@ -28,11 +30,23 @@ from starlette.routing import Route
 from cspm import apppkg
 from cspm.errors import CspmError
 from cspm.formats import manifest as manifest_format
+from cspm.formats.index_line import from_dict
 from cspm.formats.names import check_name, parse_version
 from cspm.index import build
 from cspm.store import check_digest
+from cspm.verify.signature import Rule, SignatureError, Signer, rule_for, verify
 from cspm_registry import auth, framing
-from cspm_registry.storage import Exists, NotFound, Storage, Token, published_now
+from cspm_registry.storage import (
+    BUNDLE_SUFFIX,
+    Exists,
+    NotFound,
+    Rendered,
+    Storage,
+    Token,
+    bundle_name,
+    published_now,
+    render_config,
+)
 
 log = logging.getLogger("cspm_registry")
 
@@ -113,8 +127,7 @@ class Registry:
         self.storage = storage
         self.limits = framing.Limits(blob=max_blob_bytes)
         self.limiter = limiter or auth.FailureLimiter()
-        config = {"name": name, "dl": "blobs/sha256/{hex}", "api": API}
-        self.config = _variants((json.dumps(config, sort_keys=True) + "\n").encode(), None)
+        self.name = name
         self._renderings: dict[str, tuple[Variant, Variant] | None] = {}
         self._generation = -1
         self._lock = threading.Lock()
@@ -150,7 +163,10 @@ class Registry:
         return Response(variant.body, headers=headers, media_type=media_type)
 
     async def config_json(self, request: Request) -> Response:
-        return self._serve(request, self.config, "application/json")
+        """Rendered again after a trust change (it bumps the generation, as publishes do)."""
+        config = self._rendered("config.json", lambda: Rendered(render_config(self.name, API, self.storage.policy()),
+                                                                None))
+        return self._serve(request, config, "application/json")
 
     async def index_file(self, request: Request) -> Response:
         try:
@@ -182,7 +198,9 @@ class Registry:
         path = self.storage.bundle_path(filename) if BUNDLE_RE.match(filename) else None
         if path is None:
             return _error(404, "not_found", "no such bundle")
-        headers = {"ETag": f'"{filename.split(".", 1)[0]}"', "Cache-Control": IMMUTABLE}
+        headers = {"ETag": f'"{filename.split(".", 1)[0]}"', "Cache-Control": IMMUTABLE}  # named by its sha256
+        if etag_matches(request.headers.get("if-none-match") or "", headers["ETag"]):
+            return Response(status_code=304, headers=headers)
         return FileResponse(path, headers=headers, media_type="application/json")
 
     # -- writes
@@ -214,13 +232,14 @@ class Registry:
         return JSONResponse(answer, 201)
 
     def _publish(self, token: Token, body: framing.PublishBody) -> dict[str, Any]:
-        """Scope, manifest, module, then storage: nothing is written before all of them pass."""
+        """Scope, manifest, signature, module, then storage: nothing is written before all of them pass."""
         try:
             data = json.loads(body.json)
         except (UnicodeDecodeError, ValueError):
             raise ApiError(400, "bad_request", "the JSON part (1) is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("manifest"), dict):
             raise ApiError(400, "bad_request", 'the JSON part (1) must be an object {"manifest": {...}}')
+        kind = _signature_kind(data.get("signature"), body.bundle)
         raw = data["manifest"]
         name = _checked(lambda: check_name(raw.get("name")))
         self._check_scope(token, name)
@@ -229,23 +248,43 @@ class Registry:
             raise ApiError(422, "invalid", f"{name} is marked `publish: false` in its plugin.yaml")
         if not body.blob:
             raise ApiError(422, "invalid", "the module part (2) is empty")
-        if body.bundle:
-            raise ApiError(422, "invalid", "this registry does not accept signature bundles yet: "
-                                           "publish with an empty part 3")
         version = str(manifest.version)
         if self.storage.exists(name, version):
             raise _exists(name, version)
+        if kind is not None and kind not in BUNDLE_SUFFIX:
+            raise ApiError(422, "signature", f"unknown signature kind {kind[:100]!r} (this registry accepts "
+                                             f"{' and '.join(repr(k) for k in BUNDLE_SUFFIX)})")
+        # the signature before the module: nothing from an untrusted publisher is even parsed
+        digest = "sha256:" + hashlib.sha256(body.blob).hexdigest()
+        what = f"{name} {version}"
+        namespace = name.split("/")[0]
+        policy = self.storage.policy(namespace)
+
+        def check_signature(policy: dict[str, Any]) -> Signer | None:
+            rule = rule_for(name, policy)
+            try:
+                return verify(body.bundle or None, kind, name=name, digest=digest, what=what, rule=rule)
+            except SignatureError as exc:
+                raise ApiError(422, "signature", exc.message + _signature_hint(namespace, kind, rule)) from None
+
+        signer = check_signature(policy)
+        signature = None if signer is None or kind is None else {
+            "kind": kind, "bundle": bundle_name(body.bundle, kind), "issuer": signer.issuer,
+            "identity": signer.identity}
         published = published_now()
         if manifest.kind == "app":
             line = _checked(lambda: apppkg.index_line(manifest, body.blob, published=published))
         else:
             line = _checked(lambda: build.index_line(manifest, body.blob, published=published))
+        line["signature"] = signature
+        _checked(lambda: from_dict(line, name, "index line"))  # what we write must be what readers accept
         try:
-            self.storage.publish(line, body.blob, token)
+            self.storage.publish(line, body.blob, token, bundle=body.bundle, policy=policy,
+                                 recheck=check_signature)  # the policy may change while this one was checked
         except Exists:
             raise _exists(name, version) from None
-        log.info("published %s %s (%s, %d bytes) with token #%d", name, version, line["digest"], line["size"],
-                 token.id)
+        log.info("published %s %s (%s, %d bytes, %s) with token #%d", name, version, line["digest"], line["size"],
+                 f"signed by {signer}" if signer else "unsigned", token.id)
         return {"name": name, "version": version, "digest": line["digest"], "line": line}
 
     async def yank(self, request: Request) -> Response:
@@ -300,6 +339,30 @@ def _checked(check: Any) -> Any:
     except CspmError as exc:
         message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
         raise ApiError(422, "invalid", message) from None
+
+
+def _signature_kind(signature: Any, bundle: bytes) -> str | None:
+    """Part 1's `signature: {"kind": ...}` is there exactly when part 3 (the bundle) is not empty."""
+    if signature is None:
+        if bundle:
+            raise ApiError(400, "bad_request", 'part 3 carries a signature bundle, but the JSON part (1) has no '
+                                               '"signature": {"kind": "sigstore" | "dsse-ed25519"}')
+        return None
+    if not isinstance(signature, dict) or not isinstance(signature.get("kind"), str):
+        raise ApiError(400, "bad_request", 'the JSON part (1): "signature" must be {"kind": "sigstore" | '
+                                           '"dsse-ed25519"}')
+    if not bundle:
+        raise ApiError(400, "bad_request", f"the JSON part (1) names a {signature['kind'][:100]!r} signature, but "
+                                           f"the signature bundle part (3) is empty")
+    return str(signature["kind"])
+
+
+def _signature_hint(namespace: str, kind: str | None, rule: Rule | None) -> str:
+    """What to do, from the registry's side (cspm's own hints speak of the user's config)."""
+    if kind == "dsse-ed25519" and (rule is None or not rule.keys):
+        return (f" (this registry trusts no key for namespace {namespace!r}: its operator adds the publisher's "
+                f"public key with `cspm-registry trust set --namespace {namespace} --key ed25519:<hex>`)")
+    return ""
 
 
 def _exists(name: str, version: str) -> ApiError:

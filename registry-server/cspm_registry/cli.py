@@ -1,23 +1,27 @@
-"""`cspm-registry serve | token create | export` (docs/registry.md)."""
+"""`cspm-registry serve | token create | trust set | trust list | trust remove | export` (docs/registry.md)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from filelock import FileLock, Timeout
 
 from cspm.errors import CspmError
 from cspm.formats.names import check_part
+from cspm.verify.signature import key_id
 from cspm_registry import auth
 from cspm_registry.storage import DB_FILE, Storage
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # what cspm's user config accepts as a registry name
+KEY_RE = re.compile(r"^ed25519:[0-9a-fA-F]{64}$")
+MAX_FIELD = 1024  # an index line's `issuer` and `identity` are at most this long
 DEFAULT_NAME = "registry"
 
 # plain tracebacks: rich ones print local variables, and a local may be a token
@@ -25,6 +29,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="The cspm registry server.")
 token_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="API tokens.")
 app.add_typer(token_app, name="token")
+trust_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                        help="Trusted publishers: who must sign what is published in a namespace.")
+app.add_typer(trust_app, name="trust")
 
 Data = Annotated[Path, typer.Option("--data", help="the registry's data dir (created when missing)")]
 
@@ -105,6 +112,84 @@ def token_create(
     print(token, flush=True)
 
 
+def _namespace(namespace: str) -> str:
+    try:
+        return check_part(namespace)
+    except CspmError as exc:
+        raise _fail(exc.message) from None
+
+
+@trust_app.command("set")
+def trust_set(
+    data: Data,
+    namespace: Annotated[str, typer.Option("--namespace", help="the namespace (its policy pattern is NS/*)")],
+    issuer: Annotated[str | None, typer.Option("--issuer", help="keyless: the OIDC issuer (with --identity)")
+                      ] = None,
+    identity: Annotated[str | None, typer.Option("--identity", help="keyless: the signer's identity, exact or a "
+                                                                    "glob (* ? [])")] = None,
+    key: Annotated[list[str] | None, typer.Option("--key", help="keyed: a trusted public key ed25519:<hex> "
+                                                               "(repeat)")] = None,
+    optional: Annotated[bool, typer.Option("--optional", help="accept unsigned publishes too (a signature, when "
+                                                              "there is one, must still be trusted)")] = False,
+) -> None:
+    """Set (replace) a namespace's trusted publishers; config.json publishes them as its `policy`."""
+    namespace = _namespace(namespace)
+    keys = [k.strip().lower() for k in key or []]
+    if (issuer is None) != (identity is None):
+        raise _fail("--issuer and --identity go together (a signer is an identity at an issuer)")
+    if issuer is None and not keys:
+        raise _fail("give --issuer and --identity (keyless), or --key ed25519:<hex> (keyed), or both")
+    for value, option in ((issuer, "--issuer"), (identity, "--identity")):
+        if value is not None and not 0 < len(value.strip()) <= MAX_FIELD:
+            raise _fail(f"{option} is 1 to {MAX_FIELD} characters")
+    for item in keys:
+        if not KEY_RE.match(item):
+            raise _fail(f"--key {item[:80]!r} is not a public key", hint="expected ed25519:<64 hex digits> (the "
+                                                                         "public key `cspm keygen` prints)")
+    data.mkdir(parents=True, exist_ok=True)
+    storage = Storage(data)
+    storage.set_trust(namespace, issuer=issuer.strip() if issuer else None,
+                      identity=identity.strip() if identity else None, keys=sorted(set(keys)), require=not optional)
+    typer.echo(f"{namespace}/*: {_describe(storage.policy(namespace)[f'{namespace}/*'])}", err=True)
+
+
+@trust_app.command("list")
+def trust_list(
+    data: Data,
+    json_out: Annotated[bool, typer.Option("--json", help="the policy as config.json publishes it")] = False,
+) -> None:
+    """Every namespace's trusted publishers."""
+    policy = Storage(data).policy() if (data / DB_FILE).is_file() else {}
+    if json_out:
+        print(json.dumps(policy, indent=2, sort_keys=True), flush=True)
+        return
+    for pattern, entry in policy.items():
+        print(f"{pattern}: {_describe(entry)}", flush=True)
+    if not policy:
+        typer.echo("no namespace has trusted publishers: publishes are verified only when signed", err=True)
+
+
+@trust_app.command("remove")
+def trust_remove(
+    data: Data,
+    namespace: Annotated[str, typer.Option("--namespace", help="the namespace")],
+) -> None:
+    """Remove a namespace's trusted publishers: it then accepts unsigned publishes."""
+    namespace = _namespace(namespace)
+    if not (data / DB_FILE).is_file() or not Storage(data).remove_trust(namespace):
+        raise _fail(f"namespace {namespace!r} has no trusted publishers")
+    typer.echo(f"removed the trusted publishers of {namespace}/*", err=True)
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    parts = []
+    if entry.get("issuer"):
+        parts.append(f"identity {entry.get('identity')} at issuer {entry['issuer']}")
+    parts += [f"key {k} (id {key_id(k)})" for k in entry.get("keys") or []]
+    required = "signature required" if entry.get("require") else "signature optional"
+    return f"{' or '.join(parts)}; {required}"
+
+
 @app.command("export")
 def export_command(
     data: Data,
@@ -121,8 +206,8 @@ def export_command(
         written = export(storage, out, name or storage.get_meta("name") or DEFAULT_NAME)
     except CspmError as exc:
         raise _fail(exc.message, exc.hint) from None
-    typer.echo(f"exported {written['packages']} packages, {written['versions']} versions, {written['blobs']} blobs "
-               f"to {out}", err=True)
+    typer.echo(f"exported {written['packages']} packages, {written['versions']} versions, {written['blobs']} blobs, "
+               f"{written['bundles']} signature bundles to {out}", err=True)
 
 
 def main() -> None:

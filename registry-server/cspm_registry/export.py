@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cspm.errors import CspmError
 from cspm.index.query import NAMES_FILE
-from cspm_registry.storage import Storage, render_names
+from cspm_registry.storage import Storage, render_config, render_names
 
 
 class ExportError(CspmError):
@@ -28,12 +28,11 @@ def export(storage: Storage, out: Path, name: str) -> dict[str, int]:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
         raise ExportError(f"{out} exists and is not an index folder: refusing to replace it",
                           hint="export to a new folder, or to a previous export")
-    lines = storage.all_lines()  # one snapshot: every line's blob is committed before its row
+    lines, policy = storage.snapshot()  # one snapshot: every line's blob and bundle are in place before its row
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
     try:
-        _write(staging / "config.json",
-               (json.dumps({"name": name, "dl": "blobs/sha256/{hex}", "api": None}, sort_keys=True) + "\n").encode())
+        _write(staging / "config.json", render_config(name, None, policy))
         files: dict[str, list[str]] = {}
         for package, line in lines:
             files.setdefault(package, []).append(line)

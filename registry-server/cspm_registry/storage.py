@@ -1,14 +1,16 @@
-"""The data dir: SQLite (WAL) for versions and tokens, plain files for blobs.
+"""The data dir: SQLite (WAL) for versions, tokens and trust policy, plain files for blobs and bundles.
 
-A publish writes its blob first and commits its row second, both inside one `BEGIN IMMEDIATE`
-transaction, so the SQLite write lock also serialises every change to `blobs/`: a losing concurrent
-publish can remove the blob it brought without racing a winner that shares it. A crash between the
-two leaves a blob no row points to; `sweep` (run when `serve` starts) removes it, and `tmp/`.
+A publish writes its blob (and signature bundle) first and commits its row second, all inside one
+`BEGIN IMMEDIATE` transaction, so the SQLite write lock also serialises every change to `blobs/`
+and `bundles/`: a losing concurrent publish can remove the files it brought without racing a winner
+that shares them. A crash between the two leaves files no row points to; `sweep` (run when `serve`
+starts) removes them, and `tmp/`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -17,7 +19,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from cspm.index.build import names_line
 log = logging.getLogger("cspm_registry")
 
 DB_FILE = "registry.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: versions.bundle, trust (a version-1 server must not publish past a trust policy)
 PAUSE_AFTER_BLOB_ENV = "CSPM_REGISTRY_TEST_PAUSE_AFTER_BLOB"  # tests only: seconds to sleep before the commit
 
 SCHEMA = """  -- statements end with ';' at the end of a line, and nowhere else
@@ -59,10 +61,24 @@ CREATE TABLE IF NOT EXISTS versions (
     line TEXT NOT NULL,           -- the canonical index line (to_line)
     published TEXT NOT NULL,
     modified REAL NOT NULL,       -- last change (publish or yank): Last-Modified
+    bundle TEXT,                  -- the signature bundle's path (bundles/sha256/...), or NULL
     UNIQUE (name, version_key)
 );
 CREATE INDEX IF NOT EXISTS versions_digest ON versions (digest);
+CREATE TABLE IF NOT EXISTS trust (
+    namespace TEXT PRIMARY KEY,   -- the policy pattern is "<namespace>/*"
+    issuer TEXT,                  -- OIDC issuer (keyless), with identity
+    identity TEXT,                -- exact, or a glob (* ? [)
+    keys TEXT NOT NULL,           -- JSON list of "ed25519:<hex>" (keyed)
+    require INTEGER NOT NULL,     -- 1: an unsigned publish is refused
+    modified REAL NOT NULL
+);
 """
+MIGRATIONS = {  # from version: statements that make it the next version
+    1: ["ALTER TABLE versions ADD COLUMN bundle TEXT"],
+}
+INDEXES = "CREATE INDEX IF NOT EXISTS versions_bundle ON versions (bundle)"  # after the migrations
+BUNDLE_SUFFIX = {"sigstore": "sigstore", "dsse-ed25519": "dsse"}
 
 
 class StorageError(CspmError):
@@ -75,6 +91,15 @@ class Exists(Exception):
 
 class NotFound(Exception):
     """No such version."""
+
+
+def bundle_name(bundle: bytes, kind: str) -> str:
+    """Where a signature bundle is stored and served: named by its own sha256, so it never changes.
+
+    (Not by the blob's digest: one blob can be published under several names or versions, each with
+    its own bundle, and a DSSE envelope is bound to the name it was signed for.)
+    """
+    return f"bundles/sha256/{hashlib.sha256(bundle).hexdigest()}.{BUNDLE_SUFFIX[kind]}.json"
 
 
 @dataclass(frozen=True)
@@ -122,9 +147,16 @@ class Storage:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             db.execute("INSERT OR IGNORE INTO meta VALUES ('generation', '0')")
             found = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
-            if found != str(SCHEMA_VERSION):
+            version = int(found) if found.isdigit() else -1
+            while version in MIGRATIONS:
+                for statement in MIGRATIONS[version]:
+                    db.execute(statement)
+                version += 1
+                db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(version),))
+            if version != SCHEMA_VERSION:
                 raise StorageError(f"{data / DB_FILE} has schema version {found}; this cspm-registry reads "
                                    f"version {SCHEMA_VERSION}")
+            db.execute(INDEXES)
 
     # -- connections and transactions
 
@@ -184,11 +216,8 @@ class Storage:
         removed = []
         with self._write() as db:
             digests = {row[0].split(":", 1)[1] for row in db.execute("SELECT DISTINCT digest FROM versions")}
-            bundles = set()
-            for (line,) in db.execute("SELECT line FROM versions WHERE line LIKE '%\"bundle\":%'"):
-                bundle = (json.loads(line).get("signature") or {}).get("bundle")
-                if bundle:
-                    bundles.add(bundle.rsplit("/", 1)[1])
+            bundles = {row[0].rsplit("/", 1)[1]
+                       for row in db.execute("SELECT DISTINCT bundle FROM versions WHERE bundle IS NOT NULL")}
             for folder, keep in ((self.blobs, digests), (self.bundles, bundles)):
                 for path in folder.iterdir():
                     if path.name not in keep:
@@ -220,6 +249,27 @@ class Storage:
             return None
         return row[0], Token(row[1], frozenset(json.loads(row[2])), bool(row[3]), bool(row[4]))
 
+    # -- trust policy: who may sign for a namespace
+
+    def set_trust(self, namespace: str, *, issuer: str | None, identity: str | None, keys: list[str],
+                  require: bool) -> None:
+        """Replace the namespace's trusted publishers (config.json changes with the next request)."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO trust VALUES (?, ?, ?, ?, ?, ?)",
+                       (namespace, issuer, identity, json.dumps(keys), int(require), time.time()))
+            self._bump(db)
+
+    def remove_trust(self, namespace: str) -> bool:
+        with self._write() as db:
+            removed = db.execute("DELETE FROM trust WHERE namespace = ?", (namespace,)).rowcount > 0
+            if removed:
+                self._bump(db)
+        return removed
+
+    def policy(self, namespace: str | None = None) -> dict[str, Any]:
+        """The trust policy as config.json has it (`{"ns/*": {...}}`), or the one namespace's part of it."""
+        return _policy(self._db(), namespace)
+
     # -- versions
 
     def exists(self, name: str, version: str) -> bool:
@@ -227,37 +277,57 @@ class Storage:
                                  (name, version_key(version))).fetchone()
         return row is not None
 
-    def publish(self, line: dict[str, Any], blob: bytes, token: Token) -> None:
-        """Blob in place first, then the row; Exists when (name, version) is taken (the loser leaves nothing)."""
-        hexdigest = line["digest"].split(":", 1)[1]
-        target = self.blobs / hexdigest
-        staged = self._stage(blob)  # the slow part (write + fsync) happens outside the write lock
+    def publish(self, line: dict[str, Any], blob: bytes, token: Token, *, bundle: bytes = b"",
+                policy: dict[str, Any] | None = None, recheck: Callable[[dict[str, Any]], object] | None = None
+                ) -> None:
+        """Blob and bundle in place first, then the row; Exists when (name, version) is taken (the loser leaves
+        nothing).
+
+        The bundle goes where the line's `signature.bundle` says. `policy` is the namespace's trust
+        policy the publish was verified against: if it changed since, `recheck(current policy)`
+        verifies again, under the write lock, or raises (and nothing stays).
+        """
+        namespace = line["name"].split("/")[0]
+        files = [(blob, self.blobs / line["digest"].split(":", 1)[1])]
+        bundle_at = (line.get("signature") or {}).get("bundle")
+        if bundle_at:
+            files.append((bundle, self.data / bundle_at))
+        staged: list[Path] = []
         try:
+            for content, _ in files:  # the slow part (write + fsync) happens outside the write lock
+                staged.append(self._stage(content))
             with self._write() as db:
-                brought = not target.exists()
-                if brought:
-                    os.replace(staged, target)
-                    _fsync_dir(self.blobs)
-                if self._pause_after_blob:
-                    log.warning("test hook: paused after the blob of %s %s", line["name"], line["version"])
-                    time.sleep(self._pause_after_blob)
-                now = time.time()
+                brought: list[Path] = []
                 try:
-                    db.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?)",
-                               (line["name"].split("/")[0], now, token.id))
-                    db.execute("INSERT INTO versions (name, version, version_key, digest, line, published, modified)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    for source, (_, target) in zip(staged, files, strict=True):
+                        if not target.exists():
+                            os.replace(source, target)
+                            brought.append(target)
+                    for folder in sorted({target.parent for target in brought}):
+                        _fsync_dir(folder)
+                    if self._pause_after_blob:
+                        log.warning("test hook: paused after the blob of %s %s", line["name"], line["version"])
+                        time.sleep(self._pause_after_blob)
+                    if recheck is not None:
+                        current = _policy(db, namespace)
+                        if current != (policy or {}):
+                            recheck(current)
+                    now = time.time()
+                    db.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?)", (namespace, now, token.id))
+                    db.execute("INSERT INTO versions (name, version, version_key, digest, line, published, modified,"
+                               " bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (line["name"], line["version"], version_key(line["version"]), line["digest"],
-                                to_line(line), line.get("published", ""), now))
+                                to_line(line), line.get("published", ""), now, bundle_at))
                 except BaseException as exc:
-                    if brought:  # still under the write lock: nobody else can have started using it
+                    for target in brought:  # still under the write lock: nobody else can have started using it
                         target.unlink(missing_ok=True)
                     if isinstance(exc, sqlite3.IntegrityError):
                         raise Exists(f"{line['name']} {line['version']}") from None
                     raise
                 self._bump(db)
         finally:
-            staged.unlink(missing_ok=True)
+            for source in staged:
+                source.unlink(missing_ok=True)
 
     def _stage(self, blob: bytes) -> Path:
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
@@ -295,8 +365,11 @@ class Storage:
         return path if row is not None and path.is_file() else None
 
     def bundle_path(self, filename: str) -> Path | None:
+        """A bundle a published version names; one no committed row points to is not served."""
+        row = self._db().execute("SELECT 1 FROM versions WHERE bundle = ? LIMIT 1",
+                                 (f"bundles/sha256/{filename}",)).fetchone()
         path = self.bundles / filename
-        return path if path.is_file() else None
+        return path if row is not None and path.is_file() else None
 
     def index_file(self, name: str) -> Rendered | None:
         with self._read() as db:
@@ -310,10 +383,30 @@ class Storage:
             rows = db.execute("SELECT name, line, modified FROM versions ORDER BY name, id").fetchall()
         return Rendered(render_names(row[1] for row in rows), max((row[2] for row in rows), default=None))
 
-    def all_lines(self) -> list[tuple[str, str]]:
-        """(name, line) of every version in publish order, from one snapshot (for export)."""
+    def snapshot(self) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+        """(name, line) of every version in publish order, and the trust policy, from one snapshot (for export)."""
         with self._read() as db:
-            return [(row[0], row[1]) for row in db.execute("SELECT name, line FROM versions ORDER BY id")]
+            lines = [(row[0], row[1]) for row in db.execute("SELECT name, line FROM versions ORDER BY id")]
+            return lines, _policy(db)
+
+
+def _policy(db: sqlite3.Connection, namespace: str | None = None) -> dict[str, Any]:
+    query = "SELECT namespace, issuer, identity, keys, require FROM trust"
+    rows = db.execute(query + " WHERE namespace = ?", (namespace,)) if namespace else \
+        db.execute(query + " ORDER BY namespace")
+    policy: dict[str, Any] = {}
+    for name, issuer, identity, keys, require in rows:
+        entry: dict[str, Any] = {"issuer": issuer, "identity": identity, "keys": json.loads(keys)}
+        policy[f"{name}/*"] = {**{k: v for k, v in entry.items() if v}, "require": bool(require)}
+    return policy
+
+
+def render_config(name: str, api: str | None, policy: dict[str, Any]) -> bytes:
+    """`config.json`: `policy` only when some namespace has one (else the bytes `cspm index build` writes)."""
+    config: dict[str, Any] = {"name": name, "dl": "blobs/sha256/{hex}", "api": api}
+    if policy:
+        config["policy"] = policy
+    return (json.dumps(config, sort_keys=True) + "\n").encode()
 
 
 def render_names(lines: Any) -> bytes:
