@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from cspm.errors import CspmError
-from cspm.store import BlobWriter, Store, StoreError
+from cspm.store import BlobWriter, DigestMismatch, Store, StoreError
 
 RETRIES = 4
 BACKOFF_S = 0.25
@@ -89,6 +89,8 @@ def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: P
                 if download.check is not None:
                     download.check(writer.read_back())
             return
+        except DigestMismatch as exc:
+            raise DigestMismatch(f"{download.what}: {exc.message}", exc.hint) from None
         except _Retryable as exc:
             if attempt == RETRIES - 1:
                 raise FetchError(f"cannot download {download.what} from {source}: {exc} "

@@ -151,7 +151,7 @@ class Project:
             sources = {p.name: source_of(p, self.federation, route=self.route) for p in locked.lock.plugins
                        if targets is None or p.digest in targets}
             verdicts = check_lock(locked.lock, self.federation, self.store, self.federation.config.trust, sources,
-                                  only=targets)
+                                  only=targets, fresh={p.digest for p in missing})
         return locked, InstallOutcome(locked.lock, downloaded, sum(p.size for p in missing), verdicts)
 
     def missing(self, lock: Lock) -> list[str]:

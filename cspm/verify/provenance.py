@@ -107,7 +107,21 @@ def _signature_of(plugin: LockedPlugin, federation: Federation, source: IndexSou
 
 
 def check_lock(lock: Lock, federation: Federation, store: Store, user_trust: dict,
-               sources: dict[str, IndexSource], only: set[str] | None = None) -> list[Verdict]:
-    """Verdicts for every locked plug-in (or those whose digest is in `only`)."""
-    return [check_plugin(p, sources[p.name], federation, store, user_trust) for p in lock.plugins
-            if only is None or p.digest in only]
+               sources: dict[str, IndexSource], only: set[str] | None = None,
+               fresh: set[str] | None = None) -> list[Verdict]:
+    """Verdicts for every locked plug-in (or those whose digest is in `only`).
+
+    On a refusal, the blobs just downloaded (`fresh`) that were not proven yet leave the store too.
+    """
+    todo = [p for p in lock.plugins if only is None or p.digest in only]
+    verdicts: list[Verdict] = []
+    try:
+        for plugin in todo:
+            verdicts.append(check_plugin(plugin, sources[plugin.name], federation, store, user_trust))
+    except CspmError:
+        proven = {(v.name, v.version) for v in verdicts}
+        for plugin in todo:
+            if plugin.digest in (fresh or set()) and (plugin.name, str(plugin.version)) not in proven:
+                store.remove(plugin.digest)
+        raise
+    return verdicts
