@@ -10,6 +10,7 @@ expected and what was found.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import logging
@@ -191,10 +192,15 @@ def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str
 
 def trust_config() -> Any:
     """Sigstore's trust: CSPM_SIGSTORE_TRUST_CONFIG (a ClientTrustConfig JSON), else production, offline."""
+    return _trust_config(os.environ.get("CSPM_SIGSTORE_TRUST_CONFIG"))
+
+
+@functools.lru_cache(maxsize=4)
+def _trust_config(path: str | None) -> Any:
+    """Loaded once per process: the offline TUF load is most of a cold verification."""
     from sigstore.models import ClientTrustConfig
 
     logging.getLogger("sigstore").setLevel(logging.ERROR)  # "loaded in offline mode" is our default, not news
-    path = os.environ.get("CSPM_SIGSTORE_TRUST_CONFIG")
     if path:
         return ClientTrustConfig.from_json(Path(path).read_text(encoding="utf-8"))
     return ClientTrustConfig.production(offline=True)
