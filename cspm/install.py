@@ -7,6 +7,7 @@ manifest, so the runtime runs from the lock and the store alone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ from cspm.formats.lock import Lock, LockedPlugin, lock_path
 from cspm.formats.names import NameError_, parse_requirement
 from cspm.index.federation import Federation
 from cspm.index.source import IndexSource
+from cspm.models import GUEST_ROOT as MODEL_GUEST_ROOT
+from cspm.models import check_gguf
+from cspm.models import materialize as materialize_model
 from cspm.resolver import Candidate, Req, resolve
 from cspm.store import Store
 from cspm.verify.interface import check_against_entry, check_module
@@ -40,13 +44,20 @@ class StaleLock(CspmError):
 def requirements(app: AppConfig) -> list[Req]:
     out = []
     for component in app.components.values():
-        if component.plugin_ref is None:
-            continue
-        try:
-            requirement = parse_requirement(component.plugin_ref)
-        except NameError_ as exc:
-            raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: {exc}") from None
-        out.append(Req(requirement.name, requirement.specifier, f"app component `{component.name}`"))
+        if component.plugin_ref is not None:
+            try:
+                requirement = parse_requirement(component.plugin_ref)
+            except NameError_ as exc:
+                raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: {exc}"
+                                ) from None
+            out.append(Req(requirement.name, requirement.specifier, f"app component `{component.name}`"))
+        for key, ref in component.models.items():
+            try:
+                model = parse_requirement(ref)
+            except NameError_ as exc:
+                raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: model "
+                                f"{key!r}: {exc}") from None
+            out.append(Req(model.name, model.specifier, f"model `{key}` of `{component.name}`"))
     return out
 
 
@@ -61,6 +72,8 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
     for component in app.components.values():
         if component.plugin_ref is not None:
             used_by[parse_requirement(component.plugin_ref).name].append(component.name)
+        for ref in component.models.values():
+            used_by[parse_requirement(ref).name].append(component.name)
     for candidate in chosen.values():
         for dependency in candidate.entry.dependencies:
             used_by.setdefault(dependency, []).append(candidate.name)
@@ -157,7 +170,7 @@ def stale_reasons(app: AppConfig, lock: Lock) -> list[str]:
         elif plugin.name != parse_requirement(component.plugin_ref).name:
             reasons.append(f"{component.kind} `{component.name}` now uses {component.plugin_ref}, the lock "
                            f"gives it {plugin.name}")
-    referenced = {c.name for c in app.components.values() if c.plugin_ref is not None}
+    referenced = {c.name for c in app.components.values() if c.plugin_ref is not None or c.models}
     for plugin in lock.plugins:
         gone = [u for u in plugin.used_by if u not in referenced and "/" not in u]
         if gone:
@@ -230,6 +243,9 @@ def downloads(lock: Lock, federation: Federation, *, route: bool = False,
                 else:  # the interface the index recorded must be the one the blob has
                     check_against_entry(data, what, entry.exports, entry.imports, wasi_declared=wasi)
 
+        if plugin.kind == "model":
+            def check(data: bytes, what: str = f"{plugin.name} {plugin.version}") -> None:
+                check_gguf(data[:8], what)
         out.append(Download(f"{plugin.name} {plugin.version}", plugin.registry, source.blob_url(plugin.digest),
                             plugin.digest, plugin.size, check))
     return out
@@ -248,6 +264,7 @@ def bind_locked(app: AppConfig, lock: Lock, store: Store) -> None:
     """Point each registry-referenced component at its stored module and locked manifest."""
     for component in app.components.values():
         if component.plugin_ref is None:
+            _mount_models(component, lock, store)
             continue
         plugin = lock.for_component(component.name)
         if plugin is None:
@@ -262,6 +279,23 @@ def bind_locked(app: AppConfig, lock: Lock, store: Store) -> None:
         component.digest = plugin.digest
         assert app.located is not None
         app_format.bind(component, manifest, str(app.path), app.located)
+        _mount_models(component, lock, store)
+
+
+def _mount_models(component: app_format.Component, lock: Lock, store: Store) -> None:
+    """Each model read-only at /models/<key>/model.gguf (docs/formats.md `models`)."""
+    if not component.models:
+        return
+    locked = lock.by_name()
+    mounts = dict(component.grant.paths)
+    for key, ref in component.models.items():
+        model = locked.get(parse_requirement(ref).name)
+        if model is None or model.kind != "model":
+            raise StaleLock(f"{lock.path} has no model for `{key}` of `{component.name}`", hint="run `cspm lock`")
+        if not store.has(model.digest):
+            raise CspmError(f"{model.name} {model.version} is not installed", hint="run `cspm install`")
+        mounts[str(materialize_model(store, model.digest))] = f"{MODEL_GUEST_ROOT}/{key}"
+    component.grant = dataclasses.replace(component.grant, paths=mounts, wasi=True)
 
 
 def describe(plugin: LockedPlugin) -> dict[str, Any]:

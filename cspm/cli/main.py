@@ -9,6 +9,7 @@ import typer
 from cspm import __version__
 from cspm.cli import cache as cache_cmd
 from cspm.cli import index_cmd, pm, query
+from cspm.cli import model as model_cmd
 from cspm.cli import publish as publish_cmd
 from cspm.cli import registry as registry_cmd
 from cspm.cli import run as run_cmd
@@ -39,6 +40,7 @@ app.command("keygen")(trust_cmd.keygen)
 app.command("verify")(trust_cmd.verify)
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(trust_cmd.app, name="trust")
+app.add_typer(model_cmd.app, name="model")
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(index_cmd.app, name="index")
 

@@ -71,6 +71,7 @@ class Component:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     where: yamlsrc.Path_ = ()
     digest: str | None = None  # set when the module comes from the store: re-verified when loaded
+    models: dict[str, str] = field(default_factory=dict)  # key -> `ns/name@spec` of a model package
 
     @property
     def declared(self) -> dict[Kind, tuple[str, ...]]:
@@ -202,6 +203,7 @@ def _component(kind: Kind, raw: dict[str, Any], app_path: Path, located: yamlsrc
         prompt=raw.get("prompt") if kind == "agent" else None,
         llms=tuple(raw.get("llms") or ()), tools=tuple(raw.get("tools") or ()),
         agents=tuple(raw.get("agents") or ()), line=located.line_of(where), raw=raw, where=where,
+        models=dict(raw.get("models") or {}),
     )
     bind(component, manifest, shown, located)
     return component

@@ -63,7 +63,8 @@ class Lock:
         return {p.name: p for p in self.plugins}
 
     def for_component(self, component: str) -> LockedPlugin | None:
-        return next((p for p in self.plugins if component in p.used_by), None)
+        """The plug-in (not a model) a component runs."""
+        return next((p for p in self.plugins if component in p.used_by and p.kind != "model"), None)
 
 
 def lock_path(app_path: Path) -> Path:

