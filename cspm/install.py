@@ -21,8 +21,9 @@ from cspm.formats.lock import Lock, LockedPlugin, lock_path
 from cspm.formats.names import NameError_, parse_requirement
 from cspm.index.federation import Federation
 from cspm.index.source import IndexSource
+from cspm.models import DATA_ROOT as DATA_GUEST_ROOT
 from cspm.models import GUEST_ROOT as MODEL_GUEST_ROOT
-from cspm.models import check_gguf
+from cspm.models import check_data, check_gguf
 from cspm.models import materialize as materialize_model
 from cspm.resolver import Candidate, Req, resolve
 from cspm.store import Store
@@ -51,13 +52,14 @@ def requirements(app: AppConfig) -> list[Req]:
                 raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: {exc}"
                                 ) from None
             out.append(Req(requirement.name, requirement.specifier, f"app component `{component.name}`"))
-        for key, ref in component.models.items():
-            try:
-                model = parse_requirement(ref)
-            except NameError_ as exc:
-                raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: model "
-                                f"{key!r}: {exc}") from None
-            out.append(Req(model.name, model.specifier, f"model `{key}` of `{component.name}`"))
+        for what, refs in (("model", component.models), ("data", component.data)):
+            for key, ref in refs.items():
+                try:
+                    model = parse_requirement(ref)
+                except NameError_ as exc:
+                    raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: {what} "
+                                    f"{key!r}: {exc}") from None
+                out.append(Req(model.name, model.specifier, f"{what} `{key}` of `{component.name}`"))
     return out
 
 
@@ -72,7 +74,7 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
     for component in app.components.values():
         if component.plugin_ref is not None:
             used_by[parse_requirement(component.plugin_ref).name].append(component.name)
-        for ref in component.models.values():
+        for ref in [*component.models.values(), *component.data.values()]:
             used_by[parse_requirement(ref).name].append(component.name)
     for candidate in chosen.values():
         for dependency in candidate.entry.dependencies:
@@ -170,7 +172,7 @@ def stale_reasons(app: AppConfig, lock: Lock) -> list[str]:
         elif plugin.name != parse_requirement(component.plugin_ref).name:
             reasons.append(f"{component.kind} `{component.name}` now uses {component.plugin_ref}, the lock "
                            f"gives it {plugin.name}")
-    referenced = {c.name for c in app.components.values() if c.plugin_ref is not None or c.models}
+    referenced = {c.name for c in app.components.values() if c.plugin_ref is not None or c.models or c.data}
     for plugin in lock.plugins:
         gone = [u for u in plugin.used_by if u not in referenced and "/" not in u]
         if gone:
@@ -246,6 +248,9 @@ def downloads(lock: Lock, federation: Federation, *, route: bool = False,
         if plugin.kind == "model":
             def check(data: bytes, what: str = f"{plugin.name} {plugin.version}") -> None:
                 check_gguf(data[:8], what)
+        elif plugin.kind == "data":
+            def check(data: bytes, what: str = f"{plugin.name} {plugin.version}") -> None:
+                check_data(data, what)
         out.append(Download(f"{plugin.name} {plugin.version}", plugin.registry, source.blob_url(plugin.digest),
                             plugin.digest, plugin.size, check))
     return out
@@ -283,18 +288,24 @@ def bind_locked(app: AppConfig, lock: Lock, store: Store) -> None:
 
 
 def _mount_models(component: app_format.Component, lock: Lock, store: Store) -> None:
-    """Each model read-only at /models/<key>/model.gguf (docs/formats.md `models`)."""
-    if not component.models:
+    """Models read-only at /models/<key>/model.gguf, data at /data/<key>/<file> (docs/formats.md)."""
+    if not component.models and not component.data:
         return
     locked = lock.by_name()
     mounts = dict(component.grant.paths)
-    for key, ref in component.models.items():
-        model = locked.get(parse_requirement(ref).name)
-        if model is None or model.kind != "model":
-            raise StaleLock(f"{lock.path} has no model for `{key}` of `{component.name}`", hint="run `cspm lock`")
-        if not store.has(model.digest):
-            raise CspmError(f"{model.name} {model.version} is not installed", hint="run `cspm install`")
-        mounts[str(materialize_model(store, model.digest))] = f"{MODEL_GUEST_ROOT}/{key}"
+    for kind, refs in (("model", component.models), ("data", component.data)):
+        for key, ref in refs.items():
+            found = locked.get(parse_requirement(ref).name)
+            if found is None or found.kind != kind:
+                raise StaleLock(f"{lock.path} has no {kind} package for `{key}` of `{component.name}`",
+                                hint="run `cspm lock`")
+            if not store.has(found.digest):
+                raise CspmError(f"{found.name} {found.version} is not installed", hint="run `cspm install`")
+            if kind == "model":
+                mounts[str(materialize_model(store, found.digest))] = f"{MODEL_GUEST_ROOT}/{key}"
+            else:
+                file = str(found.manifest.get("file") or "data")
+                mounts[str(materialize_model(store, found.digest, file))] = f"{DATA_GUEST_ROOT}/{key}"
     component.grant = dataclasses.replace(component.grant, paths=mounts, wasi=True)
 
 

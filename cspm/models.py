@@ -27,6 +27,8 @@ from cspm.store import Store, check_digest
 GGUF_MAGIC = b"GGUF"
 MODEL_FILE = "model.gguf"
 GUEST_ROOT = "/models"
+DATA_ROOT = "/data"
+MAX_DATA = 64 << 20
 CHUNK = 1 << 20
 
 
@@ -43,19 +45,29 @@ def check_gguf(head: bytes, what: str) -> None:
         raise ModelError(f"{what}: GGUF version {version} is not supported (2 or 3)")
 
 
+def check_data(data: bytes, what: str) -> None:
+    """A data package is text (JSON, JSON Lines, CSV...) a plug-in parses itself: UTF-8, bounded."""
+    if len(data) > MAX_DATA:
+        raise ModelError(f"{what} is larger than {MAX_DATA >> 20} MiB")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"{what} is not UTF-8 text (byte {exc.start})") from None
+
+
 def guest_path(key: str) -> str:
     return f"{GUEST_ROOT}/{key}/{MODEL_FILE}"
 
 
-def materialize(store: Store, digest: str) -> Path:
-    """A folder holding only this model (as `model.gguf`), for a read-only mount."""
+def materialize(store: Store, digest: str, file: str = MODEL_FILE) -> Path:
+    """A folder holding only this blob (as `file`), for a read-only mount."""
     hexdigest = check_digest(digest).split(":", 1)[1]
-    folder = paths.cache_dir() / "models" / hexdigest
-    target = folder / MODEL_FILE
+    folder = paths.cache_dir() / ("models" if file == MODEL_FILE else "data") / hexdigest
+    target = folder / file
     if target.is_file() and target.stat().st_size == store.path(digest).stat().st_size:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
-    staging = folder / f".{MODEL_FILE}.{os.getpid()}"
+    staging = folder / f".{file}.{os.getpid()}"
     staging.unlink(missing_ok=True)
     try:
         os.link(store.path(digest), staging)  # same bytes, no copy
@@ -112,12 +124,15 @@ def store_model(source: Path, store: Store) -> tuple[str, int, str]:
     return result, size, what
 
 
-def index_line(name: str, version: str, digest: str, size: int, description: str = "") -> dict[str, Any]:
-    line: dict[str, Any] = {"name": check_name(name), "version": str(parse_version(version)), "kind": "model",
+def index_line(name: str, version: str, digest: str, size: int, description: str = "", *, kind: str = "model",
+               file: str | None = None) -> dict[str, Any]:
+    line: dict[str, Any] = {"name": check_name(name), "version": str(parse_version(version)), "kind": kind,
                             "abi": 1, "digest": digest, "size": size, "exports": [], "imports": [],
                             "capabilities": {}, "dependencies": {}, "signature": None, "yanked": False}
     if description:
         line["description"] = description
+    if kind == "data":
+        line["file"] = file
     from_dict(line, name, "index line")
     return line
 

@@ -103,7 +103,7 @@ class Project:
 
     @property
     def uses_registry(self) -> bool:
-        return any(c.plugin_ref is not None or c.models for c in self.app.components.values())
+        return any(c.plugin_ref is not None or c.models or c.data for c in self.app.components.values())
 
     def existing_lock(self) -> Lock | None:
         return lock_format.load(self.lock_file) if self.lock_file.exists() else None

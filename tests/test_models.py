@@ -73,3 +73,37 @@ def test_cli_model_add_registers_a_local_registry(tmp_path: Path) -> None:
     assert listed[0]["name"] == "local" and listed[0]["namespaces"] == ["mine"]
     info = json.loads(cspm("info", "mine/tiny", "--json").stdout)
     assert info["selected"]["kind"] == "model" and info["selected"]["digest"] == data["digest"]
+
+
+def test_data_and_model_packages_from_sources_locked_and_mounted(tmp_path: Path) -> None:
+    from cspm.index.from_sources import build
+
+    src = tmp_path / "src"
+    (src / "kb").mkdir(parents=True)
+    (src / "kb" / "people.jsonl").write_text('{"name": "Ada", "born": 1815}\n')
+    (src / "kb" / "plugin.yaml").write_text("name: demo/people\nversion: 1.0.0\nkind: data\nabi: 1\n"
+                                            "file: people.jsonl\ndescription: who was born when\n")
+    (src / "model").mkdir()
+    (src / "model" / "tiny.gguf").write_bytes(GGUF)
+    (src / "model" / "plugin.yaml").write_text("name: demo/tiny\nversion: 1.0.0\nkind: model\nabi: 1\n"
+                                               "file: tiny.gguf\n")
+    registry = tmp_path / "registry"
+    built = build([src], registry, name="demo")
+    assert sorted((line["name"], line["kind"], line.get("file")) for line in built.lines) == [
+        ("demo/people", "data", "people.jsonl"), ("demo/tiny", "model", None)]
+    app_path = tmp_path / "app.yaml"
+    app_path.write_text(f"entry: t\ntools:\n  - name: t\n    plugin_name: {conformance_wasm('c')}\n"
+                        "    config: {kind: tool}\n    models: {tiny: demo/tiny@1}\n    data: {kb: demo/people@1}\n")
+    app = app_format.load(app_path)
+    federation = Federation(UserConfig(tmp_path / "c.yaml", [Registry("demo", registry.as_uri())]))
+    lock = lock_app(app, federation)
+    store = Store(tmp_path / "store")
+    assert install(lock, federation, store) == 2
+    bind_locked(app, lock, store)
+    mounts = {guest: Path(host) for host, guest in app.components["t"].grant.paths.items()}
+    assert (mounts["/data/kb"] / "people.jsonl").read_text() == '{"name": "Ada", "born": 1815}\n'
+    assert (mounts["/models/tiny"] / "model.gguf").read_bytes() == GGUF
+    bad = src / "kb" / "people.jsonl"
+    bad.write_bytes(b"\xff\xfe not text")
+    with pytest.raises(ModelError, match="is not UTF-8 text"):
+        build([src], tmp_path / "again", name="demo")

@@ -72,6 +72,7 @@ class Component:
     where: yamlsrc.Path_ = ()
     digest: str | None = None  # set when the module comes from the store: re-verified when loaded
     models: dict[str, str] = field(default_factory=dict)  # key -> `ns/name@spec` of a model package
+    data: dict[str, str] = field(default_factory=dict)  # key -> `ns/name@spec` of a data package
 
     @property
     def declared(self) -> dict[Kind, tuple[str, ...]]:
@@ -203,7 +204,7 @@ def _component(kind: Kind, raw: dict[str, Any], app_path: Path, located: yamlsrc
         prompt=raw.get("prompt") if kind == "agent" else None,
         llms=tuple(raw.get("llms") or ()), tools=tuple(raw.get("tools") or ()),
         agents=tuple(raw.get("agents") or ()), line=located.line_of(where), raw=raw, where=where,
-        models=dict(raw.get("models") or {}),
+        models=dict(raw.get("models") or {}), data=dict(raw.get("data") or {}),
     )
     bind(component, manifest, shown, located)
     return component

@@ -54,8 +54,8 @@ class IndexEntry:
 
     def manifest_fields(self) -> dict[str, Any]:
         """What the runtime needs of the manifest: config, secrets, input_schema, features, description."""
-        return {k: self.raw[k] for k in ("description", "features", "config", "secrets", "input_schema", "wasi")
-                if k in self.raw}
+        return {k: self.raw[k] for k in ("description", "features", "config", "secrets", "input_schema", "wasi",
+                                          "file") if k in self.raw}
 
 
 def parse_line(text: str | bytes, expected_name: str, where: str) -> IndexEntry:

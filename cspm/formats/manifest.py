@@ -137,7 +137,7 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
         raise fail("version", f"{data['version']!r} is not a PEP 440 version (e.g. 1.0.0)") from None
     if data["abi"] != SUPPORTED_ABI:
         raise fail("abi", f"ABI {data['abi']} is not supported by this cspm (it speaks ABI {SUPPORTED_ABI})")
-    payload_key = "app" if data["kind"] == "app" else "wasm"
+    payload_key = {"app": "app", "model": "file", "data": "file"}.get(data["kind"], "wasm")
     wasm = PurePosixPath(data[payload_key])
     if wasm.is_absolute() or ".." in wasm.parts or "\\" in data[payload_key]:
         raise fail(payload_key, "must be a relative path inside the plug-in folder")

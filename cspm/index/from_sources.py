@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cspm import apppkg
+from cspm import apppkg, models
 from cspm.errors import CspmError
 from cspm.formats import app as app_format
 from cspm.formats import lock as lock_format
@@ -29,6 +29,7 @@ from cspm.formats.userconfig import Registry, UserConfig
 from cspm.index.build import _atomic, add_line, add_to_folder
 from cspm.index.federation import Federation
 from cspm.install import lock_app
+from cspm.store import digest_of
 
 Note = Callable[[str], None]
 
@@ -111,6 +112,10 @@ def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: b
     for manifest in manifests:
         if manifest.kind == "app":
             continue
+        if manifest.kind in ("model", "data"):
+            built.lines.append(_add_file_package(root, manifest))
+            note(f"added {manifest.kind} {manifest.name} {manifest.version}")
+            continue
         try:
             module = manifest.wasm.read_bytes()
         except FileNotFoundError:
@@ -141,6 +146,23 @@ def _add_app(root: Path, manifest: Manifest, federation: Federation) -> tuple[di
     line = apppkg.index_line(manifest, bundle)
     add_line(root, line, bundle)
     return line, lock
+
+
+def _add_file_package(root: Path, manifest: Manifest) -> dict[str, Any]:
+    """A model (GGUF) or data file, checked like an install checks it."""
+    try:
+        blob = manifest.wasm.read_bytes()
+    except FileNotFoundError:
+        raise IndexBuildError(f"{manifest.name}: {manifest.wasm} does not exist") from None
+    what = f"{manifest.name} {manifest.version}"
+    if manifest.kind == "model":
+        models.check_gguf(blob[:8], what)
+    else:
+        models.check_data(blob, what)
+    line = models.index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob), manifest.description,
+                             kind=manifest.kind, file=manifest.wasm.name if manifest.kind == "data" else None)
+    add_line(root, line, blob)
+    return line
 
 
 def _write_lock_if_changed(lock: Lock) -> bool:

@@ -27,13 +27,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from cspm import apppkg
+from cspm import apppkg, models
 from cspm.errors import CspmError
 from cspm.formats import manifest as manifest_format
 from cspm.formats.index_line import from_dict
 from cspm.formats.names import check_name, parse_version
 from cspm.index import build
-from cspm.store import check_digest
+from cspm.store import check_digest, digest_of
 from cspm.verify.signature import Rule, SignatureError, Signer, rule_for, verify
 from cspm_registry import auth, framing
 from cspm_registry.storage import (
@@ -274,6 +274,8 @@ class Registry:
         published = published_now()
         if manifest.kind == "app":
             line = _checked(lambda: apppkg.index_line(manifest, body.blob, published=published))
+        elif manifest.kind in ("model", "data"):
+            line = _checked(lambda: _file_line(manifest, body.blob, published))
         else:
             line = _checked(lambda: build.index_line(manifest, body.blob, published=published))
         line["signature"] = signature
@@ -339,6 +341,20 @@ def _checked(check: Any) -> Any:
     except CspmError as exc:
         message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
         raise ApiError(422, "invalid", message) from None
+
+
+def _file_line(manifest: Any, blob: bytes, published: str) -> dict[str, Any]:
+    """A model (GGUF) or data file package, checked as `cspm install` checks it."""
+    what = f"{manifest.name} {manifest.version}"
+    if manifest.kind == "model":
+        models.check_gguf(blob[:8], what)
+    else:
+        models.check_data(blob, what)
+    line = models.index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob),
+                             manifest.description, kind=manifest.kind,
+                             file=manifest.wasm.name if manifest.kind == "data" else None)
+    line["published"] = published
+    return line
 
 
 def _signature_kind(signature: Any, bundle: bytes) -> str | None:
