@@ -96,10 +96,12 @@ def index_line(manifest: Manifest, bundle: bytes, *, published: str | None = Non
     specs: dict[str, set[str]] = {}
     for section in ("llms", "tools", "agents"):
         for raw in located.data.get(section) or []:
-            requirement = parse_requirement(raw["plugin"])
-            specs.setdefault(requirement.name, set())
-            if str(requirement.specifier):
-                specs[requirement.name].add(str(requirement.specifier))
+            refs = [raw["plugin"], *(raw.get("models") or {}).values(), *(raw.get("data") or {}).values()]
+            for ref in refs:  # models and data are dependencies too: the app runs only with them
+                requirement = parse_requirement(ref)
+                specs.setdefault(requirement.name, set())
+                if str(requirement.specifier):
+                    specs[requirement.name].add(str(requirement.specifier))
     line: dict[str, Any] = {
         "name": manifest.name, "version": str(manifest.version), "kind": "app", "abi": manifest.abi,
         "digest": digest_of(bundle), "size": len(bundle), "exports": [], "imports": [], "capabilities": {},

@@ -107,3 +107,28 @@ def test_data_and_model_packages_from_sources_locked_and_mounted(tmp_path: Path)
     bad.write_bytes(b"\xff\xfe not text")
     with pytest.raises(ModelError, match="is not UTF-8 text"):
         build([src], tmp_path / "again", name="demo")
+
+
+def test_a_published_app_brings_its_data(tmp_path: Path) -> None:
+    from cspm.index.from_sources import build
+    from tests.test_cli_pm import source
+
+    src = tmp_path / "src"
+    source(src, "demo/echo", "1.0.0", "tool", "c")
+    (src / "kb").mkdir()
+    (src / "kb" / "people.jsonl").write_text('{"name": "Ada", "born": 1815}\n')
+    (src / "kb" / "plugin.yaml").write_text("name: demo/people\nversion: 1.0.0\nkind: data\nabi: 1\n"
+                                            "file: people.jsonl\n")
+    (src / "app").mkdir()
+    (src / "app" / "plugin.yaml").write_text("name: demo/app\nversion: 1.0.0\nkind: app\nabi: 1\napp: app.yaml\n")
+    (src / "app" / "app.yaml").write_text("entry: t\ntools:\n  - name: t\n    plugin: demo/echo@1\n"
+                                          "    config: {kind: tool}\n    data: {kb: demo/people@1}\n")
+    built = build([src], tmp_path / "registry", name="demo")
+    app_line = next(line for line in built.lines if line["name"] == "demo/app")
+    assert app_line["dependencies"] == {"demo/echo": "==1.*", "demo/people": "==1.*"}
+    assert cspm("registry", "add", "demo", str(tmp_path / "registry"), "--first").returncode == 0
+    ran = cspm("run", "demo/app@1", "-i", "hello", "--json")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["output"] == "hello"
+    mounted = list((tmp_path / "cache" / "data").rglob("people.jsonl"))
+    assert [p.read_text() for p in mounted] == ['{"name": "Ada", "born": 1815}\n']
