@@ -2,50 +2,49 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 
 from cspm import __version__
-from cspm.cli import cache as cache_cmd
-from cspm.cli import index_cmd, pm, query
-from cspm.cli import model as model_cmd
-from cspm.cli import publish as publish_cmd
-from cspm.cli import registry as registry_cmd
-from cspm.cli import run as run_cmd
-from cspm.cli import trust as trust_cmd
 from cspm.cli.output import print_error
 from cspm.errors import CspmError
 
-app = typer.Typer(
-    name="cspm",
-    help="Package manager and runtime for Chainsocket apps (Extism WebAssembly plug-ins).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("run")(run_cmd.run)
-app.command("lock")(pm.lock)
-app.command("install")(pm.install)
-app.command("add")(pm.add)
-app.command("remove")(pm.remove)
-app.command("search")(query.search)
-app.command("info")(query.info)
-app.command("inspect")(query.inspect)
-app.command("publish")(publish_cmd.publish)
-app.command("yank")(publish_cmd.yank)
-app.command("login")(publish_cmd.login)
-app.command("logout")(publish_cmd.logout)
-app.command("keygen")(trust_cmd.keygen)
-app.command("verify")(trust_cmd.verify)
-app.add_typer(registry_cmd.app, name="registry")
-app.add_typer(trust_cmd.app, name="trust")
-app.add_typer(model_cmd.app, name="model")
-app.add_typer(cache_cmd.app, name="cache")
-app.add_typer(index_cmd.app, name="index")
+# command -> (module under cspm.cli, attribute); a module attribute that is a Typer is a command group
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("run", "run"), "lock": ("pm", "lock"), "install": ("pm", "install"), "add": ("pm", "add"),
+    "remove": ("pm", "remove"), "search": ("query", "search"), "info": ("query", "info"),
+    "inspect": ("query", "inspect"), "publish": ("publish", "publish"), "yank": ("publish", "yank"),
+    "login": ("publish", "login"), "logout": ("publish", "logout"), "keygen": ("trust", "keygen"),
+    "verify": ("trust", "verify"), "registry": ("registry", "app"), "trust": ("trust", "app"),
+    "model": ("model", "app"), "cache": ("cache", "app"), "index": ("index_cmd", "app"),
+}
 
 
-@app.callback(invoke_without_command=True)
+def build_app(argv: list[str] | None = None) -> typer.Typer:
+    """The CLI with only the invoked command's module imported (all of them for help or an unknown
+    command): the others pull in httpx, jsonschema and the index code, most of a warm run's start-up."""
+    app = typer.Typer(
+        name="cspm",
+        help="Package manager and runtime for Chainsocket apps (Extism WebAssembly plug-ins).",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    app.callback(invoke_without_command=True)(_root)
+    wanted = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name, (module, attr) in COMMANDS.items():
+        if wanted in COMMANDS and name != wanted:
+            continue
+        target = getattr(importlib.import_module(f"cspm.cli.{module}"), attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
+
+
 def _root(version: bool = typer.Option(False, "--version", help="print the version and exit")) -> None:
     if version:
         typer.echo(f"cspm {__version__}")
@@ -55,7 +54,7 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
 def main() -> None:
     as_json = "--json" in sys.argv
     try:
-        code = app(standalone_mode=False)  # click returns the code of a typer.Exit instead of raising
+        code = build_app(sys.argv[1:])(standalone_mode=False)  # click returns the code of a typer.Exit instead of raising
         if isinstance(code, int) and code:
             sys.exit(code)
     except CspmError as exc:
