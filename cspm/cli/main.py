@@ -54,7 +54,8 @@ def _root(version: bool = typer.Option(False, "--version", help="print the versi
 def main() -> None:
     as_json = "--json" in sys.argv
     try:
-        code = build_app(sys.argv[1:])(standalone_mode=False)  # click returns the code of a typer.Exit instead of raising
+        # click returns the code of a typer.Exit instead of raising
+        code = build_app(sys.argv[1:])(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except CspmError as exc:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.tree import Tree
 
 from cspm.runtime.trace import Span
@@ -22,12 +23,13 @@ def print_json(data: Any) -> None:
 
 
 def print_error(message: str, hint: str | None = None, as_json: bool = False) -> None:
+    """Messages quote untrusted text (names, index lines, plug-in errors): escaped, never markup."""
     if as_json:
         print_json({"error": {"message": message, **({"hint": hint} if hint else {})}})
         return
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
-        err.print(f"[dim]hint:[/] {hint}")
+        err.print(f"[dim]hint:[/] {escape(hint)}")
 
 
 def _label(span: Span) -> str:
@@ -37,8 +39,19 @@ def _label(span: Span) -> str:
     if span.input_tokens is not None or span.output_tokens is not None:
         parts.append(f"tokens {span.input_tokens or 0}→{span.output_tokens or 0}")
     if span.error:
-        parts.append(f"[red]error: {span.error}[/]")
+        parts.append(f"[red]error: {escape(span.error)}[/]")
+    else:
+        if span.input is not None and span.kind == "tool":
+            parts.append(f"[cyan]{escape(_one_line(span.input))}[/] →")
+        if span.output is not None:
+            parts.append(f"[green]{escape(_one_line(span.output))}[/]")
     return "  ".join(parts)
+
+
+def _one_line(text: str, limit: int = 100) -> str:
+    """A step's text on one line of the tree: newlines shown as ⏎, long text cut."""
+    flat = text.strip().replace("\n", " ⏎ ")
+    return json.dumps(flat if len(flat) <= limit else flat[:limit] + "…", ensure_ascii=False)
 
 
 def trace_tree(span: Span) -> Tree:
@@ -54,5 +67,5 @@ def trace_tree(span: Span) -> Tree:
 def warner() -> Callable[[str], None]:
     """Warnings go to stderr in both modes, so --json output on stdout stays one document."""
     def warn(message: str) -> None:
-        err.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
     return warn

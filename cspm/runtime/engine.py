@@ -248,6 +248,7 @@ class Runtime:
         finally:
             self._logs.drain()
         span.finish(response.get("error") if kind == "llm" and response.get("finish_reason") == "error" else None)
+        span.record(payload, response)
         if kind == "llm":
             _usage(span, response)
             return RunResult(response["content"], response["finish_reason"], response, self.session, span)
@@ -373,6 +374,7 @@ class Runtime:
             raise HostRefusal("callee_failed", str(exc)) from None
         if kind == "llm":
             _usage(span, response)
+        span.record(payload, response)
         failed = response.get("finish_reason") == "error" or response.get("is_error") is True
         span.finish(str(response.get("error") or response.get("output") or "error") if failed else None)
         return raw
