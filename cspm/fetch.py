@@ -7,6 +7,7 @@ the atomic rename. A failure names the package and the registry, and leaves noth
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -24,11 +25,26 @@ RETRIES = 4
 BACKOFF_S = 0.25
 CHUNK = 1 << 16
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+TIMEOUT_ENV = "CSPM_HTTP_TIMEOUT"
 WORKERS = 8
 
 
 class FetchError(CspmError):
     pass
+
+
+def http_timeout(default: httpx.Timeout) -> httpx.Timeout:
+    """`default`, or every limit set to $CSPM_HTTP_TIMEOUT seconds (like Cargo's CARGO_HTTP_TIMEOUT)."""
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise CspmError(f"{TIMEOUT_ENV}={value!r} is not a number of seconds") from None
+    if not 0 < seconds <= 3600:
+        raise CspmError(f"{TIMEOUT_ENV}={value!r}: use a number of seconds between 0 and 3600")
+    return httpx.Timeout(seconds)
 
 
 class _Retryable(Exception):
@@ -50,17 +66,19 @@ Progress = Callable[[str, int], None]  # (what, bytes just received)
 
 def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | None = None,
               client: httpx.Client | None = None) -> int:
-    """Fetch what the store lacks; returns how many blobs were downloaded. All-or-error."""
+    """Fetch what the store lacks; returns how many blobs this call downloaded (not those another
+    process stored meanwhile). All-or-error."""
     missing = [d for d in downloads if not store.has(d.digest)]
     if not missing:
         return 0
     own = client is None
-    http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=True, trust_env=False,
+    http = client or httpx.Client(timeout=http_timeout(TIMEOUT), follow_redirects=True, trust_env=False,
                                   headers={"User-Agent": "cspm"})
     try:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(missing))) as pool:
             futures = [pool.submit(_fetch_one, d, store, http, progress) for d in missing]
             errors = [f.exception() for f in futures]
+            fetched = sum(1 for f in futures if f.exception() is None and f.result())
     finally:
         if own:
             http.close()
@@ -72,23 +90,23 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
                 raise FetchError(f"{first.message} (and {len(failed) - 1} more download(s) failed)", first.hint)
             raise first
         raise first
-    return len(missing)
+    return fetched
 
 
-def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: Progress | None) -> None:
+def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: Progress | None) -> bool:
     source = f"registry {download.registry}"
     for attempt in range(RETRIES):
         try:
             with store.writer(download.digest, max_size=download.size, source=source) as writer:
                 if writer is None:
-                    return  # another process (or thread) stored it meanwhile
+                    return False  # another process (or thread) stored it meanwhile
                 _copy(download, writer, http, progress)
                 if writer.size != download.size:
                     raise StoreError(f"{download.what} from {source}: got {writer.size} bytes, the index "
                                      f"announced {download.size}")
                 if download.check is not None:
                     download.check(writer.read_back())
-            return
+            return True
         except DigestMismatch as exc:
             raise DigestMismatch(f"{download.what}: {exc.message}", exc.hint) from None
         except _Retryable as exc:

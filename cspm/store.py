@@ -61,8 +61,11 @@ class Store:
         self.blobs = self.root / "blobs" / "sha256"
         self.tmp = self.root / "tmp"
         self.locks = self.root / "locks"
-        for folder in (self.blobs, self.tmp, self.locks):
-            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            for folder in (self.blobs, self.tmp, self.locks):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _disk_error(exc, self.root) from None
 
     def path(self, digest: str) -> Path:
         hexdigest = check_digest(digest)[7:]
@@ -150,11 +153,25 @@ class _WriteSession:
         self._file: BlobWriter | None = None
 
     def __enter__(self) -> BlobWriter | None:
-        self._lock.acquire()
-        if self.store.has(self.digest):
-            return None
-        self._file = BlobWriter(self.store, self.digest, self.max_size, self.source)
+        try:
+            self._lock.acquire()
+        except OSError as exc:  # creating the lock file
+            raise _disk_error(exc, self.store.root) from None
+        try:
+            self._sweep_dead_writers()
+            if self.store.has(self.digest):
+                return None
+            self._file = BlobWriter(self.store, self.digest, self.max_size, self.source)
+        except BaseException:
+            self._lock.release()
+            raise
         return self._file
+
+    def _sweep_dead_writers(self) -> None:
+        """Temp files of this digest: whoever wrote them held this lock and no longer does, so it died."""
+        for item in self.store.tmp.glob(f"{self.digest[7:19]}.*"):
+            with contextlib.suppress(OSError):
+                item.unlink()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
@@ -173,7 +190,10 @@ class BlobWriter:
 
     def __init__(self, store: Store, digest: str, max_size: int | None, source: str) -> None:
         self.store, self.digest, self.max_size, self.source = store, digest, max_size, source
-        fd, name = tempfile.mkstemp(dir=store.tmp, prefix=digest[7:19] + ".")
+        try:
+            fd, name = tempfile.mkstemp(dir=store.tmp, prefix=digest[7:19] + ".")
+        except OSError as exc:
+            raise _disk_error(exc, store.root) from None
         self._fd: int | None = fd
         self._tmp = Path(name)
         self._hash = hashlib.sha256()

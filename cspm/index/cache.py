@@ -1,11 +1,13 @@
 """On-disk cache of index files per registry, with the validators needed to revalidate them.
 
 `<cache>/index/<registry>/<path>` holds the body and `<path>.meta.json` its ETag / Last-Modified;
-both are replaced atomically, so a crash leaves the previous copy.
+both are replaced atomically, so a crash leaves the previous copy. Writing is best effort: a cache
+that cannot be written (a full disk, a read-only folder) costs a refetch next time, never the command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -44,10 +46,14 @@ class IndexCache:
 
     def put(self, relpath: str, body: bytes | None, etag: str | None, last_modified: str | None) -> None:
         body_path, meta_path = self._paths(relpath)
-        body_path.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(body_path, body or b"")
         meta = {"etag": etag, "last_modified": last_modified, "fetched": time.time(), "missing": body is None}
-        _atomic_write(meta_path, json.dumps(meta).encode())
+        try:
+            body_path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(body_path, body or b"")
+            _atomic_write(meta_path, json.dumps(meta).encode())
+        except OSError:  # the meta names no validator for a body that was not replaced: drop both
+            with contextlib.suppress(OSError):
+                meta_path.unlink(missing_ok=True)
 
     def touch(self, relpath: str) -> None:
         """A 304: the copy is still good as of now."""
@@ -56,7 +62,8 @@ class IndexCache:
             _, meta_path = self._paths(relpath)
             meta = {"etag": cached.etag, "last_modified": cached.last_modified, "fetched": time.time(),
                     "missing": cached.body is None}
-            _atomic_write(meta_path, json.dumps(meta).encode())
+            with contextlib.suppress(OSError):
+                _atomic_write(meta_path, json.dumps(meta).encode())
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

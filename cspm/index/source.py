@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +18,16 @@ from urllib.parse import unquote, urlsplit
 import httpx
 
 from cspm.errors import CspmError
+from cspm.fetch import http_timeout
 from cspm.formats.names import check_name
 from cspm.formats.userconfig import Registry
-from cspm.index.cache import IndexCache
+from cspm.index.cache import Cached, IndexCache
 
 MAX_INDEX_FILE = 16 * 1024 * 1024
 MAX_CONFIG_FILE = 256 * 1024
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+INDEX_ATTEMPTS = 3  # 5xx and 429 are asked again (after 0.25 s, 0.5 s) when nothing is cached
+INDEX_BACKOFF_S = 0.25
 DEFAULT_DL = "blobs/sha256/{hex}"
 
 
@@ -63,7 +67,7 @@ class IndexSource:
     @property
     def client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(timeout=TIMEOUT, follow_redirects=True, trust_env=False,
+            self._client = httpx.Client(timeout=http_timeout(TIMEOUT), follow_redirects=True, trust_env=False,
                                         headers={"User-Agent": "cspm", "Accept-Encoding": "gzip"})
         return self._client
 
@@ -102,39 +106,54 @@ class IndexSource:
             if cached.last_modified:
                 headers["If-Modified-Since"] = cached.last_modified
         url = f"{self.registry.url}/{relpath}"
-        try:
-            with self.client.stream("GET", url, headers=headers) as response:
-                if response.status_code == 304 and cached is not None:
-                    self.cache.touch(relpath)
-                    return Fetched(cached.body, from_cache=True)
-                if response.status_code in (404, 410):
-                    self.cache.put(relpath, None, None, None)
-                    return Fetched(None)
-                if response.status_code >= 500 or response.status_code == 429:
-                    raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request,
-                                                response=response)
-                if response.status_code != 200:
-                    raise RegistryUnavailable(f"registry {self.registry.name} answered HTTP "
-                                              f"{response.status_code} for {url}")
-                body = bytearray()
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > limit:
-                        raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is larger than "
-                                                  f"{limit} bytes")
-                self.cache.put(relpath, bytes(body), response.headers.get("ETag"),
-                               response.headers.get("Last-Modified"))
-                return Fetched(bytes(body))
-        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-            reason = str(exc) or type(exc).__name__
-            if cached is None:
-                raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) cannot be reached: "
-                                          f"{reason}", hint="check the network, or use --offline with a warm cache"
-                                          ) from None
-            if not self._warned:
-                self.warn(f"registry {self.registry.name} cannot be reached ({reason}): using its cached index")
-                self._warned = True
-            return Fetched(cached.body, from_cache=True, stale=True)
+        for attempt in range(1, INDEX_ATTEMPTS + 1):
+            try:
+                return self._get(relpath, url, headers, cached, limit)
+            except httpx.HTTPStatusError as exc:
+                # a registry that answers is worth asking again, when there is no cached copy to fall back on
+                if cached is not None or attempt == INDEX_ATTEMPTS:
+                    return self._unavailable(exc, cached, f"answered {exc} for {relpath} (after {attempt} "
+                                             f"attempt{'s' if attempt > 1 else ''})")
+                time.sleep(INDEX_BACKOFF_S * 2 ** (attempt - 1))
+            except httpx.TransportError as exc:
+                return self._unavailable(exc, cached, f"cannot be reached: {str(exc) or type(exc).__name__}")
+        raise AssertionError("unreachable")
+
+    def _unavailable(self, exc: Exception, cached: Cached | None, what: str) -> Fetched:
+        reason = str(exc) or type(exc).__name__
+        if cached is None:
+            failing = isinstance(exc, httpx.HTTPStatusError)
+            raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) {what}",
+                                      hint=("the registry is failing: try again later" if failing else
+                                            "check the network") + ", or use --offline with a warm cache")
+        if not self._warned:
+            self.warn(f"registry {self.registry.name} cannot be reached ({reason}): using its cached index")
+            self._warned = True
+        return Fetched(cached.body, from_cache=True, stale=True)
+
+    def _get(self, relpath: str, url: str, headers: dict[str, str], cached: Cached | None, limit: int) -> Fetched:
+        with self.client.stream("GET", url, headers=headers) as response:
+            if response.status_code == 304 and cached is not None:
+                self.cache.touch(relpath)
+                return Fetched(cached.body, from_cache=True)
+            if response.status_code in (404, 410):
+                self.cache.put(relpath, None, None, None)
+                return Fetched(None)
+            if response.status_code >= 500 or response.status_code == 429:
+                raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request,
+                                            response=response)
+            if response.status_code != 200:
+                raise RegistryUnavailable(f"registry {self.registry.name} answered HTTP "
+                                          f"{response.status_code} for {url}")
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is larger than "
+                                              f"{limit} bytes")
+            self.cache.put(relpath, bytes(body), response.headers.get("ETag"),
+                           response.headers.get("Last-Modified"))
+            return Fetched(bytes(body))
 
     def config(self) -> dict:
         """The registry's `config.json` ({} when it has none)."""

@@ -8,6 +8,7 @@ twice. A refusal removes the blob from the store: nothing unproven stays cached 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -52,12 +53,19 @@ def _cached(digest: str, key: str) -> dict | None:
 
 
 def _remember(digest: str, key: str, signer: Signer | None) -> None:
+    """Best effort: a verdict that cannot be cached (a full disk) is checked again next time."""
     path = _verdict_path(digest)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verdict.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"key": key, "signer": signer.to_dict() if signer else None}, handle)
-    os.replace(tmp, path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verdict.")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"key": key, "signer": signer.to_dict() if signer else None}, handle)
+        os.replace(tmp, path)
+    except OSError:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federation, store: Store,
