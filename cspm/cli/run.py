@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cspm.cli.output import err, out, print_json, trace_tree, warner
 from cspm.cli.progress import download_bar
 from cspm.project import LockOutcome, Project, is_package_reference, open_package
-from cspm.runtime.engine import RunResult, Runtime
+from cspm.runtime.engine import MAX_LOG_LINES, RunResult, Runtime
 from cspm.runtime.logs import LogLine
 
 EXIT_WORDS = {"exit", "quit", ":q"}
@@ -42,7 +43,7 @@ def run(
 
     def on_log(line: LogLine) -> None:
         if verbose:
-            err.print(f"[dim]\\[{line.plugin}] {line.level}:[/] {line.message}", markup=True, highlight=False)
+            err.print(f"[dim]\\[{line.plugin}] {line.level}:[/] {escape(line.message)}", markup=True, highlight=False)
 
     def on_locked(outcome: LockOutcome) -> None:
         if not json_out:
@@ -61,13 +62,23 @@ def run(
         if input is not None:
             result = runtime.run(input)
             _show(runtime, result, json_out, trace, bool(streamed))
+            _report_dropped(runtime, verbose)
             if result.finish_reason == "error":
                 raise typer.Exit(1)
             return
-        _interactive(runtime, json_out, trace, streamed)
+        _interactive(runtime, json_out, trace, streamed, verbose)
 
 
-def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: list[str]) -> None:
+def _report_dropped(runtime: Runtime, verbose: int) -> None:
+    """A plug-in that floods its log keeps only MAX_LOG_LINES: say so, rather than go quiet."""
+    for node in runtime.nodes.values():
+        if verbose and node.dropped_logs:
+            err.print(f"[dim]\\[{node.name}] {node.dropped_logs} more log lines dropped (at most {MAX_LOG_LINES} "
+                      f"are kept per plug-in)[/]", markup=True, highlight=False)
+        node.dropped_logs = 0
+
+
+def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: list[str], verbose: int) -> None:
     entry = runtime.app.entry
     if not json_out:
         err.print(f"[dim]{runtime.app.name}: talking to `{entry}` (session {runtime.session}); "
@@ -88,6 +99,7 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: list[s
             out.print(f"{entry} > ", end="", markup=False)
         result = runtime.run(text)
         _show(runtime, result, json_out, trace, bool(streamed))
+        _report_dropped(runtime, verbose)
 
 
 def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_streamed: bool) -> None:

@@ -1,7 +1,8 @@
 """YAML loading that remembers where every value came from, so errors can name the line.
 
-Safe by construction: only PyYAML's safe types, a byte limit, and a node budget that stops
-alias-expansion bombs ("billion laughs") before they allocate.
+Safe by construction: only PyYAML's safe types, a byte limit, a node budget that stops
+alias-expansion bombs ("billion laughs") before they allocate, and a nesting limit (libyaml's
+composer recurses in C, so `[[[[...` 20,000 deep would overflow the stack: a segfault, not an error).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import yaml
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_NODES = 200_000
+MAX_DEPTH = 100
+_FLOW_SCAN = 1000  # more `[`/`{` than this: measure the nesting on the event stream before composing
 
 Path_ = tuple[str | int, ...]
 
@@ -56,6 +59,8 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def load_text(text: str) -> Located:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlError(f"file is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    if text.count("[") + text.count("{") > _FLOW_SCAN:
+        _check_flow_depth(text)  # block nesting needs indentation: MAX_BYTES bounds it well below a crash
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -69,6 +74,28 @@ def load_text(text: str) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise YamlError(f"not valid YAML: {exc.problem or exc.context}", line) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"not valid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def _check_flow_depth(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH from the parser's events, which do not recurse."""
+    loader = _Loader(text)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise YamlError(f"nested deeper than {MAX_DEPTH} levels", event.start_mark.line + 1)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        raise YamlError(f"not valid YAML: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
         raise YamlError(f"not valid YAML: {exc}") from None
     finally:
@@ -100,6 +127,8 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[
     if budget[0] < 0:
         raise YamlError(f"document expands to more than {MAX_NODES} nodes (an alias bomb?)",
                         node.start_mark.line + 1)
+    if len(path) > MAX_DEPTH:
+        raise YamlError(f"nested deeper than {MAX_DEPTH} levels", node.start_mark.line + 1)
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)

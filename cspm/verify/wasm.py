@@ -12,6 +12,7 @@ MAGIC = b"\0asm"
 VERSION = b"\x01\0\0\0"
 KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 SECTION_IMPORT, SECTION_MEMORY, SECTION_EXPORT = 2, 5, 7
+MAX_PAGES = 65536  # a 32-bit memory: 4 GiB of 64 KiB pages
 
 EXTISM_ENV = "extism:host/env"
 EXTISM_USER = "extism:host/user"
@@ -40,6 +41,12 @@ class Interface:
         found = []
         if self.exports.get("call") != "func":
             found.append("it does not export a function `call`")
+        low, high = self.memory_min_pages, self.memory_max_pages
+        if low is not None and (low > MAX_PAGES or (high is not None and not low <= high <= MAX_PAGES)):
+            # no engine can instantiate it; without this it would pass until the first run
+            most = "" if high is None else f" and at most {high}"
+            found.append(f"its memory declares {low} pages at start{most}, which no engine can create (a wasm32 "
+                         f"memory has at most {MAX_PAGES} pages, and its minimum may not exceed its maximum)")
         for module, name, _kind in self.imports:
             if module == EXTISM_ENV or (module == WASI and allow_wasi):
                 continue
