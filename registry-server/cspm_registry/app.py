@@ -10,15 +10,17 @@ trusted publishers (`cspm-registry trust set`), the policy `config.json` publish
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import json
 import logging
 import re
 import threading
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -56,6 +58,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_YANK_BODY = 64 * 1024
 BUNDLE_RE = re.compile(r"^[0-9a-f]{64}\.(sigstore|dsse)\.json$")
 MAX_RENDERINGS = 4096
+UPLOAD_TIMEOUT_S = 30.0
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -123,8 +127,9 @@ def not_modified(request: Request, etag: str, modified: float | None) -> bool:
 
 class Registry:
     def __init__(self, storage: Storage, *, name: str, max_blob_bytes: int,
-                 limiter: auth.FailureLimiter | None = None) -> None:
+                 limiter: auth.FailureLimiter | None = None, upload_timeout: float = UPLOAD_TIMEOUT_S) -> None:
         self.storage = storage
+        self.upload_timeout = upload_timeout
         self.limits = framing.Limits(blob=max_blob_bytes)
         self.limiter = limiter or auth.FailureLimiter()
         self.name = name
@@ -220,10 +225,21 @@ class Registry:
             raise ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
         return token
 
+    async def _body(self, read: Awaitable[T]) -> T:
+        """A request body must arrive within `upload_timeout` seconds in all: a client that trickles
+        it (slowloris) would otherwise hold a connection and its buffer for as long as it likes."""
+        try:
+            async with asyncio.timeout(self.upload_timeout):
+                return await read
+        except TimeoutError:
+            raise ApiError(408, "timeout", f"the request body did not arrive within {self.upload_timeout:g} s: "
+                                           f"retry over a faster connection, or ask the registry's operator to "
+                                           f"raise --upload-timeout", {"Connection": "close"}) from None
+
     async def publish(self, request: Request) -> Response:
         token = await self._authorize(request)
         try:
-            body = await framing.read(request.stream(), self.limits, request.headers.get("content-length"))
+            body = await self._body(framing.read(request.stream(), self.limits, request.headers.get("content-length")))
         except framing.FramingError as exc:
             raise ApiError(exc.status, "too_large" if exc.status == 413 else "bad_request", exc.message) from None
         except ClientDisconnect:
@@ -291,15 +307,20 @@ class Registry:
 
     async def yank(self, request: Request) -> Response:
         token = await self._authorize(request)
-        chunks = bytearray()
-        try:
+
+        async def read() -> bytes:
+            chunks = bytearray()
             async for chunk in request.stream():
                 chunks += chunk
                 if len(chunks) > MAX_YANK_BODY:
                     raise ApiError(413, "too_large", f"a yank request is at most {MAX_YANK_BODY} bytes")
+            return bytes(chunks)
+
+        try:
+            body = await self._body(read())
         except ClientDisconnect:
             return Response(status_code=400)
-        answer = await run_in_threadpool(self._yank, token, bytes(chunks))
+        answer = await run_in_threadpool(self._yank, token, body)
         return JSONResponse(answer, 200)
 
     def _yank(self, token: Token, body: bytes) -> dict[str, Any]:
@@ -403,8 +424,9 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 
 def create_app(storage: Storage, *, name: str, max_blob_bytes: int,
-               limiter: auth.FailureLimiter | None = None) -> Starlette:
-    registry = Registry(storage, name=name, max_blob_bytes=max_blob_bytes, limiter=limiter)
+               limiter: auth.FailureLimiter | None = None, upload_timeout: float = UPLOAD_TIMEOUT_S) -> Starlette:
+    registry = Registry(storage, name=name, max_blob_bytes=max_blob_bytes, limiter=limiter,
+                        upload_timeout=upload_timeout)
     routes = [
         Route("/config.json", registry.config_json, methods=["GET"]),
         Route("/index/{namespace}/{name}", registry.index_file, methods=["GET"]),

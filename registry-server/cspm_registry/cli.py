@@ -1,4 +1,4 @@
-"""`cspm-registry serve | token create | trust set | trust list | trust remove | export` (docs/registry.md)."""
+"""`cspm-registry serve | token create|list|revoke | trust set|list|remove | export` (docs/registry.md)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ from cspm.errors import CspmError
 from cspm.formats.names import check_part
 from cspm.verify.signature import key_id
 from cspm_registry import auth
-from cspm_registry.storage import DB_FILE, Storage
+from cspm_registry.storage import DB_FILE, Storage, Token
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # what cspm's user config accepts as a registry name
 KEY_RE = re.compile(r"^ed25519:[0-9a-fA-F]{64}$")
@@ -50,6 +51,8 @@ def serve(
     port: Annotated[int, typer.Option(help="port (0: any free port, printed at start)")] = 8000,
     name: Annotated[str, typer.Option(help="the registry's name in config.json")] = DEFAULT_NAME,
     max_blob_mb: Annotated[int, typer.Option(help="largest module or app package accepted, in MiB")] = 64,
+    upload_timeout: Annotated[float, typer.Option(help="seconds a request body may take to arrive, in all "
+                                                       "(then 408)")] = 30.0,
     access_log: Annotated[bool, typer.Option("--access-log", help="log every request (costly under load)")
                           ] = False,
 ) -> None:
@@ -62,6 +65,8 @@ def serve(
         raise _fail(f"--name {name!r}: use lowercase letters, digits, '-' and '_' (at most 64)")
     if not 1 <= max_blob_mb <= 4095:  # a part's length is 32 bits
         raise _fail("--max-blob-mb is 1 to 4095")
+    if not 0 < upload_timeout <= 86400:
+        raise _fail("--upload-timeout is more than 0 and at most 86400 seconds")
     data.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(data / "serve.lock"))
     try:
@@ -82,7 +87,7 @@ def serve(
     port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     print(f"cspm-registry: serving {name} at http://{shown}:{port}/ (data {data})", flush=True)
-    application = create_app(storage, name=name, max_blob_bytes=max_blob_mb << 20)
+    application = create_app(storage, name=name, max_blob_bytes=max_blob_mb << 20, upload_timeout=upload_timeout)
     config = uvicorn.Config(application, host=host, port=port, log_level="info", server_header=False,
                             access_log=access_log)
     uvicorn.Server(config).run(sockets=[sock])
@@ -110,6 +115,43 @@ def token_create(
     typer.echo(f"token #{token_id} for {', '.join(namespaces) or 'every namespace'} ({rights}); "
                f"it is shown only this once: store it now", err=True)
     print(token, flush=True)
+
+
+def _scope(token: Token) -> str:
+    return "admin" if token.admin else "publish" if token.publish else "read-only"
+
+
+@token_app.command("list")
+def token_list(
+    data: Data,
+    json_out: Annotated[bool, typer.Option("--json", help="a JSON list of {id, namespaces, scope, created}")
+                        ] = False,
+) -> None:
+    """Every token: id, namespaces, scope and creation time (never the token: only its hash is kept)."""
+    found = Storage(data).tokens() if (data / DB_FILE).is_file() else []
+    rows = [{"id": token.id, "namespaces": sorted(token.namespaces), "scope": _scope(token),
+             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))} for token, created in found]
+    if json_out:
+        print(json.dumps(rows, indent=2), flush=True)
+        return
+    for row in rows:
+        print(f"#{row['id']}  {row['scope']:<9}  {row['created']}  {', '.join(row['namespaces']) or '*'}", flush=True)
+    if not rows:
+        typer.echo("no tokens: create one with `cspm-registry token create`", err=True)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    data: Data,
+    token_id: Annotated[str, typer.Argument(metavar="ID", help="the token's id, as `token list` shows it (#3 or 3)")],
+) -> None:
+    """Revoke a token by id: from its next request on (even on a running server) it is 401."""
+    number = token_id.removeprefix("#")
+    if not number.isdecimal():
+        raise _fail(f"{token_id[:40]!r} is not a token id", hint="`cspm-registry token list` shows the ids (#3)")
+    if not (data / DB_FILE).is_file() or not Storage(data).remove_token(int(number)):
+        raise _fail(f"there is no token #{int(number)}", hint="`cspm-registry token list` shows the ids")
+    typer.echo(f"revoked token #{int(number)}", err=True)
 
 
 def _namespace(namespace: str) -> str:

@@ -241,6 +241,17 @@ class Storage:
                 db.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?)", (namespace, now, token_id))
         return token_id
 
+    def tokens(self) -> list[tuple[Token, float]]:
+        """Every token's scope and creation time, by id (the hashes stay in the database)."""
+        rows = self._db().execute("SELECT id, namespaces, publish, admin, created FROM tokens ORDER BY id")
+        return [(Token(row[0], frozenset(json.loads(row[1])), bool(row[2]), bool(row[3])), float(row[4]))
+                for row in rows.fetchall()]
+
+    def remove_token(self, token_id: int) -> bool:
+        """Revoke a token: its next request is 401, even on a running server (each request looks it up)."""
+        with self._write() as db:
+            return db.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount > 0
+
     def token_by_hash(self, token_hash: str) -> tuple[str, Token] | None:
         """(stored hash, token) for the caller's constant-time comparison, or None."""
         row = self._db().execute("SELECT hash, id, namespaces, publish, admin FROM tokens WHERE hash = ?",
