@@ -8,16 +8,16 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from jsonschema import ValidationError
-from jsonschema.exceptions import best_match
+from typing import TYPE_CHECKING, Any, Literal
 
 from cspm import schemas
 from cspm.errors import FormatError
 from cspm.formats import manifest as manifest_format
 from cspm.formats import yamlsrc
 from cspm.formats.interpolate import interpolate_app
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError
 
 Kind = Literal["llm", "tool", "agent"]
 SECTIONS: dict[str, Kind] = {"llms": "llm", "tools": "tool", "agents": "agent"}
@@ -110,9 +110,9 @@ def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
         raise FormatError(shown, "expected a mapping with `entry`, `llms`, `tools`, `agents`", located.line_of(()))
     _precheck_sources(data, located, shown)
     interpolate_app(data, located, shown)
-    errors = list(schemas.validator("app.json").iter_errors(data))
-    if errors:
-        raise _schema_error(best_match(errors), located, shown)
+    error = schemas.problem("app.json", data)
+    if error is not None:
+        raise _schema_error(error, located, shown)
 
     components: dict[str, Component] = {}
     for section, kind in SECTIONS.items():
@@ -192,7 +192,12 @@ def _component(kind: Kind, raw: dict[str, Any], app_path: Path, located: yamlsrc
     shown = str(app_path)
     plugin_path, manifest = None, None
     if "plugin_name" in raw:
-        plugin_path = Path(raw["plugin_name"]).expanduser()
+        try:
+            plugin_path = Path(raw["plugin_name"]).expanduser()
+        except RuntimeError:  # `~someone/...` for a user this machine does not have
+            at = (*where, "plugin_name")
+            raise FormatError(shown, f"{raw['plugin_name']!r:.80}: no such user's home folder",
+                              located.line_of(at), yamlsrc.format_path(at)) from None
         if not plugin_path.is_absolute():
             plugin_path = app_path.parent / plugin_path
         if plugin_path.is_dir() or plugin_path.name == manifest_format.MANIFEST_FILE:

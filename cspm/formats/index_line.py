@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from jsonschema.exceptions import best_match
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -71,10 +70,8 @@ def parse_line(text: str | bytes, expected_name: str, where: str) -> IndexEntry:
 def from_dict(data: Any, expected_name: str, where: str) -> IndexEntry:
     if not isinstance(data, dict):
         raise BadIndexLine(f"{where}: an index line is a JSON object")
-    errors = [] if schemas.fast_valid("index-line.json")(data) else \
-        list(schemas.validator("index-line.json").iter_errors(data))
-    if errors:
-        error = best_match(errors)
+    error = schemas.problem("index-line.json", data)
+    if error is not None:
         at = ".".join(str(p) for p in error.absolute_path) or "line"
         raise BadIndexLine(f"{where}: {at}: {error.message[:200]}")
     if data["name"] != expected_name:

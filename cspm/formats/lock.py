@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema.exceptions import best_match
 from packaging.version import InvalidVersion, Version
 
 from cspm import schemas
@@ -79,9 +78,8 @@ def load(path: Path) -> Lock:
     except yamlsrc.YamlError as exc:
         raise FormatError(shown, exc.message, exc.line, hint="delete it and run `cspm lock`") from None
     data = located.data
-    errors = list(schemas.validator("lock.json").iter_errors(data)) if isinstance(data, dict) else []
-    if not isinstance(data, dict) or errors:
-        error = best_match(errors) if errors else None
+    error = schemas.problem("lock.json", data) if isinstance(data, dict) else None
+    if not isinstance(data, dict) or error is not None:
         where = tuple(error.absolute_path) if error else ()
         message = error.message[:200] if error else "expected a mapping with `lock-version` and `plugins`"
         raise FormatError(shown, message, located.line_of(where), yamlsrc.format_path(where) if where else None,

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from jsonschema.exceptions import best_match
 from packaging.version import InvalidVersion, Version
 
 from cspm import schemas
@@ -115,9 +114,8 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
     data = located.data
     if not isinstance(data, dict):
         raise FormatError(shown, "expected a mapping with `name`, `version`, `kind`, `abi`, `wasm`")
-    errors = list(schemas.validator("plugin.json").iter_errors(data))
-    if errors:
-        error = best_match(errors)
+    error = schemas.problem("plugin.json", data)
+    if error is not None:
         where = tuple(error.absolute_path)
         message = error.message
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):

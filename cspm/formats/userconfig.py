@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema.exceptions import best_match
 
 from cspm import paths, schemas
 from cspm.errors import CspmError, FormatError
@@ -67,9 +66,8 @@ def load(path: Path | None = None) -> UserConfig:
     data = located.data if located.data is not None else {}
     if not isinstance(data, dict):
         raise FormatError(shown, "expected a mapping with `registries`")
-    errors = list(schemas.validator("config.json").iter_errors(data))
-    if errors:
-        error = best_match(errors)
+    error = schemas.problem("config.json", data)
+    if error is not None:
         where = tuple(error.absolute_path)
         raise FormatError(shown, error.message[:200], located.line_of(where), yamlsrc.format_path(where))
     registries, names = [], set()
@@ -116,10 +114,10 @@ def add_registry(config: UserConfig, name: str, url: str, namespaces: tuple[str,
     for namespace in namespaces:
         check_part(namespace)
     registry = Registry(name, _normalise_url(url, Path.cwd()), tuple(namespaces))
-    errors = list(schemas.validator("config.json").iter_errors(
-        {"registries": [{"name": name, "url": registry.url, "namespaces": list(namespaces)}]}))
-    if errors:
-        raise FormatError(str(config.path), f"registry {name!r}: {best_match(errors).message[:200]}")
+    error = schemas.problem("config.json",
+                            {"registries": [{"name": name, "url": registry.url, "namespaces": list(namespaces)}]})
+    if error is not None:
+        raise FormatError(str(config.path), f"registry {name!r}: {error.message[:200]}")
     others = [r for r in config.registries if r.name != name]
     at = next((i for i, r in enumerate(config.registries) if r.name == name), len(others))
     config.registries = [registry, *others] if first else [*others[:at], registry, *others[at:]]
