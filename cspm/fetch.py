@@ -14,17 +14,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from cspm.errors import CspmError
 from cspm.store import BlobWriter, DigestMismatch, Store, StoreError
 
+if TYPE_CHECKING:  # imported where a download starts: a warm run never needs it (~40 ms)
+    import httpx
+
 RETRIES = 4
 BACKOFF_S = 0.25
 CHUNK = 1 << 16
-TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+TIMEOUT = (30.0, 5.0)  # seconds: each read, write and pool wait; connect
 TIMEOUT_ENV = "CSPM_HTTP_TIMEOUT"
 WORKERS = 8
 
@@ -33,11 +35,14 @@ class FetchError(CspmError):
     pass
 
 
-def http_timeout(default: httpx.Timeout) -> httpx.Timeout:
-    """`default`, or every limit set to $CSPM_HTTP_TIMEOUT seconds (like Cargo's CARGO_HTTP_TIMEOUT)."""
+def http_timeout(default: tuple[float, float]) -> httpx.Timeout:
+    """`default` (seconds, connect seconds), or every limit set to $CSPM_HTTP_TIMEOUT seconds (like
+    Cargo's CARGO_HTTP_TIMEOUT)."""
+    import httpx
+
     value = os.environ.get(TIMEOUT_ENV, "").strip()
     if not value:
-        return default
+        return httpx.Timeout(default[0], connect=default[1])
     try:
         seconds = float(value)
     except ValueError:
@@ -72,6 +77,8 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
     if not missing:
         return 0
     own = client is None
+    import httpx
+
     http = client or httpx.Client(timeout=http_timeout(TIMEOUT), follow_redirects=True, trust_env=False,
                                   headers={"User-Agent": "cspm"})
     try:
@@ -142,5 +149,9 @@ def _copy(download: Download, writer: BlobWriter, http: httpx.Client, progress: 
                 writer.write(chunk)
                 if progress:
                     progress(download.what, len(chunk))
-    except httpx.TransportError as exc:
+    except Exception as exc:
+        import httpx
+
+        if not isinstance(exc, httpx.TransportError):
+            raise
         raise _Retryable(str(exc) or type(exc).__name__) from None

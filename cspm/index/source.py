@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
-
-import httpx
 
 from cspm.errors import CspmError
 from cspm.fetch import http_timeout
@@ -23,9 +22,12 @@ from cspm.formats.names import check_name
 from cspm.formats.userconfig import Registry
 from cspm.index.cache import Cached, IndexCache
 
+if TYPE_CHECKING:  # imported on the first request: a warm run from the cache never needs it (~40 ms)
+    import httpx
+
 MAX_INDEX_FILE = 16 * 1024 * 1024
 MAX_CONFIG_FILE = 256 * 1024
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+TIMEOUT = (10.0, 5.0)  # seconds: each read, write and pool wait; connect
 INDEX_ATTEMPTS = 3  # 5xx and 429 are asked again (after 0.25 s, 0.5 s) when nothing is cached
 INDEX_BACKOFF_S = 0.25
 DEFAULT_DL = "blobs/sha256/{hex}"
@@ -66,6 +68,8 @@ class IndexSource:
 
     @property
     def client(self) -> httpx.Client:
+        import httpx
+
         if self._client is None:
             self._client = httpx.Client(timeout=http_timeout(TIMEOUT), follow_redirects=True, trust_env=False,
                                         headers={"User-Agent": "cspm", "Accept-Encoding": "gzip"})
@@ -105,6 +109,8 @@ class IndexSource:
                 headers["If-None-Match"] = cached.etag
             if cached.last_modified:
                 headers["If-Modified-Since"] = cached.last_modified
+        import httpx
+
         url = f"{self.registry.url}/{relpath}"
         for attempt in range(1, INDEX_ATTEMPTS + 1):
             try:
@@ -120,6 +126,8 @@ class IndexSource:
         raise AssertionError("unreachable")
 
     def _unavailable(self, exc: Exception, cached: Cached | None, what: str) -> Fetched:
+        import httpx
+
         reason = str(exc) or type(exc).__name__
         if cached is None:
             failing = isinstance(exc, httpx.HTTPStatusError)
@@ -132,6 +140,8 @@ class IndexSource:
         return Fetched(cached.body, from_cache=True, stale=True)
 
     def _get(self, relpath: str, url: str, headers: dict[str, str], cached: Cached | None, limit: int) -> Fetched:
+        import httpx
+
         with self.client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304 and cached is not None:
                 self.cache.touch(relpath)
