@@ -134,9 +134,11 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[
         loader.flatten_mapping(node)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key_node, yaml.ScalarNode):  # never built: `? [*bomb]` would expand unchecked
+                raise YamlError(f"a mapping key is a {key_node.id}, not a string", key_node.start_mark.line + 1)
+            key = _scalar(loader, key_node)
             if not isinstance(key, str):
-                raise YamlError(f"mapping key {key!r} is not a string", key_node.start_mark.line + 1)
+                raise YamlError(f"mapping key {key!r:.80} is not a string", key_node.start_mark.line + 1)
             if key in out:
                 raise YamlError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
             child = (*path, key)
@@ -145,7 +147,18 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(loader, item, (*path, i), lines, budget) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+    value = _scalar(loader, node)
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)  # dates and other safe scalars become their text
+
+
+def _scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return loader.construct_object(node, deep=True)
+    except (ValueError, OverflowError, LookupError, AttributeError, TypeError) as exc:
+        # PyYAML's own constructors, on a timestamp `2001-13-45` (month 13), or on a tag that does not
+        # fit its value: `!!timestamp abc` (AttributeError), `!!bool maybe` (KeyError), `!!int x`
+        detail = f": {exc}" if isinstance(exc, ValueError | OverflowError) else ""
+        raise YamlError(f"not valid YAML: {node.value!r:.80} cannot be read as {node.tag.rsplit(':', 1)[-1]}"
+                        f"{detail} (quote it to keep it as text)", node.start_mark.line + 1) from None

@@ -184,7 +184,11 @@ class Runtime:
         out = []
         for host, guest in component.grant.paths.items():
             writable = host.startswith("rw:")
-            host_path = Path(host[3:] if writable else host).expanduser()
+            try:
+                host_path = Path(host[3:] if writable else host).expanduser()
+            except RuntimeError:  # `~someone/...` for a user this machine does not have
+                raise PluginError(f"{self._where(component)}: granted path {host!r}: no such user's home "
+                                  f"folder") from None
             if not host_path.is_absolute():
                 host_path = self.app.path.parent / host_path
             if not host_path.is_dir():

@@ -33,13 +33,14 @@ def resolve(owner: str, spec: Secret, base_dir: Path) -> ResolvedSecret:
             raise CspmError(f"secret `{spec.name}` of {owner}: environment variable {ref} is not set",
                             hint=f"export {ref}=... before `cspm run`")
     else:
-        path = Path(ref).expanduser()
-        path = path if path.is_absolute() else base_dir / path
+        path = Path(ref)
         try:
+            path = path.expanduser()
+            path = path if path.is_absolute() else base_dir / path
             if path.stat().st_size > MAX_SECRET_BYTES:
                 raise CspmError(f"secret `{spec.name}` of {owner}: {path} is larger than 16 KiB")
             value = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, RuntimeError) as exc:  # RuntimeError: `~user` of no user
             raise CspmError(f"secret `{spec.name}` of {owner}: cannot read {path}: {exc}") from None
     if not value or any(ch in value for ch in "\r\n\0"):
         raise CspmError(f"secret `{spec.name}` of {owner} is empty or spans several lines")
