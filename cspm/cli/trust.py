@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cspm.cli.output import err, out, print_json, warner
 from cspm.errors import CspmError
@@ -89,8 +90,8 @@ def verify(
               "signature over the digest" if kind == "sigstore" else "DSSE envelope: ed25519 signature over an "
               "in-toto statement naming this package and digest")
     out.print(f"  checked    {checks}")
-    out.print(f"  signed by  {signer}")
-    out.print(f"  policy     {rule.pattern + ': ' + rule.expected() if rule else 'none (any valid signer)'}")
+    out.print(f"  signed by  {escape(str(signer))}")
+    out.print(f"  policy     {escape(rule.pattern + ': ' + rule.expected()) if rule else 'none (any valid signer)'}")
 
 
 @app.command("refresh")

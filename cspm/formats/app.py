@@ -134,7 +134,7 @@ def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
             for j, ref in enumerate(raw.get(section) or []):
                 target = components.get(ref)
                 if target is None or target.kind != kind:
-                    what = f"is a {target.kind}, not a {kind}" if target else f"is not a {kind} of this app"
+                    what = f"is {_a(target.kind)}, not {_a(kind)}" if target else f"is not {_a(kind)} of this app"
                     candidates = {n: c for n, c in components.items() if c.kind == kind}
                     raise FormatError(shown, f"{ref!r} {what}{_suggest(ref, candidates)}",
                                       located.line_of(("agents", index, section, j)),
@@ -282,3 +282,7 @@ def _secrets(raw: dict[str, Any], manifest: manifest_format.Manifest | None, sho
                                  f"`{first.name}`{what}", located.line_of(where), yamlsrc.format_path(where),
                           hint=f"add `secrets: {{{first.name}: env:YOUR_VARIABLE}}`")
     return out
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"

@@ -34,7 +34,7 @@ APP_CASES = [
     ("unknown-tool", f"entry: a\nagents:\n  - {{name: a, description: d, plugin_name: {C}, tools: [ghost]}}\n", 2,
      "agents[0].tools[0]: 'ghost' is not a tool of this app"),
     ("unknown-sub-agent", f"entry: a\nagents:\n  - {{name: a, description: d, plugin_name: {C}, agents: [ghost]}}\n",
-     2, "agents[0].agents[0]: 'ghost' is not a"),
+     2, "agents[0].agents[0]: 'ghost' is not an agent of this app"),
     ("lookalike-plugin-name", "entry: t\ntools:\n  - {name: t, description: d, plugin: \"te\u0455t/echo@1\"}\n", 1,
      "package name 'te\u0455t/echo' is not allowed"),
     ("binary-not-utf8", "entry: t\n\udcff\n", 2, "not UTF-8"),
