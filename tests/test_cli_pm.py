@@ -199,7 +199,7 @@ def test_search_info_inspect(registry: Path) -> None:
     results = ok("search", "echo")["results"]
     assert [(r["name"], r["latest"], r["registry"]) for r in results] == [
         ("test/echo", "1.1.0", "local"), ("test/demo", "1.0.0", "local")]  # name matches first, then descriptions
-    assert [r["name"] for r in ok("search", "demo")["results"]] == ["test/demo"]
+    assert [r["name"] for r in ok("search", "demo")["results"] if r["registry"] == "local"] == ["test/demo"]
     info = ok("info", "test/echo")
     assert [v["version"] for v in info["versions"]] == ["1.0.0", "1.1.0"]
     assert info["selected"]["capabilities"]["hosts"] == ["api.example.com"]

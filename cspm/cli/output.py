@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 from rich.tree import Tree
 
 from cspm.runtime.trace import Span
@@ -55,12 +56,15 @@ def _one_line(text: str, limit: int = 100) -> str:
 
 
 def trace_tree(span: Span) -> Tree:
-    tree = Tree(_label(span))
+    def label(node: Span) -> Text:  # folded, not cut, at the terminal's width: the text is the point
+        return Text.from_markup(_label(node), overflow="fold")
+
+    tree = Tree(label(span))
     stack = [(span, tree)]
     while stack:
         node, branch = stack.pop()
         for child in node.children:
-            stack.append((child, branch.add(_label(child))))
+            stack.append((child, branch.add(label(child))))
     return tree
 
 

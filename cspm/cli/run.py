@@ -118,4 +118,4 @@ def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_
         colour = "red" if result.finish_reason == "error" else "yellow"
         err.print(f"[{colour}]finish_reason: {result.finish_reason}[/]")
     if trace:
-        err.print(trace_tree(result.trace))
+        err.print(trace_tree(result.trace), soft_wrap=False)  # labels fold at the width instead of being cut

@@ -4,7 +4,7 @@ with PyTorch on the CPU, deterministically, and exports it to GGUF for llm-local
 
     python training/selfask/make_kb.py
     python training/selfask/make_corpus.py
-    python training/selfask/train.py [--steps 3000] [--threads 1] [--out models/selfask-tiny/selfask-tiny.gguf]
+    python training/selfask/train.py [--steps 2000] [--threads 1] [--out models/selfask-tiny/selfask-tiny.gguf]
 
 The tokenizer is bytes: token b (0-255) is byte b, written in GGUF as GPT-2's byte-level character
 (tokenizer.ggml.model = gpt2, so llm-local maps text to bytes 1:1), then <s> (256, begin of text,
@@ -334,7 +334,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--corpus", type=Path, default=HERE / "build" / "corpus.jsonl")
     ap.add_argument("--out", type=Path, default=MODEL_FILE)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=100)
