@@ -70,14 +70,25 @@ def load_text(text: str) -> Located:
         budget = [MAX_NODES]
         located.data = _convert(loader, node, (), located.lines, budget)
         return located
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise YamlError(f"not valid YAML: {exc.problem or exc.context}", line) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"not valid YAML: {exc}") from None
+        raise _invalid(exc) from None
     finally:
         loader.dispose()
+
+
+def _invalid(exc: yaml.YAMLError) -> YamlError:
+    """PyYAML's error as ours, with its line; libyaml's own depth limit (PyYAML >= 6.0.4) is worded
+    as ours, so the message does not depend on the PyYAML release."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = str(exc.problem or exc.context)
+        if "maximum nesting depth" in problem:
+            return YamlError(f"nested deeper than {MAX_DEPTH} levels", line)
+        return YamlError(f"not valid YAML: {problem}", line)
+    if "maximum nesting depth" in str(exc):
+        return YamlError(f"nested deeper than {MAX_DEPTH} levels")
+    return YamlError(f"not valid YAML: {exc}")
 
 
 def _check_flow_depth(text: str) -> None:
@@ -93,11 +104,8 @@ def _check_flow_depth(text: str) -> None:
                     raise YamlError(f"nested deeper than {MAX_DEPTH} levels", event.start_mark.line + 1)
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        raise YamlError(f"not valid YAML: {exc.problem or exc.context}", mark.line + 1 if mark else None) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"not valid YAML: {exc}") from None
+        raise _invalid(exc) from None
     finally:
         loader.dispose()
 
