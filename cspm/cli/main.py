@@ -69,6 +69,12 @@ def main() -> None:
     except typer.Abort:
         print_error("aborted", as_json=as_json)
         sys.exit(1)
+    except OSError as exc:
+        message, hint = _os_error(exc)
+        if message is None:
+            raise
+        print_error(message, hint, as_json)
+        sys.exit(74)  # EX_IOERR
     except Exception as exc:  # click's usage errors and anything else we did not foresee
         import click
 
@@ -78,6 +84,25 @@ def main() -> None:
         print_error(f"internal error: {type(exc).__name__}: {exc}",
                     "this is a bug in cspm; please report it with the command you ran", as_json)
         sys.exit(70)
+
+
+def _os_error(exc: OSError) -> tuple[str | None, str | None]:
+    """A failed write anywhere (a lock, app.yaml, a cache) said plainly, with the file; writes are
+    atomic renames, so the file itself is still whole."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    known = {
+        errno.ENOSPC: ("no space left on the device", "free some space (or `cspm cache clean`) and run it again"),
+        errno.EDQUOT: ("disk quota exceeded", "free some space (or `cspm cache clean`) and run it again"),
+        errno.EROFS: ("the file system is read-only", "run it where the files can be written"),
+        errno.EACCES: ("permission denied", "check the owner and mode of that path"),
+        errno.EPERM: ("operation not permitted", "check the owner and mode of that path"),
+    }
+    if exc.errno not in known:
+        return None, None
+    what, hint = known[exc.errno]
+    return what + where, hint
 
 
 if __name__ == "__main__":

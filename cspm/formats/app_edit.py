@@ -132,7 +132,9 @@ def write_checked(path: Path, text: str) -> AppConfig:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write: say which file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     return app

@@ -122,6 +122,8 @@ def write(lock: Lock) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, lock.path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a failed write: say which file
+            raise OSError(exc.errno, exc.strerror, str(lock.path)) from None
         raise

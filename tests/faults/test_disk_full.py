@@ -94,3 +94,23 @@ def test_disk_full_before_anything_fits(small_disk: Path, app_file: Path, regist
     ok("install", str(app_file))
     assert_installed(app_file, cache)
     assert_consistent(app_file, cache)
+
+
+def test_disk_full_for_the_lock_itself(small_disk: Path, app_file: Path, registry_dir: Path,
+                                       faulty: Faulty) -> None:
+    """The project folder is the full one: `cspm lock` says so and names the file; the old lock is whole."""
+    url, _server = faulty(registry_dir)
+    add_registry(url)
+    project = small_disk / "project"
+    project.mkdir()
+    app = project / "app.yaml"
+    app.write_text(app_file.read_text())
+    filler = fill(small_disk, leave=0)
+    failed = run("lock", str(app))
+    assert failed.returncode == 74, failed.stderr
+    assert "error: no space left on the device" in failed.stderr and str(project) in failed.stderr, failed.stderr
+    assert "hint: free some space" in failed.stderr and "Traceback" not in failed.stderr
+    assert not app.with_suffix(".lock").exists() and not list(project.glob(".app.lock.*"))
+    filler.unlink()
+    ok("lock", str(app))
+    assert app.with_suffix(".lock").is_file()
