@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -17,9 +18,37 @@ from cspm.runtime.trace import Span
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI to some terminals), and
+# the bidirectional overrides that make text read differently from what it is ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def plain(text: str) -> str:
+    """Untrusted text (a plug-in's answer or log, a registry's words) made safe for a terminal: an
+    escape sequence could write the clipboard (OSC 52), retitle or clear the screen, or hide text, so
+    every control character is shown as `\\xNN` instead of acted on. `--json` output stays exact."""
+    if "\r\n" in text:
+        text = text.replace("\r\n", "\n")
+    return _CONTROL.sub(_visible, text)
+
+
+def shown(text: str) -> str:
+    """`plain`, and escaped for rich markup: for untrusted text inside a markup string."""
+    return escape(plain(text))
+
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """The document exactly; json.dumps leaves DEL, C1 and bidi controls raw, so they are written as
+    `\\uNNNN` escapes (the same JSON value) rather than reach a terminal."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    sys.stdout.write(_JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text) + "\n")
     sys.stdout.flush()
 
 
@@ -28,24 +57,24 @@ def print_error(message: str, hint: str | None = None, as_json: bool = False) ->
     if as_json:
         print_json({"error": {"message": message, **({"hint": hint} if hint else {})}})
         return
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {shown(message)}", markup=True, highlight=False)
     if hint:
-        err.print(f"[dim]hint:[/] {escape(hint)}")
+        err.print(f"[dim]hint:[/] {shown(hint)}")
 
 
 def _label(span: Span) -> str:
-    parts = [f"[bold]{span.name}[/] [dim]{span.kind}[/]", f"{span.duration_ms:.1f} ms"]
+    parts = [f"[bold]{shown(span.name)}[/] [dim]{span.kind}[/]", f"{span.duration_ms:.1f} ms"]
     if span.detail:
-        parts.append(span.detail)
+        parts.append(shown(span.detail))
     if span.input_tokens is not None or span.output_tokens is not None:
         parts.append(f"tokens {span.input_tokens or 0}→{span.output_tokens or 0}")
     if span.error:
-        parts.append(f"[red]error: {escape(span.error)}[/]")
+        parts.append(f"[red]error: {shown(span.error)}[/]")
     else:
         if span.input is not None and span.kind == "tool":
-            parts.append(f"[cyan]{escape(_one_line(span.input))}[/] →")
+            parts.append(f"[cyan]{shown(_one_line(span.input))}[/] →")
         if span.output is not None:
-            parts.append(f"[green]{escape(_one_line(span.output))}[/]")
+            parts.append(f"[green]{shown(_one_line(span.output))}[/]")
     return "  ".join(parts)
 
 
@@ -71,5 +100,5 @@ def trace_tree(span: Span) -> Tree:
 def warner() -> Callable[[str], None]:
     """Warnings go to stderr in both modes, so --json output on stdout stays one document."""
     def warn(message: str) -> None:
-        err.print(f"[yellow]warning:[/] {escape(message)}", markup=True, highlight=False)
+        err.print(f"[yellow]warning:[/] {shown(message)}", markup=True, highlight=False)
     return warn

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
-from cspm.cli.output import err, print_json, warner
+from cspm.cli.output import err, print_json, shown, warner
 from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
 from cspm.formats.names import parse_requirement
@@ -109,8 +108,8 @@ def install(
         err.print(f"all {total} plug-in{'s' if total != 1 else ''} already installed and verified")
     signed = [v for v in installed.verdicts if v.signer is not None]
     for verdict in signed:
-        err.print(f"  [green]signed[/] {verdict.name} {verdict.version} by {escape(str(verdict.signer))}"
-                  + (f" (policy {escape(str(verdict.rule))})" if verdict.rule else " (trusted on first use)"))
+        err.print(f"  [green]signed[/] {verdict.name} {verdict.version} by {shown(str(verdict.signer))}"
+                  + (f" (policy {shown(str(verdict.rule))})" if verdict.rule else " (trusted on first use)"))
 
 
 def _install_summary(locked: LockOutcome | None, installed: InstallOutcome | None) -> dict[str, Any]:

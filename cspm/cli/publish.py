@@ -10,7 +10,7 @@ import typer
 
 from cspm import credentials
 from cspm import publish as publishing
-from cspm.cli.output import err, print_json
+from cspm.cli.output import err, print_json, shown
 from cspm.errors import CspmError
 from cspm.formats import userconfig
 
@@ -98,4 +98,5 @@ def yank(
     if json_out:
         print_json({"registry": target.name, **answer})
     else:
-        err.print(f"{'unyanked' if undo else 'yanked'} {answer.get('name')} {answer.get('version')} in {target.name}")
+        what = f"{answer.get('name')} {answer.get('version')}"  # the registry's words: shown, never acted on
+        err.print(f"{'unyanked' if undo else 'yanked'} {shown(what)} in {target.name}")

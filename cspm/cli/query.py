@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from cspm.cli.output import err, out, print_json, warner
+from cspm.cli.output import err, out, print_json, shown, warner
 from cspm.errors import CspmError
 from cspm.formats import userconfig
 from cspm.index import query
@@ -37,14 +36,14 @@ def search(
         print_json({"query": text, "results": [h.to_dict() for h in hits]})
         return
     if not hits:
-        err.print(f"nothing matches {escape(repr(text))}")
+        err.print(f"nothing matches {shown(repr(text))}")
         return
     table = Table(box=None, pad_edge=False)
     for column in ("name", "latest", "kind", "registry", "description"):
         table.add_column(column, overflow="fold")
     for hit in hits:
         # a registry's text is shown as text: rich would read `[...]` in a cell as markup
-        table.add_row(*(escape(str(cell)) for cell in (hit.name, hit.latest, hit.kind, hit.registry,
+        table.add_row(*(shown(str(cell)) for cell in (hit.name, hit.latest, hit.kind, hit.registry,
                                                         hit.description)))
     out.print(table)
 
@@ -91,13 +90,13 @@ def info(
         ("signer", f"{signer.get('identity', '?')} ({signer.get('issuer', '?')})" if signer else "unsigned"),
     ]
     if entry.is_yanked:
-        reason = escape(entry.yanked) if isinstance(entry.yanked, str) else "yes"
+        reason = shown(entry.yanked) if isinstance(entry.yanked, str) else "yes"
         rows.insert(1, ("yanked", f"[red]{reason}[/]"))
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     for key, value in rows:
-        table.add_row(key, value if key == "yanked" else escape(str(value)))
+        table.add_row(key, value if key == "yanked" else shown(str(value)))
     out.print(table)
 
 

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from cspm.cli.output import err, out, print_json, trace_tree, warner
+from cspm.cli.output import err, out, plain, print_json, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
 from cspm.project import LockOutcome, Project, is_package_reference, open_package
 from cspm.runtime.engine import MAX_LOG_LINES, RunResult, Runtime
@@ -39,11 +38,12 @@ def run(
     def on_chunk(_name: str, text: str) -> None:
         if not json_out:
             streamed.append(text)
-            out.print(text, end="", markup=False)
+            out.print(plain(text), end="", markup=False)
 
     def on_log(line: LogLine) -> None:
         if verbose:
-            err.print(f"[dim]\\[{line.plugin}] {line.level}:[/] {escape(line.message)}", markup=True, highlight=False)
+            err.print(f"[dim]\\[{shown(line.plugin)}] {shown(line.level)}:[/] {shown(line.message)}", markup=True,
+                      highlight=False)
 
     def on_locked(outcome: LockOutcome) -> None:
         if not json_out:
@@ -113,9 +113,9 @@ def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_
     if was_streamed:
         out.print()
     else:
-        out.print(result.output, markup=False)
+        out.print(plain(result.output), markup=False)
     if result.finish_reason not in ("final_answer", "stop"):
         colour = "red" if result.finish_reason == "error" else "yellow"
-        err.print(f"[{colour}]finish_reason: {result.finish_reason}[/]")
+        err.print(f"[{colour}]finish_reason: {shown(result.finish_reason)}[/]")
     if trace:
         err.print(trace_tree(result.trace), soft_wrap=False)  # labels fold at the width instead of being cut

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from cspm.cli.output import err, out, print_json, warner
+from cspm.cli.output import err, out, print_json, shown, warner
 from cspm.errors import CspmError
 from cspm.formats import userconfig
 from cspm.formats.names import parse_requirement
@@ -90,8 +89,8 @@ def verify(
               "signature over the digest" if kind == "sigstore" else "DSSE envelope: ed25519 signature over an "
               "in-toto statement naming this package and digest")
     out.print(f"  checked    {checks}")
-    out.print(f"  signed by  {escape(str(signer))}")
-    out.print(f"  policy     {escape(rule.pattern + ': ' + rule.expected()) if rule else 'none (any valid signer)'}")
+    out.print(f"  signed by  {shown(str(signer))}")
+    out.print(f"  policy     {shown(rule.pattern + ': ' + rule.expected()) if rule else 'none (any valid signer)'}")
 
 
 @app.command("refresh")
