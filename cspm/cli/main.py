@@ -76,14 +76,24 @@ def main() -> None:
         print_error(message, hint, as_json)
         sys.exit(74)  # EX_IOERR
     except Exception as exc:  # click's usage errors and anything else we did not foresee
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        if isinstance(exc, _click_exceptions()):
+            exc.show()  # type: ignore[attr-defined]  # the usage text, "did you mean", exit 2
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         print_error(f"internal error: {type(exc).__name__}: {exc}",
                     "this is a bug in cspm; please report it with the command you ran", as_json)
         sys.exit(70)
+
+
+def _click_exceptions() -> tuple[type[Exception], ...]:
+    """Usage errors come from the click that typer uses: its own copy (`typer._click`, typer 0.28) or
+    the click package (older typer). Both are checked, so neither is reported as a bug in cspm."""
+    found: list[type[Exception]] = []
+    for module in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            found.append(importlib.import_module(module).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(found)
 
 
 def _os_error(exc: OSError) -> tuple[str | None, str | None]:
