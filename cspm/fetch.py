@@ -3,18 +3,23 @@
 Every blob is streamed into a store writer that hashes as it goes; the announced size caps it, the
 digest must match, and a module must pass the interface check against its index entry, all before
 the atomic rename. A failure names the package and the registry, and leaves nothing behind.
+
+A folder registry's blob is read from a regular file only (`open_regular`: never a FIFO, a device
+or a symlink, which could hang the read or never end), at the path `IndexSource.blob_url` resolved
+inside the folder; a path that still holds `..` once decoded is refused here too.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import stat
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from cspm.errors import CspmError
@@ -33,6 +38,46 @@ WORKERS = 8
 
 class FetchError(CspmError):
     pass
+
+
+class NotRegularFile(OSError):
+    """A path that is a FIFO, a device, a socket, a symlink or a folder; `str()` says which."""
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((what for test, what in _KINDS if test(mode)), "not a regular file")
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """`path` opened for reading if it is a regular file (not a symlink either); else NotRegularFile.
+
+    Checked before opening (opening a device can have effects) and again on the open descriptor (the
+    path may have changed in between); O_NONBLOCK so that even a FIFO swapped in never blocks the open.
+    """
+    before = os.lstat(path).st_mode
+    if not stat.S_ISREG(before):
+        if stat.S_ISDIR(before):
+            raise IsADirectoryError(str(path))
+        raise NotRegularFile(_kind(before))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == getattr(os, "ELOOP", None):
+            raise NotRegularFile("a symlink") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(_kind(mode))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def http_timeout(default: tuple[float, float]) -> httpx.Timeout:
@@ -127,17 +172,10 @@ def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: P
 def _copy(download: Download, writer: BlobWriter, http: httpx.Client, progress: Progress | None) -> None:
     parts = urlsplit(download.url)
     if parts.scheme == "file":
-        path = Path(unquote(parts.path))
-        try:
-            with path.open("rb") as handle:
-                for chunk in iter(lambda: handle.read(CHUNK), b""):
-                    writer.write(chunk)
-                    if progress:
-                        progress(download.what, len(chunk))
-        except FileNotFoundError:
-            raise FetchError(f"{download.what}: registry {download.registry} has no blob {download.digest} "
-                             f"({path})", hint="the registry is incomplete; tell its operator") from None
+        _copy_file(download, Path(unquote(parts.path)), writer, progress)
         return
+    import httpx
+
     try:
         with http.stream("GET", download.url) as response:
             if response.status_code >= 500 or response.status_code == 429:
@@ -149,9 +187,32 @@ def _copy(download: Download, writer: BlobWriter, http: httpx.Client, progress: 
                 writer.write(chunk)
                 if progress:
                     progress(download.what, len(chunk))
-    except Exception as exc:
-        import httpx
-
-        if not isinstance(exc, httpx.TransportError):
-            raise
+    except httpx.TransportError as exc:
         raise _Retryable(str(exc) or type(exc).__name__) from None
+    except (httpx.DecodingError, httpx.TooManyRedirects, httpx.InvalidURL) as exc:
+        # an answer that cannot be decoded (a corrupt gzip) will not decode on a retry either
+        raise FetchError(f"cannot download {download.what} from registry {download.registry}: the answer for "
+                         f"{download.url} cannot be used: {str(exc)[:300] or type(exc).__name__}",
+                         hint="tell the registry's operator (or the proxy's, if one is in the way)") from None
+
+
+def _copy_file(download: Download, path: Path, writer: BlobWriter, progress: Progress | None) -> None:
+    """A folder registry's blob: a regular file at a path without `..` (after decoding)."""
+    source = f"registry {download.registry}"
+    if ".." in PurePosixPath(path).parts or "\0" in str(path):
+        raise FetchError(f"{download.what}: {source} names a blob path that leaves its folder ({str(path)[:300]})",
+                         hint="tell the registry's operator")
+    try:
+        with open_regular(path) as handle:
+            for chunk in iter(lambda: handle.read(CHUNK), b""):
+                writer.write(chunk)
+                if progress:
+                    progress(download.what, len(chunk))
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise FetchError(f"{download.what}: {source} has no blob {download.digest} ({path})",
+                         hint="the registry is incomplete; tell its operator") from None
+    except NotRegularFile as exc:
+        raise FetchError(f"{download.what}: {source}'s blob {path} is {exc}, not a regular file",
+                         hint="a folder registry is read from regular files only: tell its operator") from None
+    except OSError as exc:  # the store's own write errors are StoreErrors: this is the registry's file
+        raise FetchError(f"{download.what}: {source}'s blob {path} cannot be read: {exc.strerror or exc}") from None

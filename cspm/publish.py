@@ -14,10 +14,12 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+from packaging.version import Version
 
 from cspm import apppkg, credentials
 from cspm.errors import CspmError
 from cspm.formats import app as app_format
+from cspm.formats import bounded_json
 from cspm.formats import lock as lock_format
 from cspm.formats import manifest as manifest_format
 from cspm.formats.manifest import Manifest
@@ -29,6 +31,9 @@ from cspm.install import stale_reasons
 from cspm.verify import signature
 
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+MAX_ANSWER = 1 << 20  # a publish answer is one index line (at most 256 KiB) and a few fields
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
 
 HINTS = {
     "unauthorized": "log in with `cspm login {registry}` (or set CSPM_TOKEN)",
@@ -150,6 +155,13 @@ def pick_registry(config: UserConfig, name: str, chosen: str | None) -> Registry
 
 
 def api_url(registry: Registry) -> str:
+    """The write API's base URL, from `api` of the registry's config.json: on the registry's own origin.
+
+    `api` is a document the registry serves; if it could name another host, whoever controls
+    config.json (or a mirror of it) would receive the token. Another origin is refused, naming both.
+    """
+    if registry.url.startswith("file:"):
+        raise PublishError(f"registry {registry.name} is a folder; publish to it with `cspm index build`")
     source = IndexSource(registry)
     try:
         api = source.config().get("api")
@@ -159,16 +171,12 @@ def api_url(registry: Registry) -> str:
     if not api or not isinstance(api, str):
         raise PublishError(f"registry {registry.name} has no write API (its config.json says `api: null`): it is "
                            f"a static copy", hint="publish to the registry server it was exported from")
-    if registry.url.startswith("file:"):
-        raise PublishError(f"registry {registry.name} is a folder; publish to it with `cspm index build`")
-    return urljoin(registry.url.rstrip("/") + "/", api.rstrip("/") + "/")
+    url = urljoin(registry.url.rstrip("/") + "/", api.rstrip("/") + "/")
+    credentials.check_origin(registry, url, "its config.json names the write API")
+    return url
 
 
 def require_token(registry: Registry) -> str:
-    return _token(registry)
-
-
-def _token(registry: Registry) -> str:
     token = credentials.token_for(registry.name)
     if not token:
         raise PublishError(f"no token for registry {registry.name}",
@@ -177,28 +185,69 @@ def _token(registry: Registry) -> str:
 
 
 def _send(registry: Registry, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {_token(registry)}", "User-Agent": "cspm"}
+    """One authenticated request. Redirects are followed by hand, and only 307/308 ones (which keep the
+    method and body) on the registry's own origin: `credentials.authorization` decides every hop."""
+    require_token(registry)
+    came_from = "the write API is at"
+    with httpx.Client(timeout=TIMEOUT, trust_env=False, follow_redirects=False) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            headers = {**credentials.authorization(registry, url, came_from), "User-Agent": "cspm"}
+            status, location, retry_after, body = _exchange(client, registry, method, url, headers, kwargs)
+            if status not in REDIRECTS:
+                return _answer(registry, status, retry_after, body)
+            if location is None or status not in (307, 308):
+                raise PublishError(f"registry {registry.name} answered HTTP {status} (a redirect"
+                                   f"{f' to {location[:300]}' if location else ''}) to {method} {url}; cspm "
+                                   f"repeats a write only for a 307 or 308 redirect on the same origin",
+                                   hint="fix the registry's URL (`cspm registry add NAME URL`)")
+            url, came_from = location, f"its write API redirected {method} to"
+    raise PublishError(f"registry {registry.name} redirected {method} more than {MAX_REDIRECTS} times",
+                       hint="fix the registry's URL (`cspm registry add NAME URL`)")
+
+
+def _exchange(client: httpx.Client, registry: Registry, method: str, url: str, headers: dict[str, str],
+              kwargs: dict[str, Any]) -> tuple[int, str | None, str | None, bytes]:
+    """Status, absolute redirect target, Retry-After and (at most MAX_ANSWER bytes of) the body."""
     try:
-        with httpx.Client(timeout=TIMEOUT, trust_env=False) as client:
-            response = client.request(method, url, headers=headers, **kwargs)
+        with client.stream(method, url, headers=headers, **kwargs) as response:
+            location = response.headers.get("Location")
+            target = str(response.url.join(location)) if location and response.is_redirect else None
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ANSWER:
+                    raise PublishError(f"registry {registry.name} answered more than {MAX_ANSWER:,} bytes to "
+                                       f"{method} {url}", hint="tell the registry's operator")
+            return response.status_code, target, response.headers.get("Retry-After"), bytes(body)
     except httpx.TransportError as exc:
         raise PublishError(f"registry {registry.name} cannot be reached: {exc or type(exc).__name__}",
                            hint="check the URL (`cspm registry list`) and that the server runs") from None
+    except (httpx.DecodingError, httpx.InvalidURL) as exc:
+        raise PublishError(f"registry {registry.name} sent an answer that cannot be read ({exc})",
+                           hint="tell the registry's operator") from None
+
+
+def _answer(registry: Registry, status: int, retry_after: str | None, body: bytes) -> dict[str, Any]:
+    """The JSON object of a 2xx answer, or the error it carries, as a PublishError naming the registry."""
     try:
-        data = response.json()
-    except ValueError:
-        data = {}
-    if response.status_code >= 400:
+        data = bounded_json.loads(body, max_bytes=MAX_ANSWER) if body else None
+        problem = None
+    except bounded_json.JsonRejected as exc:
+        data, problem = None, str(exc)
+    if status >= 400:
         error = data.get("error") if isinstance(data, dict) else None
-        code = error.get("code", "") if isinstance(error, dict) else ""
-        message = error.get("message", "") if isinstance(error, dict) else ""
-        text = f"registry {registry.name} refused: {message or f'HTTP {response.status_code}'}"
-        if response.status_code == 429 and response.headers.get("Retry-After"):
-            text += f" (retry after {response.headers['Retry-After']} s)"
-        hint = HINTS.get(code)
+        code = error.get("code") if isinstance(error, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        said = message if isinstance(message, str) and message else f"HTTP {status}"
+        text = f"registry {registry.name} refused: {said}"
+        if status == 429 and retry_after:
+            text += f" (retry after {retry_after[:20]} s)"
+        hint = HINTS.get(code) if isinstance(code, str) else None
         raise PublishError(text[:2000], hint=hint.format(registry=registry.name) if hint else None)
     if not isinstance(data, dict):
-        raise PublishError(f"registry {registry.name} answered something that is not JSON")
+        found = problem or ("no body" if not body else "not a JSON object")
+        raise PublishError(f"registry {registry.name} answered HTTP {status} with something that is not a JSON "
+                           f"object ({found})", hint="tell the registry's operator")
     return data
 
 
@@ -206,17 +255,24 @@ def publish(package: Package, registry: Registry) -> dict[str, Any]:
     body = frame(package.manifest.raw, package.blob, package.bundle, package.signature_kind)
     answer = _send(registry, "PUT", urljoin(api_url(registry), "publish"), content=body)
     if answer.get("digest") != package.line["digest"]:
-        raise PublishError(f"registry {registry.name} recorded digest {answer.get('digest')}, but the upload "
-                           f"was {package.line['digest']}", hint="tell the registry's operator")
+        raise PublishError(f"registry {registry.name} recorded digest {str(answer.get('digest'))[:80]!r}, but the "
+                           f"upload was {package.line['digest']}", hint="tell the registry's operator")
+    line = answer.get("line")
+    answer["line"] = line if isinstance(line, dict) else {}
     return answer
 
 
-def yank(reference: str, registry: Registry, *, undo: bool = False, reason: str | None = None) -> dict[str, Any]:
+def yank_target(reference: str) -> tuple[str, Version]:
+    """`NAMESPACE/NAME@VERSION`, checked before anything else (a registry is picked by its namespace)."""
     name, _, version = reference.partition("@")
     requirement = parse_requirement(name)
     if not version:
         raise PublishError("name the version to yank: NAMESPACE/NAME@VERSION")
-    parsed = parse_version(version.lstrip("="))
+    return requirement.name, parse_version(version.lstrip("="))
+
+
+def yank(reference: str, registry: Registry, *, undo: bool = False, reason: str | None = None) -> dict[str, Any]:
+    name, version = yank_target(reference)
     value: bool | str = False if undo else (reason or True)
     return _send(registry, "POST", urljoin(api_url(registry), "yank"),
-                 json={"name": requirement.name, "version": str(parsed), "yanked": value})
+                 json={"name": name, "version": str(version), "yanked": value})

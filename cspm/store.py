@@ -26,7 +26,7 @@ from filelock import FileLock
 from cspm import paths
 from cspm.errors import CspmError
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` also matches before a final newline
 TMP_MAX_AGE_S = 3600
 
 
@@ -39,7 +39,7 @@ class DigestMismatch(StoreError):
 
 
 def check_digest(digest: str) -> str:
-    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+    if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
         raise StoreError(f"{str(digest)[:80]!r} is not a digest (expected sha256:<64 hex digits>)")
     return digest
 
@@ -112,7 +112,7 @@ class Store:
             if not sub.is_dir():
                 continue
             for blob in sorted(sub.iterdir()):
-                if DIGEST_RE.match("sha256:" + blob.name) and blob.name.startswith(sub.name):
+                if DIGEST_RE.fullmatch("sha256:" + blob.name) and blob.name.startswith(sub.name):
                     stat = blob.stat()
                     yield Entry("sha256:" + blob.name, stat.st_size, stat.st_mtime)
 

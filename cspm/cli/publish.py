@@ -48,8 +48,9 @@ def publish(
                "signature": package.signature_kind}
     if not dry_run:
         answer = publishing.publish(package, target)
-        summary["published"] = answer.get("line", {}).get("published")
-        summary["signer"] = (answer.get("line", {}).get("signature") or {}).get("identity")
+        published, signed = answer["line"].get("published"), answer["line"].get("signature")
+        summary["published"] = published if isinstance(published, str) else None
+        summary["signer"] = signed.get("identity") if isinstance(signed, dict) else None
     if json_out:
         print_json(summary)
         return
@@ -93,7 +94,8 @@ def yank(
     json_out: JsonOpt = False,
 ) -> None:
     """Yank a version (resolvers skip it unless a lock pins it), or unyank it with --undo."""
-    target = publishing.pick_registry(userconfig.load(), reference.split("@")[0], registry)
+    name, _ = publishing.yank_target(reference)
+    target = publishing.pick_registry(userconfig.load(), name, registry)
     answer = publishing.yank(reference, target, undo=undo, reason=reason)
     if json_out:
         print_json({"registry": target.name, **answer})

@@ -1,7 +1,9 @@
 """Index lines: `index/<namespace>/<name>` holds one JSON object per published version.
 
 Modelled on Cargo's sparse index: append-only but for `yanked`. Everything in a line comes from a
-registry and is untrusted: each line is checked against `schemas/index-line.json`, its name must be
+registry and is untrusted: each line is parsed by `bounded_json` (no nesting past 64 levels, no
+number past 100 digits: either would crash `json` or what walks the value next), checked against
+`schemas/index-line.json`, its name must be
 the file it came from, and its version and dependency specifiers must parse. A bad line is reported
 with the registry and line number and skipped; it never stops the other versions from resolving.
 """
@@ -13,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from cspm import schemas
 from cspm.errors import CspmError
-from cspm.formats.names import NameError_, parse_specifier
+from cspm.formats import bounded_json
+from cspm.formats.names import NameError_, parse_specifier, parse_version
 
 MAX_LINE_BYTES = 256 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -61,9 +64,9 @@ def parse_line(text: str | bytes, expected_name: str, where: str) -> IndexEntry:
     if len(text) > MAX_LINE_BYTES:
         raise BadIndexLine(f"{where}: line longer than {MAX_LINE_BYTES} bytes")
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadIndexLine(f"{where}: not JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+        data = bounded_json.loads(text, max_bytes=MAX_LINE_BYTES)
+    except bounded_json.JsonRejected as exc:
+        raise BadIndexLine(f"{where}: {exc}") from None
     return from_dict(data, expected_name, where)
 
 
@@ -77,8 +80,8 @@ def from_dict(data: Any, expected_name: str, where: str) -> IndexEntry:
     if data["name"] != expected_name:
         raise BadIndexLine(f"{where}: line is for {data['name']!r}, not {expected_name!r}")
     try:
-        version = Version(data["version"])
-    except InvalidVersion:
+        version = parse_version(data["version"])
+    except NameError_:
         raise BadIndexLine(f"{where}: {data['version']!r} is not a PEP 440 version") from None
     try:
         dependencies = {name: parse_specifier(spec) for name, spec in (data.get("dependencies") or {}).items()}

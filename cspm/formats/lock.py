@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from cspm import schemas
 from cspm.errors import FormatError
 from cspm.formats import yamlsrc
+from cspm.formats.names import NameError_, parse_version
 
 LOCK_VERSION = 1
 HEADER = "# This file is written by `cspm lock`: do not edit it by hand.\n"
@@ -88,8 +89,8 @@ def load(path: Path) -> Lock:
     seen: set[str] = set()
     for index, raw in enumerate(data["plugins"]):
         try:
-            version = Version(raw["version"])
-        except InvalidVersion:
+            version = parse_version(raw["version"])
+        except NameError_:
             raise FormatError(shown, f"{raw['version']!r} is not a version", located.line_of(("plugins", index)),
                               f"plugins[{index}].version") from None
         if raw["name"] in seen:

@@ -6,16 +6,16 @@ Validated once here; the app loader and (later) the packer and the index read th
 from __future__ import annotations
 
 import difflib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from cspm import schemas
 from cspm.errors import FormatError
-from cspm.formats import yamlsrc
+from cspm.formats import bounded_json, yamlsrc
+from cspm.formats.names import NameError_, parse_version
 
 MANIFEST_FILE = "plugin.yaml"
 SUPPORTED_ABI = 1
@@ -84,7 +84,7 @@ def _has_type(value: Any, want: str) -> bool:
         return True
     if isinstance(value, str) and want != "string":  # `${VAR}` interpolation yields strings
         try:
-            return _has_type(json.loads(value), want)
+            return _has_type(bounded_json.loads(value), want)
         except ValueError:
             return False
     return False
@@ -130,8 +130,8 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
         return FormatError(shown, message, located.line_of((key,)), key)
 
     try:
-        version = Version(data["version"])
-    except InvalidVersion:
+        version = parse_version(data["version"])
+    except NameError_:
         raise fail("version", f"{data['version']!r} is not a PEP 440 version (e.g. 1.0.0)") from None
     if data["abi"] != SUPPORTED_ABI:
         raise fail("abi", f"ABI {data['abi']} is not supported by this cspm (it speaks ABI {SUPPORTED_ABI})")

@@ -1,7 +1,8 @@
 """Package names and requirements (`namespace/name@specifier`), checked once, here.
 
 A name becomes a path in the index and in caches, so only `[a-z0-9-]` is allowed: no `..`, no `/`
-beyond the one separator, no NUL, no Unicode look-alikes. Specifiers are PEP 440 (`packaging`),
+beyond the one separator, no NUL, no Unicode look-alikes, no trailing newline (every check is a
+`fullmatch`: Python's `$` also matches before a final newline). Specifiers are PEP 440 (`packaging`),
 plus npm/Cargo habits translated: `^1.2`, `~1.2`, and a bare `1` or `1.2` meaning that series.
 """
 
@@ -16,10 +17,12 @@ from packaging.version import InvalidVersion, Version
 from cspm.errors import CspmError
 
 _PART = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
-PART_RE = re.compile(rf"^{_PART}$")
-NAME_RE = re.compile(rf"^{_PART}/{_PART}$")
-_CARET_TILDE = re.compile(r"^([\^~])\s*(\d+(?:\.\d+){0,2})$")
-_PARTIAL = re.compile(r"^\d+(?:\.\d+)?$")
+PART_RE = re.compile(_PART)  # every pattern here is used with fullmatch, never match + `$`
+NAME_RE = re.compile(rf"{_PART}/{_PART}")
+_CARET_TILDE = re.compile(r"([\^~])\s*(\d+(?:\.\d+){0,2})")
+_PARTIAL = re.compile(r"\d+(?:\.\d+)?")
+_EXACT = re.compile(r"\d+(?:\.\d+){2,}\S*")
+_PEP508 = re.compile(r"([^<>=!~^ ]+)(.*)", re.DOTALL)
 MAX_SPEC = 256
 
 
@@ -30,7 +33,7 @@ class NameError_(CspmError):
 
 
 def check_part(part: str, what: str = "namespace") -> str:
-    if not isinstance(part, str) or not PART_RE.match(part):
+    if not isinstance(part, str) or not PART_RE.fullmatch(part):
         raise NameError_(f"{what} {part!r} is not allowed: use lowercase letters, digits and '-' "
                          f"(1-64 characters, not starting or ending with '-')")
     return part
@@ -38,7 +41,7 @@ def check_part(part: str, what: str = "namespace") -> str:
 
 def check_name(name: str) -> str:
     """A `namespace/name`, or an error saying exactly why not."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         shown = repr(name)[:80]
         if isinstance(name, str) and name.count("/") != 1:
             raise NameError_(f"package name {shown} must be `namespace/name`")
@@ -48,9 +51,13 @@ def check_name(name: str) -> str:
 
 
 def parse_version(text: str) -> Version:
+    """A PEP 440 version written exactly: `packaging` alone also takes surrounding whitespace (`1.0\\n`),
+    and a version is a path part and a lock field, so it must be the same text everywhere."""
     try:
+        if text != text.strip():
+            raise InvalidVersion(text)
         return Version(text)
-    except (InvalidVersion, TypeError):
+    except (InvalidVersion, TypeError, AttributeError):
         raise NameError_(f"{text!r} is not a PEP 440 version (e.g. 1.0.0)") from None
 
 
@@ -62,12 +69,12 @@ def parse_specifier(text: str) -> SpecifierSet:
     if text in ("", "*"):
         return SpecifierSet()
     try:
-        match = _CARET_TILDE.match(text)
+        match = _CARET_TILDE.fullmatch(text)
         if match:
             return SpecifierSet(_translate(match.group(1), match.group(2)))
-        if _PARTIAL.match(text):
+        if _PARTIAL.fullmatch(text):
             return SpecifierSet(f"=={text}.*")
-        if re.match(r"^\d+(?:\.\d+){2,}\S*$", text):
+        if _EXACT.fullmatch(text):
             return SpecifierSet(f"=={text}")
         return SpecifierSet(text)
     except InvalidSpecifier:
@@ -107,6 +114,6 @@ def parse_requirement(text: str) -> Requirement:
     if "@" in text:
         name, spec = text.split("@", 1)
     else:
-        match = re.match(r"^([^<>=!~^ ]+)(.*)$", text)
+        match = _PEP508.fullmatch(text)
         name, spec = (match.group(1), match.group(2)) if match else (text, "")
-    return Requirement(check_name(name.strip()), parse_specifier(spec), text)
+    return Requirement(check_name(name.strip(" ")), parse_specifier(spec), text)

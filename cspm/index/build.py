@@ -14,8 +14,11 @@ from typing import Any
 
 from packaging.version import Version
 
+from cspm.errors import CspmError
+from cspm.formats import bounded_json
 from cspm.formats.index_line import from_dict, to_line
 from cspm.formats.manifest import Manifest
+from cspm.formats.names import parse_version
 from cspm.index.query import NAMES_FILE
 from cspm.store import digest_of
 from cspm.verify.interface import check_module, export_names, import_names
@@ -84,14 +87,18 @@ def update_names(root: Path, line: dict[str, Any]) -> None:
     """Keep the registry's `names` file (for `cspm search`) in step with a newly added version."""
     path = root / NAMES_FILE
     rows: dict[str, str] = {}
-    if path.exists():
-        for raw in path.read_text(encoding="utf-8").splitlines():
+    latest: dict[str, Version] = {}
+    if path.exists():  # best effort, as `cspm search` reads it: a malformed row is dropped, never a crash
+        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                rows[json.loads(raw)["name"]] = raw
-            except (ValueError, KeyError, TypeError):
+                row = bounded_json.loads(raw, max_bytes=64 * 1024)
+                name, version = row["name"], parse_version(row["latest"])
+            except (ValueError, KeyError, TypeError, CspmError):
                 continue
-    previous = rows.get(line["name"])
-    if previous is None or Version(json.loads(previous)["latest"]) <= Version(line["version"]):
+            if isinstance(name, str):
+                rows[name], latest[name] = raw, version
+    previous = latest.get(line["name"])
+    if previous is None or previous <= Version(line["version"]):
         rows[line["name"]] = names_line(line)
     _atomic(path, "".join(rows[name] + "\n" for name in sorted(rows)).encode())
 

@@ -3,6 +3,8 @@
 `<cache>/index/<registry>/<path>` holds the body and `<path>.meta.json` its ETag / Last-Modified;
 both are replaced atomically, so a crash leaves the previous copy. Writing is best effort: a cache
 that cannot be written (a full disk, a read-only folder) costs a refetch next time, never the command.
+Reading is as careful as reading a registry: a meta file that is not what `put` writes (nested,
+huge, other types) counts as no cached copy, never as a crash.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cspm import paths
+from cspm.formats import bounded_json
+
+MAX_META = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,12 +42,18 @@ class IndexCache:
     def get(self, relpath: str) -> Cached | None:
         body_path, meta_path = self._paths(relpath)
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            with meta_path.open("rb") as handle:
+                meta = bounded_json.loads(handle.read(MAX_META + 1), max_bytes=MAX_META)
             body = body_path.read_bytes()
         except (OSError, ValueError):
             return None
-        return Cached(None if meta.get("missing") else body, meta.get("etag"), meta.get("last_modified"),
-                      float(meta.get("fetched", 0)))
+        if not isinstance(meta, dict):
+            return None
+        etag, modified, fetched = meta.get("etag"), meta.get("last_modified"), meta.get("fetched", 0)
+        if not (isinstance(etag, str | None) and isinstance(modified, str | None)
+                and isinstance(fetched, int | float) and not isinstance(fetched, bool)):
+            return None
+        return Cached(None if meta.get("missing") else body, etag, modified, float(fetched))
 
     def put(self, relpath: str, body: bytes | None, etag: str | None, last_modified: str | None) -> None:
         body_path, meta_path = self._paths(relpath)

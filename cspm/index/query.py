@@ -6,10 +6,10 @@ written beside `index/` by every index producer), so a static host can answer it
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from cspm.errors import CspmError
+from cspm.formats import bounded_json
 from cspm.formats.index_line import IndexEntry
 from cspm.formats.names import check_name, parse_requirement
 from cspm.index.federation import Federation
@@ -36,7 +36,7 @@ def parse_names(body: bytes, registry: str) -> list[Hit]:
     hits = []
     for raw in body.decode("utf-8", "replace").splitlines()[:100_000]:
         try:
-            data = json.loads(raw)
+            data = bounded_json.loads(raw, max_bytes=64 * 1024)
             name = check_name(data["name"])
             fields = [str(data.get(k, ""))[:500] for k in ("kind", "description", "latest")]
         except (ValueError, KeyError, TypeError, CspmError):

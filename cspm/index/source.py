@@ -3,21 +3,27 @@
 Both give the same answers: `config.json`, `index/<ns>/<name>`, and blobs under `dl`. Over HTTP an
 index file is revalidated with If-None-Match / If-Modified-Since; when the registry is down (or
 `offline`), the cached copy is used and a warning says so.
+
+Everything a registry serves is untrusted. A folder registry is read only inside its folder (a path
+is checked after percent-decoding and resolved, so neither `%2e%2e/` nor a symlink leaves it) and
+only from regular files, read up to a limit whatever `stat` says (a FIFO would hang, a device never
+end). JSON goes through `bounded_json`, and a body that cannot be decoded is refused, naming the
+registry.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from cspm.errors import CspmError
-from cspm.fetch import http_timeout
+from cspm.fetch import NotRegularFile, http_timeout, open_regular
+from cspm.formats import bounded_json
 from cspm.formats.names import check_name
 from cspm.formats.userconfig import Registry
 from cspm.index.cache import Cached, IndexCache
@@ -84,20 +90,47 @@ class IndexSource:
             return self._read_local(relpath, limit)
         return self._read_http(relpath, limit)
 
+    def local_path(self, relpath: str) -> Path:
+        """`relpath` (decoded: no `%` escapes left) resolved inside the registry folder, or an error.
+
+        `..`, an absolute path, a backslash or a NUL is refused before anything is touched; the resolved
+        path (symlinks followed) must still be inside the folder, so a link cannot lead out of it.
+        """
+        assert self.folder is not None
+        parts = PurePosixPath(relpath).parts
+        if (not relpath or relpath.startswith("/") or "\\" in relpath or "\0" in relpath or ".." in parts
+                or not parts):
+            raise RegistryUnavailable(f"registry {self.registry.name}: {relpath[:200]!r} is not a path inside "
+                                      f"the registry folder", hint="tell the registry's operator")
+        root = self.folder.resolve()
+        path = (root / Path(*parts)).resolve()
+        if not path.is_relative_to(root):
+            raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} leads out of the registry folder "
+                                      f"(to {path})", hint="a folder registry is read only inside its folder: "
+                                                           "tell the registry's operator")
+        return path
+
     def _read_local(self, relpath: str, limit: int) -> Fetched:
         assert self.folder is not None
-        path = self.folder / relpath
+        if not self.folder.is_dir():
+            raise RegistryUnavailable(f"registry {self.registry.name}: folder {self.folder} does not exist",
+                                      hint="fix its url with `cspm registry add`")
+        path = self.local_path(relpath)
         try:
-            if path.stat().st_size > limit:
-                raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is larger than {limit} bytes")
-            return Fetched(path.read_bytes())
-        except FileNotFoundError:
-            if not self.folder.is_dir():
-                raise RegistryUnavailable(f"registry {self.registry.name}: folder {self.folder} does not exist",
-                                          hint="fix its url with `cspm registry add`") from None
+            with open_regular(path) as handle:
+                body = handle.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return Fetched(None)
-        except IsADirectoryError:
-            return Fetched(None)
+        except NotRegularFile as exc:
+            raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is {exc}, not a regular file",
+                                      hint="a folder registry is read from regular files only: tell the "
+                                           "registry's operator") from None
+        except OSError as exc:
+            raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} cannot be read: "
+                                      f"{exc.strerror or exc}") from None
+        if len(body) > limit:
+            raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is larger than {limit} bytes")
+        return Fetched(body)
 
     def _read_http(self, relpath: str, limit: int) -> Fetched:
         cached = self.cache.get(relpath)
@@ -123,6 +156,13 @@ class IndexSource:
                 time.sleep(INDEX_BACKOFF_S * 2 ** (attempt - 1))
             except httpx.TransportError as exc:
                 return self._unavailable(exc, cached, f"cannot be reached: {str(exc) or type(exc).__name__}")
+            except (httpx.DecodingError, httpx.TooManyRedirects, httpx.InvalidURL) as exc:
+                # the registry answered, but with a body that cannot be decoded (a corrupt gzip) or in a loop:
+                # nothing of it is used or cached, and a stale copy would hide a broken registry
+                raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) sent an answer "
+                                          f"for {relpath} that cannot be used: {str(exc)[:300] or type(exc).__name__}",
+                                          hint="tell the registry's operator (or the proxy's, if one is in the "
+                                               "way)") from None
         raise AssertionError("unreachable")
 
     def _unavailable(self, exc: Exception, cached: Cached | None, what: str) -> Fetched:
@@ -170,16 +210,26 @@ class IndexSource:
         if self._config is None:
             fetched = self.read("config.json", MAX_CONFIG_FILE)
             try:
-                data = json.loads(fetched.body) if fetched.body else {}
-            except ValueError:
-                raise RegistryUnavailable(f"registry {self.registry.name}: config.json is not JSON") from None
+                data = bounded_json.loads(fetched.body, max_bytes=MAX_CONFIG_FILE) if fetched.body else {}
+            except bounded_json.JsonRejected as exc:
+                raise RegistryUnavailable(f"registry {self.registry.name}: config.json is refused: {exc}",
+                                          hint="tell the registry's operator") from None
             self._config = data if isinstance(data, dict) else {}
+            policy = self._config.get("policy")
+            if policy is not None and not _is_policy(policy):
+                raise RegistryUnavailable(f"registry {self.registry.name}: config.json has a `policy` that is not "
+                                          f"a map of namespace patterns to signer rules",
+                                          hint="tell the registry's operator")
         return self._config
 
     def blob_url(self, digest: str) -> str:
-        """Where a blob is downloaded from: `dl` of config.json (relative to the registry, or absolute)."""
+        """Where a blob is downloaded from: `dl` of config.json (relative to the registry, or absolute).
+
+        `..` is looked for after percent-decoding too (`%2e%2e/` is `../` to whoever decodes the URL);
+        for a folder registry the decoded path must resolve inside the folder.
+        """
         template = self.config().get("dl") or DEFAULT_DL
-        if not isinstance(template, str) or ".." in template:
+        if not isinstance(template, str) or ".." in template or ".." in unquote(template):
             template = DEFAULT_DL
         relative = template.replace("{digest}", digest).replace("{hex}", digest.split(":", 1)[1])
         if relative.startswith(("http://", "https://")):
@@ -187,4 +237,25 @@ class IndexSource:
                 raise RegistryUnavailable(f"registry {self.registry.name}: a folder registry cannot send "
                                           f"downloads elsewhere ({template})")
             return relative
+        if self.folder is not None:
+            inside = self.local_path(unquote(relative.split("?", 1)[0].split("#", 1)[0]).lstrip("/"))
+            return f"{self.registry.url}/{quote(inside.relative_to(self.folder.resolve()).as_posix())}"
         return f"{self.registry.url}/{relative.lstrip('/')}"
+
+
+def _is_policy(policy: object) -> bool:
+    """The shape `verify.signature.rule_for` reads: {pattern: {issuer?, identity?, keys?, require?}}."""
+    if not isinstance(policy, dict):
+        return False
+    for pattern, rule in policy.items():
+        if not isinstance(pattern, str) or not isinstance(rule, dict | None):
+            return False
+        rule = rule or {}
+        if any(k in rule and not isinstance(rule[k], str | None) for k in ("issuer", "identity")):
+            return False
+        keys = rule.get("keys")
+        if keys is not None and not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
+            return False
+        if not isinstance(rule.get("require", True), bool):
+            return False
+    return True

@@ -18,11 +18,14 @@ from pathlib import Path
 
 from cspm import paths
 from cspm.errors import CspmError
+from cspm.formats import bounded_json
 from cspm.formats.lock import Lock, LockedPlugin
 from cspm.index.federation import Federation
 from cspm.index.source import IndexSource
 from cspm.store import Store
 from cspm.verify.signature import MAX_BUNDLE, Rule, SignatureError, Signer, rule_for, verify
+
+MAX_VERDICT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,11 +48,19 @@ def _fingerprint(rule: Rule | None, pinned: Signer | None) -> str:
 
 
 def _cached(digest: str, key: str) -> dict | None:
+    """The cached verdict for this rule, or None when there is none or it is not what `_remember` writes."""
     try:
-        data = json.loads(_verdict_path(digest).read_text())
+        with _verdict_path(digest).open("rb") as handle:
+            data = bounded_json.loads(handle.read(MAX_VERDICT + 1), max_bytes=MAX_VERDICT)
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("key") == key else None
+    if not isinstance(data, dict) or data.get("key") != key:
+        return None
+    signer = data.get("signer")
+    if signer is not None and not (isinstance(signer, dict) and set(signer) == {"issuer", "identity"}
+                                   and all(isinstance(v, str) for v in signer.values())):
+        return None
+    return data
 
 
 def _remember(digest: str, key: str, signer: Signer | None) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cspm.errors import CspmError
+from cspm.formats import bounded_json
 
 KEY_ISSUER = "key:ed25519"  # the `issuer` of a keyed signer; its identity is the key's id
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -155,7 +156,7 @@ def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str
     from securesystemslib.dsse import Envelope
 
     try:
-        envelope = Envelope.from_dict(json.loads(envelope_bytes))
+        envelope = Envelope.from_dict(bounded_json.loads(envelope_bytes, max_bytes=MAX_BUNDLE))
     except Exception:  # any malformed envelope is the same refusal
         raise SignatureError(f"{what}: the signature is not a DSSE envelope") from None
     if not keys:
@@ -170,7 +171,7 @@ def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str
     if envelope.payload_type != PAYLOAD_TYPE:
         raise SignatureError(f"{what}: the envelope carries {envelope.payload_type!r}, not an in-toto statement")
     try:
-        statement = json.loads(envelope.payload)
+        statement = bounded_json.loads(envelope.payload, max_bytes=MAX_BUNDLE)
         subject = statement["subject"][0]
         signed_digest, signed_name = "sha256:" + subject["digest"]["sha256"], subject["name"]
         signed_version = str(statement["predicate"]["version"])

@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[A-Za-z0-9_-]{1,64}$': re.compile('^[A-Za-z0-9_-]{1,64}\\Z'), '^[a-z0-9_-]{1,64}$': re.compile('^[a-z0-9_-]{1,64}\\Z'), '^/': re.compile('^/'), '^((\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?|https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[^\\s]*)?)$': re.compile('^((\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?|https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[^\\s]*)?)\\Z'), '^[A-Za-z0-9-]{1,64}$': re.compile('^[A-Za-z0-9-]{1,64}\\Z'), '^[A-Za-z0-9_.-]{1,64}$': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z'), '\\{\\}': re.compile('\\{\\}'), '^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$': re.compile('^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)\\Z'), '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$': re.compile('^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\\Z')}
+REGEX_PATTERNS = {'^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\\n)': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9_-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_-]{1,64}\\Z(?!\\n)'), '^[a-z0-9_-]{1,64}$(?!\\n)': re.compile('^[a-z0-9_-]{1,64}\\Z(?!\\n)'), '^/': re.compile('^/'), '^((\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?|https?://(\\*\\.)?[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[^\\s]*)?)$(?!\\n)': re.compile('^((\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?|https?://(\\*\\.)?[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[^\\s]*)?)\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$(?!\\n)': re.compile('^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_app_json(data, custom_formats={}, name_prefix=None):
@@ -69,6 +69,27 @@ def validate_https___chainsocket_dev_schemas_app_json(data, custom_formats={}, n
                     raise JsonSchemaValueException('')
                 for data__agents_x, data__agents_item in enumerate(data__agents):
                     validate_https___chainsocket_dev_schemas_app_json___defs_agent(data__agents_item, custom_formats, (name_prefix or 'data') + '.agents[{data__agents_x}]'.format(**locals()))
+        if 'env' in data_keys:
+            data_keys.remove('env')
+            data__env = data['env']
+            if not isinstance(data__env, (list, tuple)):
+                raise JsonSchemaValueException('')
+            data__env_is_list = isinstance(data__env, (list, tuple))
+            if data__env_is_list:
+                data__env_len = len(data__env)
+                if data__env_len > 64:
+                    raise JsonSchemaValueException('')
+
+                def fn(var):
+                    return frozenset(dict(((k, fn(v)) for k, v in var.items())).items()) if hasattr(var, 'items') else tuple((fn(v) for v in var)) if isinstance(var, (dict, list)) else (bool, var) if isinstance(var, bool) else var
+                if data__env_len > len(set((fn(data__env_x) for data__env_x in data__env))):
+                    raise JsonSchemaValueException('')
+                for data__env_x, data__env_item in enumerate(data__env):
+                    if not isinstance(data__env_item, str):
+                        raise JsonSchemaValueException('')
+                    if isinstance(data__env_item, str):
+                        if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\\n)'].search(data__env_item):
+                            raise JsonSchemaValueException('')
         if data_keys:
             raise JsonSchemaValueException('')
     return data
@@ -168,7 +189,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_agent(data, custom_
                     for data__secrets_key in data__secrets:
                         try:
                             if isinstance(data__secrets_key, str):
-                                if not REGEX_PATTERNS['^[A-Za-z0-9_-]{1,64}$'].search(data__secrets_key):
+                                if not REGEX_PATTERNS['^[A-Za-z0-9_-]{1,64}$(?!\\n)'].search(data__secrets_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__secrets_property_names = False
@@ -259,7 +280,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_agent(data, custom_
                     for data__models_key in data__models:
                         try:
                             if isinstance(data__models_key, str):
-                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$'].search(data__models_key):
+                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$(?!\\n)'].search(data__models_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__models_property_names = False
@@ -292,7 +313,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_agent(data, custom_
                     for data__data_key in data__data:
                         try:
                             if isinstance(data__data_key, str):
-                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$'].search(data__data_key):
+                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$(?!\\n)'].search(data__data_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__data_property_names = False
@@ -377,7 +398,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_host(data, custom_f
     if not isinstance(data, str):
         raise JsonSchemaValueException('')
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^((\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?|https?://[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[^\\s]*)?)$'].search(data):
+        if not REGEX_PATTERNS['^((\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?|https?://(\\*\\.)?[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?(/[^\\s]*)?)$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 
@@ -409,7 +430,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_secret(data, custom
                     if not isinstance(data__header, str):
                         raise JsonSchemaValueException('')
                     if isinstance(data__header, str):
-                        if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$'].search(data__header):
+                        if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$(?!\\n)'].search(data__header):
                             raise JsonSchemaValueException('')
                 if 'query' in data_keys:
                     data_keys.remove('query')
@@ -417,7 +438,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_secret(data, custom
                     if not isinstance(data__query, str):
                         raise JsonSchemaValueException('')
                     if isinstance(data__query, str):
-                        if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$'].search(data__query):
+                        if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$(?!\\n)'].search(data__query):
                             raise JsonSchemaValueException('')
                 if 'format' in data_keys:
                     data_keys.remove('format')
@@ -453,7 +474,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_secret_source(data,
     if not isinstance(data, str):
         raise JsonSchemaValueException('')
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$'].search(data):
+        if not REGEX_PATTERNS['^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 
@@ -552,7 +573,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_component(data, cus
                     for data__secrets_key in data__secrets:
                         try:
                             if isinstance(data__secrets_key, str):
-                                if not REGEX_PATTERNS['^[A-Za-z0-9_-]{1,64}$'].search(data__secrets_key):
+                                if not REGEX_PATTERNS['^[A-Za-z0-9_-]{1,64}$(?!\\n)'].search(data__secrets_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__secrets_property_names = False
@@ -589,7 +610,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_component(data, cus
                     for data__models_key in data__models:
                         try:
                             if isinstance(data__models_key, str):
-                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$'].search(data__models_key):
+                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$(?!\\n)'].search(data__models_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__models_property_names = False
@@ -622,7 +643,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_component(data, cus
                     for data__data_key in data__data:
                         try:
                             if isinstance(data__data_key, str):
-                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$'].search(data__data_key):
+                                if not REGEX_PATTERNS['^[a-z0-9_-]{1,64}$(?!\\n)'].search(data__data_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__data_property_names = False
@@ -636,7 +657,7 @@ def validate_https___chainsocket_dev_schemas_app_json___defs_ident(data, custom_
     if not isinstance(data, str):
         raise JsonSchemaValueException('')
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$'].search(data):
+        if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 

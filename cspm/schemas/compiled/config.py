@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z'), '^(https?://|file://|/|\\./|\\.\\./|~/)': re.compile('^(https?://|file://|/|\\./|\\.\\./|~/)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z')}
+REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^(https?://|file://|/|\\./|\\.\\./|~/)': re.compile('^(https?://|file://|/|\\./|\\.\\./|~/)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_config_json(data, custom_formats={}, name_prefix=None):
@@ -38,7 +38,7 @@ def validate_https___chainsocket_dev_schemas_config_json(data, custom_formats={}
                             if not isinstance(data__registries_item__name, str):
                                 raise JsonSchemaValueException('')
                             if isinstance(data__registries_item__name, str):
-                                if not REGEX_PATTERNS['^[a-z0-9][a-z0-9_-]{0,63}$'].search(data__registries_item__name):
+                                if not REGEX_PATTERNS['^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)'].search(data__registries_item__name):
                                     raise JsonSchemaValueException('')
                         if 'url' in data__registries_item_keys:
                             data__registries_item_keys.remove('url')
@@ -65,7 +65,7 @@ def validate_https___chainsocket_dev_schemas_config_json(data, custom_formats={}
                                     if not isinstance(data__registries_item__namespaces_item, str):
                                         raise JsonSchemaValueException('')
                                     if isinstance(data__registries_item__namespaces_item, str):
-                                        if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$'].search(data__registries_item__namespaces_item):
+                                        if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)'].search(data__registries_item__namespaces_item):
                                             raise JsonSchemaValueException('')
                         if data__registries_item_keys:
                             raise JsonSchemaValueException('')

@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z'), '^sha256:[0-9a-f]{64}$': re.compile('^sha256:[0-9a-f]{64}\\Z'), '^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json$': re.compile('^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json\\Z'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z'), '^[A-Za-z0-9-]{1,64}$': re.compile('^[A-Za-z0-9-]{1,64}\\Z'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z')}
+REGEX_PATTERNS = {'^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)'), '^sha256:[0-9a-f]{64}$(?!\\n)': re.compile('^sha256:[0-9a-f]{64}\\Z(?!\\n)'), '^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json$(?!\\n)': re.compile('^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_index_line_json(data, custom_formats={}, name_prefix=None):
@@ -25,7 +25,7 @@ def validate_https___chainsocket_dev_schemas_index_line_json(data, custom_format
                 data__name_len = len(data__name)
                 if data__name_len > 129:
                     raise JsonSchemaValueException('')
-                if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$'].search(data__name):
+                if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)'].search(data__name):
                     raise JsonSchemaValueException('')
         if 'version' in data_keys:
             data_keys.remove('version')
@@ -59,7 +59,7 @@ def validate_https___chainsocket_dev_schemas_index_line_json(data, custom_format
             if not isinstance(data__digest, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__digest, str):
-                if not REGEX_PATTERNS['^sha256:[0-9a-f]{64}$'].search(data__digest):
+                if not REGEX_PATTERNS['^sha256:[0-9a-f]{64}$(?!\\n)'].search(data__digest):
                     raise JsonSchemaValueException('')
         if 'size' in data_keys:
             data_keys.remove('size')
@@ -142,7 +142,7 @@ def validate_https___chainsocket_dev_schemas_index_line_json(data, custom_format
                                 data__dependencies_key_len = len(data__dependencies_key)
                                 if data__dependencies_key_len > 129:
                                     raise JsonSchemaValueException('')
-                                if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$'].search(data__dependencies_key):
+                                if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)'].search(data__dependencies_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__dependencies_property_names = False
@@ -240,7 +240,7 @@ def validate_https___chainsocket_dev_schemas_index_line_json(data, custom_format
                             if not isinstance(data__signature__bundle, str):
                                 raise JsonSchemaValueException('')
                             if isinstance(data__signature__bundle, str):
-                                if not REGEX_PATTERNS['^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json$'].search(data__signature__bundle):
+                                if not REGEX_PATTERNS['^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json$(?!\\n)'].search(data__signature__bundle):
                                     raise JsonSchemaValueException('')
                         if 'issuer' in data__signature_keys:
                             data__signature_keys.remove('issuer')
@@ -315,7 +315,7 @@ def validate_https___chainsocket_dev_schemas_index_line_json(data, custom_format
             if not isinstance(data__file, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__file, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$'].search(data__file):
+                if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)'].search(data__file):
                     raise JsonSchemaValueException('')
         if data_keys:
             raise JsonSchemaValueException('')
@@ -347,7 +347,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_secret_decl(data
             if not isinstance(data__header, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__header, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$'].search(data__header):
+                if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$(?!\\n)'].search(data__header):
                     raise JsonSchemaValueException('')
         if 'format' in data_keys:
             data_keys.remove('format')
@@ -366,7 +366,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_secret_decl(data
             if not isinstance(data__query, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__query, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$'].search(data__query):
+                if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$(?!\\n)'].search(data__query):
                     raise JsonSchemaValueException('')
         if data_keys:
             raise JsonSchemaValueException('')
@@ -479,7 +479,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_host(data, custo
     if not isinstance(data, str):
         raise JsonSchemaValueException('')
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$'].search(data):
+        if not REGEX_PATTERNS['^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 

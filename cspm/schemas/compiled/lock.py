@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z'), '^sha256:[0-9a-f]{64}$': re.compile('^sha256:[0-9a-f]{64}\\Z'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z'), '^[A-Za-z0-9-]{1,64}$': re.compile('^[A-Za-z0-9-]{1,64}\\Z'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z')}
+REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^sha256:[0-9a-f]{64}$(?!\\n)': re.compile('^sha256:[0-9a-f]{64}\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_lock_json(data, custom_formats={}, name_prefix=None):
@@ -67,7 +67,7 @@ def validate_https___chainsocket_dev_schemas_lock_json___defs_locked(data, custo
             if not isinstance(data__registry, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__registry, str):
-                if not REGEX_PATTERNS['^[a-z0-9][a-z0-9_-]{0,63}$'].search(data__registry):
+                if not REGEX_PATTERNS['^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)'].search(data__registry):
                     raise JsonSchemaValueException('')
         if 'digest' in data_keys:
             data_keys.remove('digest')
@@ -75,7 +75,7 @@ def validate_https___chainsocket_dev_schemas_lock_json___defs_locked(data, custo
             if not isinstance(data__digest, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__digest, str):
-                if not REGEX_PATTERNS['^sha256:[0-9a-f]{64}$'].search(data__digest):
+                if not REGEX_PATTERNS['^sha256:[0-9a-f]{64}$(?!\\n)'].search(data__digest):
                     raise JsonSchemaValueException('')
         if 'size' in data_keys:
             data_keys.remove('size')
@@ -210,7 +210,7 @@ def validate_https___chainsocket_dev_schemas_lock_json___defs_locked(data, custo
                     if not isinstance(data__manifest__file, str):
                         raise JsonSchemaValueException('')
                     if isinstance(data__manifest__file, str):
-                        if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$'].search(data__manifest__file):
+                        if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)'].search(data__manifest__file):
                             raise JsonSchemaValueException('')
                 if data__manifest_keys:
                     raise JsonSchemaValueException('')
@@ -272,7 +272,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_secret_decl(data
             if not isinstance(data__header, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__header, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$'].search(data__header):
+                if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$(?!\\n)'].search(data__header):
                     raise JsonSchemaValueException('')
         if 'format' in data_keys:
             data_keys.remove('format')
@@ -291,7 +291,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_secret_decl(data
             if not isinstance(data__query, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__query, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$'].search(data__query):
+                if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$(?!\\n)'].search(data__query):
                     raise JsonSchemaValueException('')
         if data_keys:
             raise JsonSchemaValueException('')
@@ -404,7 +404,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_host(data, custo
     if not isinstance(data, str):
         raise JsonSchemaValueException('')
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$'].search(data):
+        if not REGEX_PATTERNS['^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 
@@ -415,7 +415,7 @@ def validate_https___chainsocket_dev_schemas_index_line_json__properties_name(da
         data_len = len(data)
         if data_len > 129:
             raise JsonSchemaValueException('')
-        if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$'].search(data):
+        if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 

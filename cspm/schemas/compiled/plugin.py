@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[A-Za-z_][A-Za-z0-9_]{0,63}$': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,63}\\Z'), '^[A-Za-z0-9_-]{1,64}$': re.compile('^[A-Za-z0-9_-]{1,64}\\Z'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z'), '^[A-Za-z0-9-]{1,64}$': re.compile('^[A-Za-z0-9-]{1,64}\\Z'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z')}
+REGEX_PATTERNS = {'^[A-Za-z_][A-Za-z0-9_]{0,63}$(?!\\n)': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,63}\\Z(?!\\n)'), '^[A-Za-z0-9_-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_-]{1,64}\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_plugin_json(data, custom_formats={}, name_prefix=None):
@@ -268,7 +268,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json(data, custom_formats={}
                     for data__config_key in data__config:
                         try:
                             if isinstance(data__config_key, str):
-                                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]{0,63}$'].search(data__config_key):
+                                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]{0,63}$(?!\\n)'].search(data__config_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__config_property_names = False
@@ -294,7 +294,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json(data, custom_formats={}
                     for data__secrets_key in data__secrets:
                         try:
                             if isinstance(data__secrets_key, str):
-                                if not REGEX_PATTERNS['^[A-Za-z0-9_-]{1,64}$'].search(data__secrets_key):
+                                if not REGEX_PATTERNS['^[A-Za-z0-9_-]{1,64}$(?!\\n)'].search(data__secrets_key):
                                     raise JsonSchemaValueException('')
                         except (JsonSchemaValueException, JsonSchemaValuesException):
                             data__secrets_property_names = False
@@ -356,7 +356,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json(data, custom_formats={}
             if not isinstance(data__file, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__file, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$'].search(data__file):
+                if not REGEX_PATTERNS['^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)'].search(data__file):
                     raise JsonSchemaValueException('')
         if data_keys:
             raise JsonSchemaValueException('')
@@ -388,7 +388,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_secret_decl(data
             if not isinstance(data__header, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__header, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$'].search(data__header):
+                if not REGEX_PATTERNS['^[A-Za-z0-9-]{1,64}$(?!\\n)'].search(data__header):
                     raise JsonSchemaValueException('')
         if 'format' in data_keys:
             data_keys.remove('format')
@@ -407,7 +407,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_secret_decl(data
             if not isinstance(data__query, str):
                 raise JsonSchemaValueException('')
             if isinstance(data__query, str):
-                if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$'].search(data__query):
+                if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$(?!\\n)'].search(data__query):
                     raise JsonSchemaValueException('')
         if data_keys:
             raise JsonSchemaValueException('')
@@ -520,7 +520,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_host(data, custo
     if not isinstance(data, str):
         raise JsonSchemaValueException('')
     if isinstance(data, str):
-        if not REGEX_PATTERNS['^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$'].search(data):
+        if not REGEX_PATTERNS['^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 
@@ -531,7 +531,7 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_package_name(dat
         data_len = len(data)
         if data_len > 129:
             raise JsonSchemaValueException('')
-        if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$'].search(data):
+        if not REGEX_PATTERNS['^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 
