@@ -96,3 +96,16 @@ def test_compiled_validators_agree_with_jsonschema(name: str) -> None:
         if not verdict:
             assert schemas.problem(name, data) is not None
     assert rejected > 300  # the mutations do reach the schema's rules
+
+
+def test_a_disagreement_between_the_two_checks_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were jsonschema ever to accept what the compiled check refuses, the document is still refused."""
+    from cspm import schemas
+
+    class Lenient:
+        def iter_errors(self, data: object) -> list:
+            return []
+
+    monkeypatch.setattr(schemas, "validator", lambda name, definition=None: Lenient())
+    found = schemas.problem("app.json", {"entry": "x", "unknown": 1})
+    assert found is not None and "its two checks disagree" in found.message

@@ -97,14 +97,18 @@ def message_check(definition: str) -> Callable[[Any], None]:
 def problem(name: str, data: Any) -> ValidationError | None:
     """The most relevant way `data` breaks schema file `name` (jsonschema's `best_match`), or None.
 
-    The compiled check decides; jsonschema, the reference, words the error (and has the last word:
-    tests/test_schemas.py keeps the two in agreement).
+    The compiled check decides; jsonschema, the reference, words the error (tests/test_schemas.py
+    keeps the two in agreement). Should they ever disagree, the document is refused all the same
+    (fail closed).
     """
     if fast_valid(name)(data):
         return None
-    from jsonschema.exceptions import best_match
+    from jsonschema.exceptions import ValidationError, best_match
 
-    return best_match(validator(name).iter_errors(data))
+    found = best_match(validator(name).iter_errors(data))
+    if found is None:
+        return ValidationError(f"does not match {name} (its two checks disagree: please report it)")
+    return found
 
 
 def handlers() -> dict[str, Callable[[str], Any]]:
