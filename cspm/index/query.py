@@ -16,6 +16,7 @@ from cspm.index.federation import Federation
 
 NAMES_FILE = "names"
 MAX_NAMES_FILE = 16 << 20
+MAX_NAMES_ROW = 64 * 1024  # one package's line of `names`; a longer one is skipped
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def parse_names(body: bytes, registry: str) -> list[Hit]:
     hits = []
     for raw in body.decode("utf-8", "replace").splitlines()[:100_000]:
         try:
-            data = bounded_json.loads(raw, max_bytes=64 * 1024)
+            data = bounded_json.loads(raw, max_bytes=MAX_NAMES_ROW)
             name = check_name(data["name"])
             fields = [str(data.get(k, ""))[:500] for k in ("kind", "description", "latest")]
         except (ValueError, KeyError, TypeError, CspmError):

@@ -25,20 +25,23 @@ from typing import Any, TypeVar
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cspm import apppkg, models
 from cspm.errors import CspmError
+from cspm.formats import bounded_json
 from cspm.formats import manifest as manifest_format
-from cspm.formats.index_line import from_dict
 from cspm.formats.names import check_name, parse_version
 from cspm.index import build
 from cspm.store import check_digest, digest_of
 from cspm.verify.signature import Rule, SignatureError, Signer, rule_for, verify
-from cspm_registry import auth, framing
+from cspm_registry import auth, framing, limits
 from cspm_registry.storage import (
+    API,
     BUNDLE_SUFFIX,
     Exists,
     NotFound,
@@ -52,11 +55,11 @@ from cspm_registry.storage import (
 
 log = logging.getLogger("cspm_registry")
 
-API = "api/v1"
 NO_CACHE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_YANK_BODY = 64 * 1024
-BUNDLE_RE = re.compile(r"^[0-9a-f]{64}\.(sigstore|dsse)\.json$")
+BUNDLE_RE = re.compile(r"[0-9a-f]{64}\.(sigstore|dsse)\.json")  # fullmatch: `$` would let a final newline by
+UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]")  # in no path the registry serves (see PathGuard)
 MAX_RENDERINGS = 4096
 UPLOAD_TIMEOUT_S = 30.0
 T = TypeVar("T")
@@ -200,7 +203,7 @@ class Registry:
 
     async def bundle(self, request: Request) -> Response:
         filename = request.path_params["file"]
-        path = self.storage.bundle_path(filename) if BUNDLE_RE.match(filename) else None
+        path = self.storage.bundle_path(filename) if BUNDLE_RE.fullmatch(filename) else None
         if path is None:
             return _error(404, "not_found", "no such bundle")
         headers = {"ETag": f'"{filename.split(".", 1)[0]}"', "Cache-Control": IMMUTABLE}  # named by its sha256
@@ -249,10 +252,7 @@ class Registry:
 
     def _publish(self, token: Token, body: framing.PublishBody) -> dict[str, Any]:
         """Scope, manifest, signature, module, then storage: nothing is written before all of them pass."""
-        try:
-            data = json.loads(body.json)
-        except (UnicodeDecodeError, ValueError):
-            raise ApiError(400, "bad_request", "the JSON part (1) is not JSON") from None
+        data = _json(body.json, framing.MAX_JSON, "the JSON part (1)")
         if not isinstance(data, dict) or not isinstance(data.get("manifest"), dict):
             raise ApiError(400, "bad_request", 'the JSON part (1) must be an object {"manifest": {...}}')
         kind = _signature_kind(data.get("signature"), body.bundle)
@@ -270,6 +270,12 @@ class Registry:
         if kind is not None and kind not in BUNDLE_SUFFIX:
             raise ApiError(422, "signature", f"unknown signature kind {kind[:100]!r} (this registry accepts "
                                              f"{' and '.join(repr(k) for k in BUNDLE_SUFFIX)})")
+        if kind is not None:  # JSON, read within cspm's limits before any verifier sees it
+            try:
+                bounded_json.loads(body.bundle, max_bytes=limits.MAX_BUNDLE)
+            except bounded_json.JsonRejected as exc:
+                shown = "a Sigstore bundle" if kind == "sigstore" else "a DSSE envelope"
+                raise ApiError(422, "signature", f"{name} {version}: the signature is not {shown} ({exc})") from None
         # the signature before the module: nothing from an untrusted publisher is even parsed
         digest = "sha256:" + hashlib.sha256(body.blob).hexdigest()
         what = f"{name} {version}"
@@ -288,19 +294,27 @@ class Registry:
             "kind": kind, "bundle": bundle_name(body.bundle, kind), "issuer": signer.issuer,
             "identity": signer.identity}
         published = published_now()
+        _client_limit(lambda: limits.check_module(manifest.kind, len(body.blob), what))
         if manifest.kind == "app":
+            if len(body.blob) <= apppkg.MAX_BUNDLE:  # a larger one apppkg refuses for its size, unread
+                try:
+                    bounded_json.loads(body.blob, max_bytes=apppkg.MAX_BUNDLE)
+                except bounded_json.JsonRejected as exc:
+                    raise ApiError(422, "invalid", f"{what}: the app package is not JSON cspm reads ({exc})") from None
             line = _checked(lambda: apppkg.index_line(manifest, body.blob, published=published))
         elif manifest.kind in ("model", "data"):
             line = _checked(lambda: _file_line(manifest, body.blob, published))
         else:
             line = _checked(lambda: build.index_line(manifest, body.blob, published=published))
         line["signature"] = signature
-        _checked(lambda: from_dict(line, name, "index line"))  # what we write must be what readers accept
+        _client_limit(lambda: limits.check_line(line, what))  # early; the files' limits are checked when storing
         try:
             self.storage.publish(line, body.blob, token, bundle=body.bundle, policy=policy,
                                  recheck=check_signature)  # the policy may change while this one was checked
         except Exists:
             raise _exists(name, version) from None
+        except limits.ClientLimit as exc:
+            raise ApiError(400, "client_limit", exc.message) from None
         log.info("published %s %s (%s, %d bytes, %s) with token #%d", name, version, line["digest"], line["size"],
                  f"signed by {signer}" if signer else "unsigned", token.id)
         return {"name": name, "version": version, "digest": line["digest"], "line": line}
@@ -324,10 +338,7 @@ class Registry:
         return JSONResponse(answer, 200)
 
     def _yank(self, token: Token, body: bytes) -> dict[str, Any]:
-        try:
-            data = json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            raise ApiError(400, "bad_request", "the body is not JSON") from None
+        data = _json(body, MAX_YANK_BODY, "the body")
         if not isinstance(data, dict) or not {"name", "version", "yanked"} <= set(data):
             raise ApiError(400, "bad_request", 'expected {"name": "ns/name", "version": "1.2.0", '
                                                '"yanked": true | false | "reason"}')
@@ -341,6 +352,8 @@ class Registry:
             line = self.storage.set_yanked(name, version, yanked)
         except NotFound:
             raise ApiError(404, "not_found", f"{name} {version} is not published here") from None
+        except limits.ClientLimit as exc:
+            raise ApiError(400, "client_limit", exc.message) from None
         log.info("%s %s yanked=%r by token #%d", name, line["version"], yanked, token.id)
         return {"name": name, "version": line["version"], "yanked": line["yanked"]}
 
@@ -353,6 +366,31 @@ class Registry:
             raise ApiError(403, "forbidden", f"this token may not {action}: ask for one created with --publish")
         raise ApiError(403, "forbidden", f"this token may not {action} in namespace {namespace!r} (it may in: "
                                          f"{', '.join(sorted(token.namespaces)) or 'none'})")
+
+
+def _json(data: bytes, max_bytes: int, what: str) -> Any:
+    """A JSON body, read as untrusted: past a limit (depth, digits, size) or not text is 400, never a 500.
+
+    A lone surrogate (`"\\ud800"`) parses but is not Unicode text: it could not be written as UTF-8 (an
+    index line, the database), so it is refused here too.
+    """
+    try:
+        value = bounded_json.loads(data, max_bytes=max_bytes)
+        json.dumps(value, ensure_ascii=False).encode()
+    except bounded_json.JsonRejected as exc:
+        raise ApiError(400, "bad_request", f"{what} is not JSON this registry reads: {exc}") from None
+    except UnicodeEncodeError:
+        raise ApiError(400, "bad_request", f"{what} holds a string that is not Unicode text (a lone surrogate "
+                                           f"escape such as \\ud800)") from None
+    return value
+
+
+def _client_limit(check: Any) -> Any:
+    """Run one of `limits`' checks: what cspm clients would refuse to read is 400 `client_limit`."""
+    try:
+        return check()
+    except limits.ClientLimit as exc:
+        raise ApiError(400, "client_limit", exc.message) from None
 
 
 def _checked(check: Any) -> Any:
@@ -423,6 +461,20 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return _error(500, "internal", "the registry failed on this request; its log says why")
 
 
+class PathGuard:
+    """404 for a path with a space or control character, before any route sees it: Starlette's route
+    patterns end in `$`, which matches before a final newline, so `/names%0A` would be `/names`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and UNPRINTABLE.search(scope["path"]):
+            await _error(404, "not_found", "no such path (it has a space or control character)")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def create_app(storage: Storage, *, name: str, max_blob_bytes: int,
                limiter: auth.FailureLimiter | None = None, upload_timeout: float = UPLOAD_TIMEOUT_S) -> Starlette:
     registry = Registry(storage, name=name, max_blob_bytes=max_blob_bytes, limiter=limiter,
@@ -437,4 +489,5 @@ def create_app(storage: Storage, *, name: str, max_blob_bytes: int,
         Route(f"/{API}/yank", registry.yank, methods=["POST"]),
     ]
     handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
-    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, exception_handlers=handlers,  # type: ignore[arg-type]
+                     middleware=[Middleware(PathGuard)])

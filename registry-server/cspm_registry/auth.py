@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from cspm_registry.storage import Storage, Token
 
 PREFIX = "csr_"
-TOKEN_RE = re.compile(r"^csr_[A-Za-z0-9_-]{43}$")
+TOKEN_RE = re.compile(r"csr_[A-Za-z0-9_-]{43}")  # fullmatch
 MAX_FAILURES = 10
 WINDOW_S = 60.0
 MAX_TRACKED_CLIENTS = 10_000
@@ -49,7 +49,7 @@ def bearer(header: str | None) -> str | None:
 
 def authenticate(storage: Storage, token: str | None) -> Token | None:
     """The token's scope, or None for a missing, malformed or unknown token."""
-    if token is None or not TOKEN_RE.match(token):
+    if token is None or not TOKEN_RE.fullmatch(token):
         return None
     presented = token_hash(token)
     found = storage.token_by_hash(presented)

@@ -18,12 +18,14 @@ from cspm.errors import CspmError
 from cspm.formats.names import check_part
 from cspm.verify.signature import key_id
 from cspm_registry import auth
-from cspm_registry.storage import DB_FILE, Storage, Token
+from cspm_registry.storage import DB_FILE, MAX_REGISTRY_NAME, Storage, Token
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # what cspm's user config accepts as a registry name
-KEY_RE = re.compile(r"^ed25519:[0-9a-fA-F]{64}$")
+# fullmatch (`$` lets a final newline by): what cspm's user config accepts as a registry name
+NAME_RE = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_REGISTRY_NAME - 1}}}")
+KEY_RE = re.compile(r"ed25519:[0-9a-fA-F]{64}")  # fullmatch
 MAX_FIELD = 1024  # an index line's `issuer` and `identity` are at most this long
 DEFAULT_NAME = "registry"
+HEADER_TIMEOUT_S = 10.0  # a request's line and headers (docs/registry.md "Connections")
 
 # plain tracebacks: rich ones print local variables, and a local may be a token
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -53,6 +55,9 @@ def serve(
     max_blob_mb: Annotated[int, typer.Option(help="largest module or app package accepted, in MiB")] = 64,
     upload_timeout: Annotated[float, typer.Option(help="seconds a request body may take to arrive, in all "
                                                        "(then 408)")] = 30.0,
+    header_timeout: Annotated[float, typer.Option(help="seconds a request's line and headers may take to arrive "
+                                                       "(then 408 and the connection is closed)")
+                              ] = HEADER_TIMEOUT_S,
     access_log: Annotated[bool, typer.Option("--access-log", help="log every request (costly under load)")
                           ] = False,
 ) -> None:
@@ -60,13 +65,15 @@ def serve(
     import uvicorn
 
     from cspm_registry.app import create_app
+    from cspm_registry.protocol import protocol_class
 
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         raise _fail(f"--name {name!r}: use lowercase letters, digits, '-' and '_' (at most 64)")
     if not 1 <= max_blob_mb <= 4095:  # a part's length is 32 bits
         raise _fail("--max-blob-mb is 1 to 4095")
-    if not 0 < upload_timeout <= 86400:
-        raise _fail("--upload-timeout is more than 0 and at most 86400 seconds")
+    for value, option in ((upload_timeout, "--upload-timeout"), (header_timeout, "--header-timeout")):
+        if not 0 < value <= 86400:  # also refuses nan
+            raise _fail(f"{option} is more than 0 and at most 86400 seconds")
     data.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(data / "serve.lock"))
     try:
@@ -88,8 +95,9 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     print(f"cspm-registry: serving {name} at http://{shown}:{port}/ (data {data})", flush=True)
     application = create_app(storage, name=name, max_blob_bytes=max_blob_mb << 20, upload_timeout=upload_timeout)
+    # the request head is bounded by our protocol (size and time); no WebSocket: nothing here speaks it
     config = uvicorn.Config(application, host=host, port=port, log_level="info", server_header=False,
-                            access_log=access_log)
+                            access_log=access_log, http=protocol_class(header_timeout=header_timeout), ws="none")
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -185,7 +193,7 @@ def trust_set(
         if value is not None and not 0 < len(value.strip()) <= MAX_FIELD:
             raise _fail(f"{option} is 1 to {MAX_FIELD} characters")
     for item in keys:
-        if not KEY_RE.match(item):
+        if not KEY_RE.fullmatch(item):
             raise _fail(f"--key {item[:80]!r} is not a public key", hint="expected ed25519:<64 hex digits> (the "
                                                                          "public key `cspm keygen` prints)")
     data.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,10 @@ import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from cspm_registry.limits import MAX_BUNDLE  # what cspm reads of a signature bundle
+
 PART_NAMES = ("the JSON part (1)", "the module part (2)", "the signature bundle part (3)")
 MAX_JSON = 1 << 20
-MAX_BUNDLE = 1 << 20
 _LENGTH = struct.Struct("<I")
 
 

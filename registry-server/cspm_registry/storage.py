@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,8 @@ from packaging.utils import canonicalize_version
 from packaging.version import Version
 
 from cspm.errors import CspmError
-from cspm.formats.index_line import from_dict, to_line
 from cspm.index.build import names_line
+from cspm_registry import limits
 
 log = logging.getLogger("cspm_registry")
 
@@ -79,10 +79,16 @@ MIGRATIONS = {  # from version: statements that make it the next version
 }
 INDEXES = "CREATE INDEX IF NOT EXISTS versions_bundle ON versions (bundle)"  # after the migrations
 BUNDLE_SUFFIX = {"sigstore": "sigstore", "dsse-ed25519": "dsse"}
+MAX_REGISTRY_NAME = 64  # `--name`: what cspm's user config accepts as a registry name
+API = "api/v1"  # config.json's `api`: where the write API is
 
 
 class StorageError(CspmError):
     """A data dir this version cannot use."""
+
+
+class TrustTooLarge(CspmError):
+    """A trust policy that would make config.json larger than cspm reads."""
 
 
 class Exists(Exception):
@@ -139,6 +145,7 @@ class Storage:
         for folder in (self.blobs, self.bundles, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._names: tuple[int, dict[str, int]] | None = None  # (generation, bytes of each package's `names` row)
         self._pause_after_blob = float(os.environ.get(PAUSE_AFTER_BLOB_ENV) or 0)
         with self._write() as db:  # not executescript, which commits on its own
             for statement in SCHEMA.split(";\n"):
@@ -268,6 +275,10 @@ class Storage:
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO trust VALUES (?, ?, ?, ?, ?, ?)",
                        (namespace, issuer, identity, json.dumps(keys), int(require), time.time()))
+            try:  # as served (the API's path is longer than an export's null), under the longest name
+                limits.check_config(render_config("x" * MAX_REGISTRY_NAME, API, _policy(db)))
+            except limits.ClientLimit as exc:
+                raise TrustTooLarge(exc.message) from None  # rolled back
             self._bump(db)
 
     def remove_trust(self, namespace: str) -> bool:
@@ -296,9 +307,12 @@ class Storage:
 
         The bundle goes where the line's `signature.bundle` says. `policy` is the namespace's trust
         policy the publish was verified against: if it changed since, `recheck(current policy)`
-        verifies again, under the write lock, or raises (and nothing stays).
+        verifies again, under the write lock, or raises (and nothing stays). A line, index file or
+        `names` file cspm would not read is `limits.ClientLimit` (checked under the write lock, so two
+        publishes cannot together pass a limit each passes alone).
         """
         namespace = line["name"].split("/")[0]
+        what = f"{line['name']} {line['version']}"
         files = [(blob, self.blobs / line["digest"].split(":", 1)[1])]
         bundle_at = (line.get("signature") or {}).get("bundle")
         if bundle_at:
@@ -323,12 +337,16 @@ class Storage:
                         current = _policy(db, namespace)
                         if current != (policy or {}):
                             recheck(current)
+                    text = limits.check_line(line, what)
+                    package = [row[0] for row in db.execute("SELECT line FROM versions WHERE name = ? ORDER BY id",
+                                                            (line["name"],))]
+                    names = self._check_client_limits(db, line["name"], [*package, text], what)
                     now = time.time()
                     db.execute("INSERT OR IGNORE INTO namespaces VALUES (?, ?, ?)", (namespace, now, token.id))
                     db.execute("INSERT INTO versions (name, version, version_key, digest, line, published, modified,"
                                " bundle) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (line["name"], line["version"], version_key(line["version"]), line["digest"],
-                                to_line(line), line.get("published", ""), now, bundle_at))
+                                text, line.get("published", ""), now, bundle_at))
                 except BaseException as exc:
                     for target in brought:  # still under the write lock: nobody else can have started using it
                         target.unlink(missing_ok=True)
@@ -336,6 +354,8 @@ class Storage:
                         raise Exists(f"{line['name']} {line['version']}") from None
                     raise
                 self._bump(db)
+                generation = self.generation()
+            self._names = (generation, names)
         finally:
             for source in staged:
                 source.unlink(missing_ok=True)
@@ -362,10 +382,36 @@ class Storage:
                 raise NotFound(f"{name} {version}")
             line = json.loads(row[1])
             line["yanked"] = yanked
-            from_dict(line, name, "index line")  # what we write must be what readers accept
-            db.execute("UPDATE versions SET line = ?, modified = ? WHERE id = ?", (to_line(line), time.time(), row[0]))
+            what = f"{name} {line['version']}"
+            text = limits.check_line(line, what)  # a reason makes the line longer
+            package = [text if row_id == row[0] else other for row_id, other in
+                       db.execute("SELECT id, line FROM versions WHERE name = ? ORDER BY id", (name,))]
+            names = self._check_client_limits(db, name, package, what)
+            db.execute("UPDATE versions SET line = ?, modified = ? WHERE id = ?", (text, time.time(), row[0]))
             self._bump(db)
+            generation = self.generation()
+        self._names = (generation, names)
         return line
+
+    def _check_client_limits(self, db: sqlite3.Connection, name: str, package: list[str], what: str
+                             ) -> dict[str, int]:
+        """The package's index file (its lines as they will be) and the `names` file it changes must stay
+        within what cspm reads; returns the `names` row sizes as they will be."""
+        limits.check_index_file(sum(len(text.encode()) + 1 for text in package), what, name)
+        sizes = self._names_sizes(db)
+        row = len(names_row(best_lines(package)[name]))
+        limits.check_names(sum(sizes.values()) - sizes.get(name, 0) + row, what, row)
+        return {**sizes, name: row}
+
+    def _names_sizes(self, db: sqlite3.Connection) -> dict[str, int]:
+        """Bytes of each package's row in `names`: rendered once, then kept up to date by publish and yank."""
+        generation = int(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        if self._names is not None and self._names[0] == generation:
+            return self._names[1]
+        best = best_lines(row[0] for row in db.execute("SELECT line FROM versions ORDER BY name, id"))
+        sizes = {name: len(names_row(line)) for name, line in best.items()}
+        self._names = (generation, sizes)
+        return sizes
 
     # -- reads
 
@@ -420,8 +466,8 @@ def render_config(name: str, api: str | None, policy: dict[str, Any]) -> bytes:
     return (json.dumps(config, sort_keys=True) + "\n").encode()
 
 
-def render_names(lines: Any) -> bytes:
-    """`names`: one row per package, for its highest version not yanked (the highest at all if every one is)."""
+def best_lines(lines: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each package's line `names` shows: its highest version not yanked (the highest at all if every one is)."""
     best: dict[str, tuple[bool, Version, dict[str, Any]]] = {}
     for text in lines:
         line = json.loads(text)
@@ -429,7 +475,17 @@ def render_names(lines: Any) -> bytes:
         current = best.get(line["name"])
         if current is None or key > current[:2]:
             best[line["name"]] = (*key, line)
-    return "".join(names_line(best[name][2]) + "\n" for name in sorted(best)).encode()
+    return {name: found[2] for name, found in best.items()}
+
+
+def names_row(line: dict[str, Any]) -> bytes:
+    return (names_line(line) + "\n").encode()
+
+
+def render_names(lines: Iterable[str]) -> bytes:
+    """`names`: one row per package, sorted by name."""
+    best = best_lines(lines)
+    return b"".join(names_row(best[name]) for name in sorted(best))
 
 
 def _remove(path: Path) -> None:
