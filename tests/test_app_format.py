@@ -51,10 +51,10 @@ def test_good_config_loads_with_types_and_paths(tmp_path: Path) -> None:
     gpt = app.components["gpt"]
     assert gpt.kind == "llm" and gpt.plugin_path == tmp_path / "llm.wasm"
     assert gpt.config == {"model": "m", "temperature": 0.2}
-    assert gpt.grant.hosts == ("api.example.com",) and gpt.grant.kv is False
+    assert gpt.grant.hosts == ("https://api.example.com",) and gpt.grant.kv is False
     assert [s.name for s in gpt.secrets] == ["api_key", "other"]
     assert gpt.secrets[0].header == "Authorization" and gpt.secrets[0].format == "Bearer {}"
-    assert gpt.secrets[1].header == "x-api-key" and gpt.secrets[1].hosts == ("api.example.com",)
+    assert gpt.secrets[1].header == "x-api-key" and gpt.secrets[1].hosts == ("https://api.example.com",)
     assert app.components["search"].plugin_path == Path("/abs/search.wasm")
     boss = app.components["boss"]
     assert boss.prompt == "be brief" and boss.llms == ("gpt",) and boss.tools == ("search",)

@@ -25,7 +25,7 @@ llms:
   - {{name: echo_llm, description: an llm, plugin_name: {wasm}, config: {{kind: llm}}}}
 tools:
   - {{name: echo_tool, description: a tool, plugin_name: {wasm}, config: {{kind: tool}},
-     grant: {{hosts: [127.0.0.1]}}}}
+     grant: {{hosts: ["{base_url}"]}}}}
 agents:
   - name: sub_agent
     description: an agent with nothing to call
@@ -40,8 +40,8 @@ agents:
     tools: [echo_tool]
     agents: [sub_agent]
     secrets:
-      token: {{from: "file:key.txt", hosts: ["127.0.0.1"]}}
-    grant: {{hosts: ["127.0.0.1"], kv: true, timeout_ms: 20000}}
+      token: {{from: "file:key.txt", hosts: ["{base_url}"]}}
+    grant: {{hosts: ["{base_url}"], kv: true, timeout_ms: 20000}}
 """)
 
 

@@ -75,7 +75,7 @@ def test_app_component_from_folder_takes_defaults_from_manifest(tmp_path: Path, 
     assert w.description == "current weather for a city"
     assert w.config == {"units": "metric", "days": 3}
     # the app's grant overrides the manifest's capabilities key by key
-    assert w.grant.hosts == ("api.other.test",) and w.grant.kv and w.grant.memory_pages == 64
+    assert w.grant.hosts == ("https://api.other.test",) and w.grant.kv and w.grant.memory_pages == 64
     key, token = w.secrets
     assert (key.header, key.format, key.query) == ("x-api-key", "{}", None)
     assert token.query == "token"
@@ -125,7 +125,7 @@ def test_env_interpolation_in_config_and_grant(tmp_path: Path, monkeypatch: pyte
     x = app_format.load(path).components["x"]
     assert x.config == {"base_url": "http://127.0.0.1:8123/v1", "model": "small", "price": "$5",
                         "list": ["http://127.0.0.1:8123/v1"]}
-    assert x.grant.hosts == ("127.0.0.1:8123", "api.example.com")
+    assert x.grant.hosts == ("http://127.0.0.1:8123", "https://api.example.com")
 
 
 def test_env_interpolation_unset_names_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -48,7 +48,7 @@ def app(tmp_path: Path, srv: ScriptedServer, config: str = "", *, grant: str | N
     lines = [f"base_url: {srv.url}"] + ([config] if config else [])
     text = (f"entry: claude\nllms:\n  - name: claude\n    plugin_name: {plugin}\n"
             f"    config: {{{', '.join(lines)}}}\n"
-            f"    grant: {{hosts: [{grant or srv.host}]}}\n")
+            f"    grant: {{hosts: [\"{grant or srv.url}\"]}}\n")
     if secret:
         text += "    secrets: {api_key: env:ANTHROPIC_API_KEY}\n"
     return write_app(tmp_path, text)

@@ -117,7 +117,7 @@ tools:
     description: fetch, briefly
     plugin_name: {folder}
     config: {{max_chars: 120, user_agent: test-agent/2}}
-    grant: {{hosts: ["{host}"]}}
+    grant: {{hosts: ["http://{host}"]}}
   - {{name: closed, description: no hosts, plugin_name: {folder}}}
 """)
     with load_app(app) as runtime:
@@ -214,7 +214,7 @@ def test_connection_failure(tmp_path: Path) -> None:
     app = write_app(tmp_path, f"""
 entry: web
 tools:
-  - {{name: web, description: fetch, plugin_name: {PLUGINS / 'http-get'}, grant: {{hosts: ["127.0.0.1:{port}"]}}}}
+  - {{name: web, description: fetch, plugin_name: {PLUGINS / 'http-get'}, grant: {{hosts: ["http://127.0.0.1:{port}"]}}}}
 """)
     with load_app(app) as runtime:
         out = runtime.run(f"http://127.0.0.1:{port}/").response
@@ -260,7 +260,7 @@ def test_token_secret_is_injected_and_redacted(tmp_path: Path, site: tuple[str, 
 entry: web
 tools:
   - {{name: web, description: fetch, plugin_name: {PLUGINS / 'http-get'}, secrets: {{token: env:HTTP_GET_TOKEN}},
-     grant: {{hosts: ["{site[0]}"]}}}}
+     grant: {{hosts: ["http://{site[0]}"]}}}}
 """)
     with load_app(app) as runtime:
         out = runtime.run(f"http://{site[0]}/whoami").response
@@ -273,7 +273,7 @@ def test_config_without_plugin_yaml(tmp_path: Path, site: tuple[str, list]) -> N
     entry = """
 entry: web
 tools:
-  - {{name: web, description: fetch, plugin_name: {plugin}, config: {config}, grant: {{hosts: ["{host}"]}}}}
+  - {{name: web, description: fetch, plugin_name: {plugin}, config: {config}, grant: {{hosts: ["http://{host}"]}}}}
 """
     bad = '{max_chars: "lots"}'
     with pytest.raises(CspmError, match="expects integer for 'max_chars'"):

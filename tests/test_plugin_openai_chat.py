@@ -52,7 +52,7 @@ def app(tmp_path: Path, srv: ScriptedServer, config: str = "", *, secret: bool =
     plugin = FOLDER / "build" / "openai-chat.wasm" if bare else FOLDER
     text = (f"entry: gpt\nllms:\n  - name: gpt\n    plugin_name: {plugin}\n"
             f"    config: {{{', '.join(lines)}}}\n"
-            f"    grant: {{hosts: [{grant or srv.host}]}}\n")
+            f"    grant: {{hosts: [\"{grant or srv.url}\"]}}\n")
     if secret:
         text += "    secrets: {api_key: env:OPENAI_API_KEY}\n"
     return write_app(tmp_path, text)

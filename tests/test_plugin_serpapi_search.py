@@ -216,7 +216,7 @@ def test_host_not_granted_says_what_to_grant(app: Callable[..., Runtime], serp: 
 
 
 def test_connection_failure_is_an_error_answer(app: Callable[..., Runtime], serp: ScriptedServer) -> None:
-    output, is_error = run(app(base_url="http://127.0.0.1:9", grant="127.0.0.1:9"), "q")
+    output, is_error = run(app(base_url="http://127.0.0.1:9", grant="http://127.0.0.1:9"), "q")
     assert is_error and output.startswith("SerpAPI request failed (http_error)")
 
 

@@ -6,6 +6,7 @@ Loaded and validated once; everything after this module works on the typed `AppC
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,13 +37,13 @@ class Secret:
     source: str  # env:NAME | file:PATH
     header: str = DEFAULT_SECRET_HEADER
     format: str = DEFAULT_SECRET_FORMAT
-    hosts: tuple[str, ...] | None = None  # None: every host granted to the plug-in
+    hosts: tuple[str, ...] | None = None  # `scheme://host[:port]`s; None: the grant entry that admits the request
     query: str | None = None  # inject as this URL query parameter instead of a header (SerpAPI)
 
 
 @dataclass(frozen=True)
 class Grant:
-    hosts: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()  # `scheme://host[:port]` (`*.` allowed), see cspm/runtime/hosts.py
     paths: dict[str, str] = field(default_factory=dict)  # host dir -> guest dir; "ro:" prefix = read-only
     kv: bool = False
     wasi: bool | None = None  # None: enabled when the module imports wasi_snapshot_preview1
@@ -73,10 +74,27 @@ class Component:
     digest: str | None = None  # set when the module comes from the store: re-verified when loaded
     models: dict[str, str] = field(default_factory=dict)  # key -> `ns/name@spec` of a model package
     data: dict[str, str] = field(default_factory=dict)  # key -> `ns/name@spec` of a data package
+    env_reads: frozenset[str] = frozenset()  # variables its `config` and `grant` interpolate
+    package_mounts: dict[str, str] = field(default_factory=dict)  # store folder -> guest dir (models, data)
 
     @property
     def declared(self) -> dict[Kind, tuple[str, ...]]:
         return {"llm": self.llms, "tool": self.tools, "agent": self.agents}
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a published app came from (`cspm run ns/app`): it is untrusted, whatever it says of itself."""
+
+    name: str  # ns/name
+    version: str
+    registry: str  # the registry's name in the user's config
+    registry_url: str
+
+    @property
+    def identity(self) -> str:
+        """Registry and package: what its approvals and its kv memory are keyed by."""
+        return f"{self.name}@{self.registry_url}"
 
 
 @dataclass
@@ -86,13 +104,23 @@ class AppConfig:
     entry: str
     components: dict[str, Component]
     located: yamlsrc.Located | None = field(default=None, repr=False)
+    origin: Origin | None = None  # None: the user's own app file
+    approved: bool = False  # set by cspm.approvals.require: a published app runs only once approved
+
+    @property
+    def kv_scope(self) -> str:
+        """A published app's memory is its package's, never that of a `name` it gives itself (a local
+        app's name is an ident, which cannot contain the `:` of a package scope)."""
+        return f"pkg:{self.origin.identity}" if self.origin is not None else self.name
 
     @property
     def entry_component(self) -> Component:
         return self.components[self.entry]
 
 
-def load(path: Path | str) -> AppConfig:
+def load(path: Path | str, env: Mapping[str, str] | None = None, *, untrusted: bool = False) -> AppConfig:
+    """`env`: where `${VAR}` is read from (the process environment by default). `untrusted`: a
+    published app, which reads only the variables it declares (`env:` and its secrets' sources)."""
     path = Path(path)
     shown = str(path)
     try:
@@ -100,16 +128,17 @@ def load(path: Path | str) -> AppConfig:
     except yamlsrc.YamlError as exc:
         hint = "check the path, or create it (see docs/formats.md)" if exc.message == "no such file" else None
         raise FormatError(shown, exc.message, exc.line, hint=hint) from None
-    return parse(located, path)
+    return parse(located, path, env, untrusted=untrusted)
 
 
-def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
+def parse(located: yamlsrc.Located, path: Path, env: Mapping[str, str] | None = None, *,
+          untrusted: bool = False) -> AppConfig:
     shown = str(path)
     data = located.data
     if not isinstance(data, dict):
         raise FormatError(shown, "expected a mapping with `entry`, `llms`, `tools`, `agents`", located.line_of(()))
     _precheck_sources(data, located, shown)
-    interpolate_app(data, located, shown)
+    reads = interpolate_app(data, located, shown, env, declared_env(data) if untrusted else None)
     error = schemas.problem("app.json", data)
     if error is not None:
         raise _schema_error(error, located, shown)
@@ -124,6 +153,7 @@ def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
                 raise FormatError(shown, f"name {name!r} is already used by the {other.kind} on line {other.line}",
                                   located.line_of((*where, "name")), yamlsrc.format_path((*where, "name")))
             components[name] = _component(kind, raw, path, located, where)
+            components[name].env_reads = reads.get((section, index), frozenset())
 
     entry = data["entry"]
     if entry not in components:
@@ -141,6 +171,21 @@ def parse(located: yamlsrc.Located, path: Path) -> AppConfig:
                                       yamlsrc.format_path(("agents", index, section, j)))
     return AppConfig(path=path, name=data.get("name") or _default_name(path), entry=entry, components=components,
                      located=located)
+
+
+def declared_env(data: dict[str, Any]) -> frozenset[str]:
+    """The variables an app declares it reads: its `env:` list and the `env:NAME` sources of its
+    secrets. Read before the schema check (interpolation comes first), so every shape is tolerated."""
+    names = {v for v in data.get("env") or () if isinstance(v, str)} if isinstance(data.get("env"), list) else set()
+    for section in SECTIONS:
+        items = data.get(section)
+        for item in items if isinstance(items, list) else ():
+            secrets = item.get("secrets") if isinstance(item, dict) else None
+            for spec in secrets.values() if isinstance(secrets, dict) else ():
+                source = spec.get("from") if isinstance(spec, dict) else spec
+                if isinstance(source, str) and source.startswith("env:"):
+                    names.add(source[4:])
+    return frozenset(names)
 
 
 def _precheck_sources(data: dict[str, Any], located: yamlsrc.Located, shown: str) -> None:
@@ -249,11 +294,14 @@ def bind(component: Component, manifest: manifest_format.Manifest | None, shown:
 
 
 def _host_of(entry: str) -> str:
-    """A grant may name a host or a whole base URL (so one `${VAR}` feeds both config and grant)."""
-    if "://" not in entry:
-        return entry
-    netloc = entry.split("://", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
-    return netloc.lower()
+    """A grant or secret host entry as `scheme://host[:port]` (cspm/runtime/hosts.py).
+
+    An entry may be a whole base URL (so one `${VAR}` feeds both config and grant) and keeps its
+    scheme; a bare `host[:port]` or `*.host` means https, and no port means the scheme's default.
+    """
+    from cspm.runtime.hosts import canonical
+
+    return canonical(entry)
 
 
 def _secrets(raw: dict[str, Any], manifest: manifest_format.Manifest | None, shown: str,

@@ -7,7 +7,10 @@ for which session, and how deep in the call tree; routing checks the caller's de
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +20,13 @@ from typing import Any
 import extism
 from extism.extism import CompiledPlugin
 
-from cspm.errors import CspmError, PluginError
+from cspm.errors import CapabilityError, CspmError, PluginError
+from cspm.formats import bounded_json
 from cspm.formats.app import AppConfig, Component
-from cspm.runtime import compiler, hostfns
+from cspm.runtime import compiler, hostfns, logs
 from cspm.runtime.http import FetchRefused, HttpGateway
-from cspm.runtime.kv import KvStore, TooLarge
-from cspm.runtime.logs import LogCollector, LogLine
+from cspm.runtime.kv import KvKeyInvalid, KvStore, TooLarge
+from cspm.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINES, LogCollector, LogLine
 from cspm.runtime.secrets import ResolvedSecret, resolve
 from cspm.runtime.trace import Span
 from cspm.schemas import MessageInvalid, message_check
@@ -30,7 +34,9 @@ from cspm.store import digest_of
 from cspm.verify.wasm import Interface, WasmFormatError, read_interface
 
 MAX_DEPTH = 8
-MAX_LOG_LINES = 2000
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # one host-function request (JSON)
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # what one `call` returns (JSON)
+MAX_CHUNK_CHARS = 64 * 1024  # the text of one `emit` chunk; a longer one is refused, never buffered
 MAX_WASM_BYTES = 64 * 1024 * 1024
 KIND_MESSAGES = {"llm": ("llm_input", "llm_output"), "tool": ("tool_input", "tool_output"),
                  "agent": ("agent_input", "agent_output")}
@@ -56,6 +62,7 @@ class Node:
     compiled: CompiledPlugin
     config: dict[str, str]
     logs: list[LogLine] = field(default_factory=list)
+    log_bytes: int = 0  # UTF-8 bytes of `logs`' messages, bounded by MAX_LOG_BYTES
     dropped_logs: int = 0
     busy: bool = False
 
@@ -73,15 +80,27 @@ class Node:
 
 
 class Frame:
-    """Host context of one call into a plug-in."""
+    """Host context of one call into a plug-in.
 
-    __slots__ = ("depth", "node", "parent", "runtime", "session", "span")
+    `deadline` (time.monotonic()) is wall-clock: the call started + the plug-in's `timeout_ms`, never
+    later than its caller's. Extism counts only this plug-in's own limit, and only while Wasm runs; the
+    host holds the rest (host functions, nested calls, HTTP) to the deadline.
+    """
+
+    __slots__ = ("deadline", "depth", "limit", "node", "parent", "runtime", "session", "span")
 
     def __init__(self, runtime: Runtime, node: Node, parent: Frame | None, session: str, span: Span) -> None:
         self.runtime, self.node, self.parent, self.session, self.span = runtime, node, parent, session, span
         self.depth = 0 if parent is None else parent.depth + 1
+        timeout_ms = node.component.grant.timeout_ms
+        self.deadline = time.monotonic() + timeout_ms / 1000
+        self.limit = f"{timeout_ms} ms of {node.component.kind} `{node.name}`"  # whose limit it is
+        if parent is not None and parent.deadline < self.deadline:
+            self.deadline, self.limit = parent.deadline, parent.limit
 
     def handle(self, function: str, request: bytes) -> bytes:
+        if time.monotonic() >= self.deadline:
+            return hostfns.error_document("timeout", f"{function}: the call's time limit ({self.limit}) ran out")
         return self.runtime.dispatch(self, function, request)
 
     def host_failure(self, function: str, exc: BaseException) -> bytes:
@@ -110,6 +129,9 @@ class Runtime:
     def __init__(self, app: AppConfig, *, session: str | None = None, kv: KvStore | None = None,
                  on_chunk: Callable[[str, str], None] | None = None,
                  on_log: Callable[[LogLine], None] | None = None) -> None:
+        if app.origin is not None and not app.approved:  # every host runs through here: none can forget
+            raise CapabilityError(f"{app.origin.name} {app.origin.version} is a published app whose capabilities "
+                                  f"were not approved", hint="approve them: `cspm run NAME --allow-capabilities`")
         self.app = app
         self.session = session or uuid.uuid4().hex[:16]
         self._kv = kv
@@ -194,6 +216,7 @@ class Runtime:
             if not host_path.is_dir():
                 raise PluginError(f"{self._where(component)}: granted path {host_path} is not a directory")
             out.append((("" if writable else "ro:") + str(host_path.resolve()), guest))
+        out.extend(("ro:" + host, guest) for host, guest in component.package_mounts.items())
         return tuple(out)
 
     @staticmethod
@@ -204,11 +227,20 @@ class Runtime:
         return config
 
     def _log(self, node: Node, level: str, message: str) -> None:
-        if len(node.logs) >= MAX_LOG_LINES:
+        """Keep a line within the plug-in's bounds (each line cut to MAX_LINE_CHARS; MAX_LOG_LINES lines
+        and MAX_LOG_BYTES in all): a plug-in's logging must not grow the host. What does not fit, and
+        what the collector dropped before routing (level DROPPED), is counted in `dropped_logs`."""
+        if level == logs.DROPPED:
+            node.dropped_logs += int(message)
+            return
+        message = logs.clip(message)
+        cost = logs.size(message)
+        if len(node.logs) >= MAX_LOG_LINES or node.log_bytes + cost > MAX_LOG_BYTES:
             node.dropped_logs += 1
             return
         line = LogLine(node.name, level, message)
         node.logs.append(line)
+        node.log_bytes += cost
         if self.on_log is not None:
             self.on_log(line)
 
@@ -271,15 +303,36 @@ class Runtime:
             self._logs.drain()
 
     def _call(self, node: Node, export: str, data: bytes, frame: Frame) -> bytes:
-        """The one place a plug-in is entered: marks it busy (cycles) and renews it after a trap."""
+        """The one place a plug-in is entered: marks it busy (cycles) and renews it after a trap.
+
+        Extism stops a plug-in at its own `timeout_ms`; when a caller's deadline comes first, a
+        watchdog cancels the plug-in then, so a nested call never outlives the call that made it.
+        """
         node.busy = True
+        done = threading.Event()
+        inherited = frame.parent is not None and frame.deadline == frame.parent.deadline
+        if inherited:
+            threading.Thread(target=_watchdog, args=(node, frame.deadline, done), daemon=True).start()
         try:
-            return node.plugin.call(export, data, host_context=frame)  # Extism's default parse gives bytes
-        except extism.Error as exc:
-            if not _is_guest_error(str(exc)):
+            try:
+                return node.plugin.call(export, data, host_context=frame)  # Extism's default parse gives bytes
+            except extism.Error as exc:
+                if not str(exc).startswith(_STALE_INSTANCE):
+                    raise
+                # Extism stops a call by advancing the epoch of an engine that every instance of the same
+                # module and limits shares: an instance not yet called then traps before any guest code
+                # runs. A new instance runs the call as if nothing happened.
                 self._renew(node)
+                return node.plugin.call(export, data, host_context=frame)
+        except extism.Error as exc:
+            if not _is_guest_error(str(exc)) or str(exc).startswith(_STALE_INSTANCE):
+                self._renew(node)
+            if str(exc) == "timeout" and inherited and time.monotonic() >= frame.deadline:
+                raise CalleeFailed(f"{node.component.kind} `{node.name}` was stopped: the call's time limit "
+                                   f"({frame.limit}) ran out") from None
             raise CalleeFailed(self._explain(node, str(exc))) from None
         finally:
+            done.set()
             node.busy = False
             if self._interrupt is not None and frame.parent is None:
                 interrupt, self._interrupt = self._interrupt, None
@@ -295,14 +348,20 @@ class Runtime:
 
     def invoke(self, node: Node, payload: dict[str, Any], parent: Frame | None, span: Span,
                session: str) -> tuple[dict[str, Any], bytes]:
-        """Call a plug-in's `call`; its answer, checked against the schema of its kind, and its bytes."""
+        """Call a plug-in's `call`; its answer, checked against the schema of its kind, and its bytes.
+
+        The answer is untrusted: bounded_json refuses what would crash or bloat the host (nesting, huge
+        numbers, size) as one CalleeFailed, so a caller gets `callee_failed` and `run` a PluginError.
+        A request (the top-level call) collects log lines while it runs, so they never pile up.
+        """
         frame = Frame(self, node, parent, session, span)
-        raw = self._call(node, "call", json.dumps(payload).encode(), frame)
+        with self._logs.collecting() if parent is None else contextlib.nullcontext():
+            raw = self._call(node, "call", json.dumps(payload).encode(), frame)
         try:
-            response = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            response = bounded_json.loads(raw, max_bytes=MAX_ANSWER_BYTES)
+        except bounded_json.JsonRejected as exc:
             raise CalleeFailed(f"{node.component.kind} `{node.name}` returned invalid JSON: "
-                               f"{raw[:80]!r}") from None
+                               f"{raw[:80]!r} ({exc})") from None
         try:
             message_check(KIND_MESSAGES[node.component.kind][1])(response)
         except MessageInvalid as exc:
@@ -325,11 +384,15 @@ class Runtime:
     # ---- host functions ------------------------------------------------------------------------
 
     def dispatch(self, frame: Frame, function: str, request: bytes) -> bytes:
+        """One host-function request. It is untrusted: bounded_json refuses what would crash or bloat
+        the host (nesting, huge numbers, size) as `bad_request`. Log lines written before it are routed
+        first, so they keep their order with what it does."""
+        self._logs.drain()
         try:
             try:
-                message = json.loads(request)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise HostRefusal("bad_request", f"{function}: request is not JSON: {exc}") from None
+                message = bounded_json.loads(request, max_bytes=MAX_REQUEST_BYTES)
+            except bounded_json.JsonRejected as exc:
+                raise HostRefusal("bad_request", f"{function}: bad request: {exc}") from None
             try:
                 message_check(f"{function}_request")(message)
             except MessageInvalid as exc:
@@ -384,15 +447,17 @@ class Runtime:
         return raw
 
     def _host_http_fetch(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        """The span keeps the URL without its query, both cut short: a refused call costs < 1 KiB of trace."""
         node = frame.node
-        url = message["url"]
-        span = frame.span.child(url.split("?", 1)[0], "http", detail=message.get("method", "GET"))
+        url = message["url"].split("?", 1)[0]
+        span = frame.span.child(url if len(url) <= 200 else url[:199] + "…", "http",
+                                detail=message.get("method", "GET"))
         try:
-            response = self.http.fetch(message, node.component.grant.hosts, node.secrets,
-                                       timeout_s=node.component.grant.timeout_ms / 1000)
-        except FetchRefused as exc:
-            span.finish(str(exc))
-            raise HostRefusal(exc.code, str(exc)) from None
+            response = self.http.fetch(message, node.component.grant.hosts, node.secrets, deadline=frame.deadline)
+        except FetchRefused as exc:  # its message is redacted and at most 300 characters
+            message = f"{exc} ({frame.limit})" if exc.code == "timeout" else str(exc)
+            span.finish(message)
+            raise HostRefusal(exc.code, message) from None
         span.detail = f"{message.get('method', 'GET')} {response['status']}"
         span.finish()
         return response
@@ -400,23 +465,38 @@ class Runtime:
     def _kv_scope(self, frame: Frame) -> tuple[str, str, str]:
         if not frame.node.component.grant.kv:
             raise HostRefusal("not_granted", f"kv is not granted to `{frame.node.name}` (add `grant: {{kv: true}}`)")
-        return (self.app.name, frame.node.name, frame.session)
+        return (self.app.kv_scope, frame.node.name, frame.session)
 
     def _host_kv_get(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
-        return {"value": self.kv.get(self._kv_scope(frame), message["key"])}
+        scope = self._kv_scope(frame)
+        try:
+            return {"value": self.kv.get(scope, message["key"])}
+        except KvKeyInvalid as exc:
+            raise HostRefusal("bad_request", f"kv_get: {exc}") from None
+        except TooLarge as exc:  # a stored value past the JSON limits
+            raise HostRefusal("too_large", f"kv_get: {exc}") from None
 
     def _host_kv_set(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        scope = self._kv_scope(frame)
         try:
-            self.kv.set(self._kv_scope(frame), message["key"], message["value"])
-        except TooLarge as exc:
+            self.kv.set(scope, message["key"], message["value"])
+        except KvKeyInvalid as exc:
+            raise HostRefusal("bad_request", f"kv_set: {exc}") from None
+        except TooLarge as exc:  # the value, or the plug-in's quota
             raise HostRefusal("too_large", f"kv_set: {exc}") from None
         return {}
 
     def _host_emit(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        """A chunk goes straight to on_chunk, so one is bounded (MAX_CHUNK_CHARS) and refused whole
+        when longer; log and progress lines go through `_log`'s bounds."""
         kind = message["type"]
         if kind == "chunk":
+            text = message["text"]
+            if len(text) > MAX_CHUNK_CHARS:
+                raise HostRefusal("bad_request", f"emit: a chunk of {len(text)} characters is over the "
+                                                 f"{MAX_CHUNK_CHARS}-character limit (send it in several)")
             if self.on_chunk is not None:
-                self.on_chunk(frame.node.name, message["text"])
+                self.on_chunk(frame.node.name, text)
         elif kind == "log":
             self._log(frame.node, message.get("level", "info"), message["message"])
         else:
@@ -424,6 +504,20 @@ class Runtime:
             text = message.get("message", "")
             self._log(frame.node, "info", f"progress {done}/{total} {text}".strip() if total else text)
         return {}
+
+
+def _watchdog(node: Node, deadline: float, done: threading.Event) -> None:
+    """Cancel the plug-in's call at `deadline`, and again every 50 ms until it ends: a cancel that comes
+    before Extism has started the call does nothing."""
+    if done.wait(max(deadline - time.monotonic(), 0.0)):
+        return
+    while True:
+        node.plugin.cancel_handle().cancel()  # the instance running now (a stale one is renewed)
+        if done.wait(0.05):
+            return
+
+
+_STALE_INSTANCE = "unable to clear error message"  # Extism's first step of a call trapped: no guest code ran
 
 
 def _is_guest_error(error: str) -> bool:

@@ -1,19 +1,51 @@
-"""`http_fetch`: the only way out of the sandbox, to granted hosts, with secrets injected."""
+"""`http_fetch`: the only way out of the sandbox, to granted origins, with secrets injected.
+
+What the gateway guarantees (docs/security.md, "The http_fetch gateway"):
+- an origin is scheme + host + port: a grant or secret bound to https never covers plain http;
+- no cookie outlives one request, so one component never rides on another's session;
+- the plug-in cannot route the request (Host, hop-by-hop and proxy headers are refused);
+- every form in which this host put a secret on the wire is redacted from whatever comes back,
+  error messages included, before the plug-in, a trace or a log can see it;
+- the whole exchange ends by the call's wall-clock deadline, however slowly the server answers.
+"""
 
 from __future__ import annotations
 
+import codecs
+import json
+import re
+import threading
+import time
+from collections.abc import Iterable
+from http.cookiejar import CookieJar, CookiePolicy
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, quote_plus
 
-from cspm.runtime.hosts import host_allowed
+from cspm.runtime import hosts
 from cspm.runtime.secrets import ResolvedSecret
 
 if TYPE_CHECKING:  # imported on a plug-in's first request: most apps never make one (~40 ms a start)
+    import httpcore
     import httpx
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
-TIMEOUT_S = 30.0  # when the caller names no limit of its own
-MAX_TIMEOUT_S = 3600.0
+TIMEOUT_S = 30.0  # when the caller names no deadline of its own
+MAX_TIMEOUT_S = 3600.0  # longest wait for one network operation
+CONNECT_TIMEOUT_S = 10.0
+MAX_MESSAGE_CHARS = 300  # an error message (to the plug-in and in the trace) is cut here, after redaction
+MAX_HEADERS = 100
+WRITE_PIECE = 16 * 1024  # a request body is sent in pieces, each bounded by the time left
 REDACTED = "[redacted]"
+
+# Headers that decide where a request goes, or how the connection is framed: the host sets them.
+REFUSED_HEADERS = frozenset({
+    "host", "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "content-length",
+    "expect", "forwarded", "via", "x-real-ip", "x-host", "x-original-url", "x-rewrite-url", "x-http-host-override",
+    "alt-used", "http2-settings",
+})
+REFUSED_PREFIXES = ("proxy-", "x-forwarded-")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110 field name
+_VALUE = re.compile(r"[\t\x20-\x7e]{0,16384}")  # printable ASCII: no CR, LF, NUL or other controls
 
 
 class FetchRefused(Exception):
@@ -22,74 +54,278 @@ class FetchRefused(Exception):
         self.code = code
 
 
+class _NoCookies(CookiePolicy):
+    """httpx's client keeps a cookie jar; this policy stores nothing and sends nothing from it."""
+
+    netscape, rfc2965, hide_cookie2 = True, False, False
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: Any) -> bool:
+        return False
+
+    def path_return_ok(self, path: str, request: Any) -> bool:
+        return False
+
+
 class HttpGateway:
-    """One pooled client for the whole app; redirects are not followed (each hop must be granted)."""
+    """One pooled client for the whole app, without a cookie jar; redirects are not followed (each
+    hop must be granted), and every socket operation is cut at the calling plug-in's deadline."""
 
     def __init__(self) -> None:
         self._client: httpx.Client | None = None
+        self._deadline = threading.local()  # the deadline of the fetch this thread is making
 
     @property
     def client(self) -> httpx.Client:
+        import httpcore
         import httpx
 
         if self._client is None:
-            self._client = httpx.Client(follow_redirects=False, timeout=TIMEOUT_S, trust_env=False)
+            transport = httpx.HTTPTransport(trust_env=False)
+            if not isinstance(getattr(transport, "_pool", None), httpcore.ConnectionPool):
+                raise RuntimeError("this httpx keeps no httpcore pool in HTTPTransport._pool: update cspm")
+            transport._pool = httpcore.ConnectionPool(  # the same pool, on a backend that knows the deadline
+                ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_deadline_backend(self))
+            self._client = httpx.Client(transport=transport, follow_redirects=False, timeout=TIMEOUT_S,
+                                        trust_env=False, cookies=CookieJar(policy=_NoCookies()))
         return self._client
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
-    def fetch(self, request: dict[str, Any], granted: tuple[str, ...],
-              secrets: tuple[ResolvedSecret, ...], timeout_s: float = TIMEOUT_S) -> dict[str, Any]:
-        """`timeout_s`: the caller's own time limit, so a slow LLM answer is not cut at 30 s."""
+    def time_left(self, timeout: float | None, error: type[Exception]) -> float:
+        """The time a socket operation may take: its own timeout, cut to what is left of the deadline."""
+        deadline = getattr(self._deadline, "value", None)
+        if deadline is None:
+            return timeout if timeout is not None else TIMEOUT_S
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise error("the call's time limit ran out")
+        return left if timeout is None else min(timeout, left)
+
+    def fetch(self, request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[ResolvedSecret, ...],
+              deadline: float | None = None) -> dict[str, Any]:
+        """`deadline` (time.monotonic()): when the calling plug-in's time is up; the fetch ends by then.
+
+        A refusal's message has every secret form redacted and is at most MAX_MESSAGE_CHARS long.
+        """
+        deadline = time.monotonic() + TIMEOUT_S if deadline is None else deadline
+        redactor = _Redactor(secrets)
+        try:
+            return self._fetch(request, granted, secrets, deadline, redactor)
+        except FetchRefused as exc:
+            raise FetchRefused(exc.code, _short(redactor.text(str(exc)))) from None
+
+    def _fetch(self, request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[ResolvedSecret, ...],
+               deadline: float, redactor: _Redactor) -> dict[str, Any]:
         import httpx
 
+        if time.monotonic() >= deadline:
+            raise FetchRefused("timeout", "http_fetch: the call's time limit ran out before the request")
         try:
             url = httpx.URL(request["url"])
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise FetchRefused("bad_request", f"invalid URL: {exc}") from None
-        if url.scheme not in ("http", "https") or not url.host:
+        if url.scheme not in hosts.DEFAULT_PORTS or not url.raw_host:
             raise FetchRefused("not_granted", f"only http and https URLs can be fetched, not {request['url']!r}")
-        if not host_allowed(granted, url.host, url.port):
-            shown = url.host if url.port is None else f"{url.host}:{url.port}"
-            raise FetchRefused("not_granted", f"host {shown} is not granted to this plug-in "
-                                              f"(granted: {', '.join(granted) or 'none'})")
-        headers = {k: v for k, v in (request.get("headers") or {}).items()}
+        host = url.raw_host.decode("ascii", "replace")  # what goes on the wire (IDNA), not a look-alike
+        if hosts.match(granted, url.scheme, host, url.port) is None:
+            shown = host if url.port is None else f"{host}:{url.port}"
+            raise FetchRefused("not_granted", f"host {shown} is not granted to this plug-in over {url.scheme} "
+                                              f"(granted: {_listed(granted)})")
+        headers = _plugin_headers(request.get("headers") or {})
         for secret in secrets:
             bound = secret.spec.hosts if secret.spec.hosts is not None else granted
-            if not host_allowed(bound, url.host, url.port):
+            if hosts.match(bound, url.scheme, host, url.port) is None:
                 continue
             if secret.spec.query:
                 url = url.copy_set_param(secret.spec.query, secret.value)
+                redactor.add(_query_values(url, secret.spec.query))
             else:
-                headers = {k: v for k, v in headers.items() if k.lower() != secret.spec.header.lower()}
-                headers[secret.spec.header] = secret.header_value
-        method = request.get("method", "GET")
+                headers = [(k, v) for k, v in headers if k.lower() != secret.spec.header.lower()]
+                headers.append((secret.spec.header, secret.header_value))
         body = request.get("body")
         try:
-            timeout = httpx.Timeout(min(timeout_s, MAX_TIMEOUT_S), connect=10.0)
-            with self.client.stream(method, url, headers=headers, timeout=timeout,
-                                    content=body.encode() if body is not None else None) as response:
+            content = body.encode("utf-8") if body is not None else None
+        except UnicodeEncodeError:
+            raise FetchRefused("bad_request", "http_fetch: the body is not valid Unicode text") from None
+        left = deadline - time.monotonic()
+        wait = max(min(left, MAX_TIMEOUT_S), 0.001)
+        timeout = httpx.Timeout(wait, connect=min(wait, CONNECT_TIMEOUT_S), pool=wait)
+        self._deadline.value = deadline
+        try:
+            with self.client.stream(request.get("method", "GET"), url, headers=headers, timeout=timeout,
+                                    content=content) as response:
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
                     if size > MAX_RESPONSE_BYTES:
                         raise FetchRefused("http_error", f"response larger than {MAX_RESPONSE_BYTES} bytes")
+                    if time.monotonic() >= deadline:
+                        raise FetchRefused("timeout", "http_fetch: the call's time limit ran out while the "
+                                                      "answer was arriving")
                     chunks.append(chunk)
-                text = b"".join(chunks).decode(response.encoding or "utf-8", errors="replace")
-                out_headers = {k: v for k, v in response.headers.items()}
+                raw_headers = response.headers.raw
+                encoding = response.encoding
                 status = response.status_code
+        except httpx.TimeoutException as exc:
+            if time.monotonic() >= deadline:
+                raise FetchRefused("timeout", "http_fetch: the call's time limit ran out waiting for the "
+                                              "server") from None
+            raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
         except httpx.HTTPError as exc:
-            raise FetchRefused("http_error", f"{type(exc).__name__}: {_redact(str(exc), secrets)}") from None
-        if secrets:
-            text = _redact(text, secrets)
-            out_headers = {k: _redact(v, secrets) for k, v in out_headers.items()}
-        return {"status": status, "headers": out_headers, "body": text}
+            raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
+        finally:
+            self._deadline.value = None
+        text = _decode(redactor.bytes(b"".join(chunks)), encoding)
+        out_headers: dict[str, str] = {}
+        for name, value in raw_headers:
+            key = redactor.text(_header_text(redactor.bytes(name)).lower())
+            shown = redactor.text(_header_text(redactor.bytes(value)))
+            out_headers[key] = f"{out_headers[key]}, {shown}" if key in out_headers else shown
+        return {"status": status, "headers": out_headers, "body": redactor.text(text)}
 
 
-def _redact(text: str, secrets: tuple[ResolvedSecret, ...]) -> str:
-    for secret in secrets:
-        if secret.value in text:
-            text = text.replace(secret.value, REDACTED)
-    return text
+def _plugin_headers(given: dict[str, Any]) -> list[tuple[str, str]]:
+    """The plug-in's headers, refused (`bad_request`) when they would route or frame the request, or are
+    not plain ASCII text: the host sets Host from the granted URL and owns the connection."""
+    if len(given) > MAX_HEADERS:
+        raise FetchRefused("bad_request", f"http_fetch: more than {MAX_HEADERS} headers")
+    out = []
+    for name, value in given.items():
+        if not _TOKEN.fullmatch(name):
+            raise FetchRefused("bad_request", f"http_fetch: header name {name[:40]!r} is not an ASCII token")
+        lower = name.lower()
+        if lower in REFUSED_HEADERS or lower.startswith(REFUSED_PREFIXES):
+            raise FetchRefused("bad_request", f"http_fetch: a plug-in may not set the `{name}` header "
+                                              f"(the host sets routing and connection headers)")
+        if not isinstance(value, str) or not _VALUE.fullmatch(value):
+            raise FetchRefused("bad_request", f"http_fetch: the value of header `{name}` must be printable "
+                                              f"ASCII without CR, LF or NUL, at most 16384 characters")
+        out.append((name, value))
+    return out
+
+
+def _query_values(url: httpx.URL, name: str) -> list[str]:
+    """The value of query parameter `name` exactly as it is written in the URL httpx sends."""
+    prefix = quote_plus(name) + "="
+    query = url.query.decode("ascii", "replace")
+    return [part[len(prefix):] for part in query.split("&") if part.startswith(prefix)]
+
+
+class _Redactor:
+    """Finds every form in which this host could have sent a secret: the raw value (headers carry it
+    inside their format, `Bearer {}`), its percent-encodings (`%2F` and `%2f`, `%20` and `+`), its JSON
+    escape, and the query value exactly as it went on the wire."""
+
+    def __init__(self, secrets: tuple[ResolvedSecret, ...]) -> None:
+        self._forms: set[str] = set()
+        for secret in secrets:
+            value = secret.value
+            self._forms |= {value, quote(value, safe=""), quote(value, safe="/"), quote_plus(value),
+                            quote_plus(value, safe="/"), json.dumps(value)[1:-1],
+                            json.dumps(value, ensure_ascii=False)[1:-1]}
+        self._compile()
+
+    def add(self, forms: Iterable[str]) -> None:
+        new = {f for f in forms if f} - self._forms
+        if new:
+            self._forms |= new
+            self._compile()
+
+    def _compile(self) -> None:
+        forms = sorted((f for f in self._forms if f), key=len, reverse=True)  # longest first
+        patterns = [re.sub(r"%([0-9A-Fa-f])([0-9A-Fa-f])", _any_case_hex, re.escape(f)) for f in forms]
+        self._text = re.compile("|".join(patterns)) if patterns else None
+        self._bytes = re.compile("|".join(patterns).encode("utf-8")) if patterns else None
+
+    def text(self, text: str) -> str:
+        return self._text.sub(REDACTED, text) if self._text is not None else text
+
+    def bytes(self, data: bytes) -> bytes:
+        """Before decoding: a body declared in another charset must not hand back the secret's bytes."""
+        return self._bytes.sub(REDACTED.encode(), data) if self._bytes is not None else data
+
+
+def _any_case_hex(match: re.Match[str]) -> str:
+    high, low = match.group(1), match.group(2)
+    return f"%[{high.upper()}{high.lower()}][{low.upper()}{low.lower()}]"
+
+
+def _decode(data: bytes, encoding: str | None) -> str:
+    """The body as text in its declared charset; one that is unknown or no text codec (`hex`) is utf-8."""
+    try:
+        if encoding and codecs.lookup(encoding)._is_text_encoding:  # type: ignore[attr-defined]
+            return data.decode(encoding, errors="replace")
+    except (LookupError, ValueError):
+        pass
+    return data.decode("utf-8", errors="replace")
+
+
+def _header_text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def _listed(granted: tuple[str, ...]) -> str:
+    shown = ", ".join(granted[:3])
+    return (shown + f" and {len(granted) - 3} more" if len(granted) > 3 else shown) or "none"
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def _deadline_backend(gateway: HttpGateway) -> httpcore.NetworkBackend:
+    """httpcore's own sync backend, with each connect, read, write and TLS handshake cut to the time
+    left before the deadline: a server that trickles a byte at a time cannot stretch a call."""
+    import httpcore
+
+    class Stream(httpcore.NetworkStream):
+        def __init__(self, inner: httpcore.NetworkStream) -> None:
+            self._inner = inner
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            return self._inner.read(max_bytes, gateway.time_left(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            for start in range(0, len(buffer), WRITE_PIECE):
+                piece = buffer[start:start + WRITE_PIECE]
+                self._inner.write(piece, gateway.time_left(timeout, httpcore.WriteTimeout))
+
+        def close(self) -> None:
+            self._inner.close()
+
+        def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                      timeout: float | None = None) -> httpcore.NetworkStream:
+            return Stream(self._inner.start_tls(ssl_context, server_hostname,
+                                                gateway.time_left(timeout, httpcore.ConnectTimeout)))
+
+        def get_extra_info(self, info: str) -> Any:
+            return self._inner.get_extra_info(info)
+
+    class Backend(httpcore.NetworkBackend):
+        def __init__(self) -> None:
+            self._inner = httpcore.SyncBackend()
+
+        def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                        local_address: str | None = None, socket_options: Any = None) -> httpcore.NetworkStream:
+            return Stream(self._inner.connect_tcp(host, port, gateway.time_left(timeout, httpcore.ConnectTimeout),
+                                                  local_address, socket_options))
+
+        def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                socket_options: Any = None) -> httpcore.NetworkStream:
+            raise httpcore.ConnectError("http_fetch does not use unix sockets")
+
+        def sleep(self, seconds: float) -> None:
+            self._inner.sleep(seconds)
+
+    return Backend()

@@ -1,4 +1,10 @@
-"""Spans of one run: every routed call with its kind, duration, tokens and error (`--trace`)."""
+"""Spans of one run: every routed call with its kind, duration, tokens and error (`--trace`).
+
+Plug-ins decide how many spans a run makes (each call, each refused `http_fetch`) and much of their
+text, so a trace is bounded: at most MAX_SPANS spans under a run's root, and each text field cut
+(TEXT_LIMIT, NAME_LIMIT) when it is set. Past MAX_SPANS a span is counted, not kept: the root says
+how many were dropped (`dropped_spans`, and a last child of kind `dropped`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,33 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+MAX_SPANS = 1000  # spans kept under one run's root
+TEXT_LIMIT = 2000  # characters of a call's input, output or error kept in a trace
+NAME_LIMIT = 200  # characters of a span's name or detail (a URL, a method and status)
+
+
+class _Budget:
+    """The span count of one run, shared by every span of its tree."""
+
+    __slots__ = ("dropped", "kept", "marker", "root")
+
+    def __init__(self, root: Span) -> None:
+        self.root, self.kept, self.dropped = root, 0, 0
+        self.marker: Span | None = None
+
+    def drop(self) -> None:
+        self.dropped += 1
+        if self.marker is None:
+            self.marker = Span("", "dropped", detail=f"at most {MAX_SPANS} spans are kept per run")
+            self.marker.end = self.marker.start
+            self.root.children.append(self.marker)
+        self.marker.name = f"{self.dropped} more spans dropped"
+
 
 @dataclass
 class Span:
     name: str
-    kind: str  # llm | tool | agent | http | kv | emit
+    kind: str  # llm | tool | agent | http | kv | emit | dropped
     start: float = field(default_factory=time.perf_counter)
     end: float | None = None
     input_tokens: int | None = None
@@ -20,10 +48,23 @@ class Span:
     input: str | None = None  # what the call was asked (a tool's or agent's input; an llm's is its prompt)
     output: str | None = None  # what it answered
     children: list[Span] = field(default_factory=list)
+    budget: _Budget | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        """Every text field is cut as it is set, whoever sets it."""
+        limit = _LIMITS.get(key)
+        if limit is not None and isinstance(value, str):
+            value = _clip(value, limit)
+        object.__setattr__(self, key, value)
 
     @property
     def duration_ms(self) -> float:
         return ((self.end or time.perf_counter()) - self.start) * 1000
+
+    @property
+    def dropped_spans(self) -> int:
+        """How many spans of this run were counted, not kept (on the root; 0 elsewhere)."""
+        return self.budget.dropped if self.budget is not None and self.budget.root is self else 0
 
     def finish(self, error: str | None = None) -> None:
         self.end = time.perf_counter()
@@ -31,18 +72,25 @@ class Span:
             self.error = error
 
     def child(self, name: str, kind: str, detail: str | None = None) -> Span:
-        span = Span(name, kind, detail=detail)
-        self.children.append(span)
+        """A new span under this one; past MAX_SPANS in the run, a span that is counted, not kept."""
+        if self.budget is None:
+            self.budget = _Budget(self)
+        span = Span(name, kind, detail=detail, budget=self.budget)
+        if self.budget.kept >= MAX_SPANS:
+            self.budget.drop()
+        else:
+            self.budget.kept += 1
+            self.children.append(span)
         return span
 
     def record(self, payload: dict[str, Any], response: dict[str, Any]) -> None:
         """Keep the text of the call (up to TEXT_LIMIT each way) so a trace shows each step, not only
         its timing: a tool's input and output, an llm's reply (its prompt is the caller's business)."""
         if self.kind in ("tool", "agent") and isinstance(payload.get("input"), str):
-            self.input = _clip(payload["input"])
+            self.input = payload["input"]
         answer = response.get("content") if self.kind == "llm" else response.get("output")
         if isinstance(answer, str):
-            self.output = _clip(answer)
+            self.output = answer
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "duration_ms": round(self.duration_ms, 3)}
@@ -58,11 +106,13 @@ class Span:
             out["error"] = self.error
         if self.children:
             out["children"] = [c.to_dict() for c in self.children]
+        if self.dropped_spans:
+            out["dropped_spans"] = self.dropped_spans
         return out
 
 
-TEXT_LIMIT = 2000  # characters of a call's input or output kept in a trace
+_LIMITS = {"name": NAME_LIMIT, "detail": NAME_LIMIT, "error": TEXT_LIMIT, "input": TEXT_LIMIT, "output": TEXT_LIMIT}
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + "…"
+def _clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -63,7 +63,7 @@ PLUGIN_CASES = [
      "tool `t` returned invalid JSON: b''"),
     ("http-to-ungranted-host", "entry: t\ntools:\n  - {name: t, description: d, plugin_name: C, "
                                "grant: {hosts: [api.example.com]}}\n", "http://169.254.169.254/latest/meta-data",
-     "host 169.254.169.254 is not granted to this plug-in (granted: api.example.com)"),
+     "host 169.254.169.254 is not granted to this plug-in over http (granted: https://api.example.com)"),
     ("recurses-into-itself", "entry: a\nagents:\n  - " + AGENT.format(name="a", wasm="C", to="a") + "\n", "x",
      "call cycle: a -> a"),
     ("mutual-recursion", "entry: a\nagents:\n  - " + AGENT.format(name="a", wasm="C", to="b") + "\n  - "
@@ -96,4 +96,5 @@ def test_a_log_flood_is_bounded_and_said(tmp_path: Path, wat_modules: dict[str, 
     result = cspm("run", str(app), "-i", "x", "-v")
     assert result.returncode == 0 and result.stdout.strip() == "flooded", result.stderr[-500:]
     lines = result.stderr.splitlines()
-    assert len(lines) == 2001 and lines[-1] == "[t] 18000 more log lines dropped (at most 2000 are kept per plug-in)"
+    assert len(lines) == 2001
+    assert lines[-1] == "[t] 18000 more log lines dropped (at most 2000 lines and 1024 KiB are kept per plug-in)"
