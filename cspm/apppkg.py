@@ -70,11 +70,12 @@ def check(data: bytes, what: str) -> None:
     folder = Path(tempfile.mkdtemp(prefix="cspm-app-check-"))
     try:
         _write_pair(folder / "app", app_text, lock_text)
-        app = app_format.load(folder / "app" / APP_FILE)
+        app = app_format.load(folder / "app" / APP_FILE, untrusted=True)  # as `cspm run ns/app` will load it
         lock = lock_format.load(folder / "app" / LOCK_FILE)
         _check_consistent(app, lock, what)
     except CspmError as exc:
-        raise BadAppPackage(f"{what}: the app package is broken: {exc.message}") from None
+        message = exc.message.replace(f"{folder / 'app'}{os.sep}", "")  # the temporary folder means nothing
+        raise BadAppPackage(f"{what}: the app package is broken: {message}", hint=exc.hint) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

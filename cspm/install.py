@@ -292,7 +292,7 @@ def _mount_models(component: app_format.Component, lock: Lock, store: Store) -> 
     if not component.models and not component.data:
         return
     locked = lock.by_name()
-    mounts = dict(component.grant.paths)
+    mounts: dict[str, str] = {}
     for kind, refs in (("model", component.models), ("data", component.data)):
         for key, ref in refs.items():
             found = locked.get(parse_requirement(ref).name)
@@ -306,7 +306,9 @@ def _mount_models(component: app_format.Component, lock: Lock, store: Store) -> 
             else:
                 file = str(found.manifest.get("file") or "data")
                 mounts[str(materialize_model(store, found.digest, file))] = f"{DATA_GUEST_ROOT}/{key}"
-    component.grant = dataclasses.replace(component.grant, paths=mounts, wasi=True)
+    # kept apart from `grant.paths`: the app's own packages, from the store, are not host folders it asks for
+    component.package_mounts = mounts
+    component.grant = dataclasses.replace(component.grant, wasi=True)
 
 
 def describe(plugin: LockedPlugin) -> dict[str, Any]:

@@ -73,7 +73,9 @@ def diff(old: Lock | None, new: Lock) -> list[Change]:
 class Project:
     def __init__(self, app_path: Path | str, *, offline: bool = False, warn: Warn | None = None,
                  config: userconfig.UserConfig | None = None, store: Store | None = None,
-                 federation: Federation | None = None, route: bool = False) -> None:
+                 federation: Federation | None = None, route: bool = False,
+                 origin: app_format.Origin | None = None) -> None:
+        """`origin`: where a published app came from; it makes the app untrusted (cspm.approvals)."""
         self.app_path = Path(app_path)
         self.route = route  # a published app: find each pin by routing its name (see install._routed_source)
         self.offline = offline
@@ -81,7 +83,8 @@ class Project:
         self._config = config
         self._federation = federation
         self.store = store or Store()
-        self.app: AppConfig = app_format.load(self.app_path)
+        self.app: AppConfig = app_format.load(self.app_path, untrusted=origin is not None)
+        self.app.origin = origin
         self.lock_file = lock_format.lock_path(self.app_path)
 
     @property
@@ -296,8 +299,9 @@ def open_package(reference: str, *, offline: bool = False, refresh: bool = False
     fetch_all([Download(what, source.registry.name, source.blob_url(entry.digest), entry.digest, entry.size,
                         lambda data: apppkg.check(data, what))], store, progress=progress)
     app_path = apppkg.materialize(store.read(entry.digest), entry.digest, entry.name)
+    origin = app_format.Origin(entry.name, str(entry.version), source.registry.name, source.registry.url)
     return Project(app_path, offline=offline, warn=warn, config=config, store=store, federation=federation,
-                   route=True)
+                   route=True, origin=origin)
 
 
 def _best(federation: Federation, requirement: Requirement) -> IndexEntry | None:

@@ -64,21 +64,25 @@ def test_self_ask_with_search(scripted) -> None:  # type: ignore[no-untyped-def]
 def test_pirate_remembers_across_processes(scripted, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     llm = scripted()
     llm.reply(openai_chat("Arr, welcome aboard, Ada!"))
-    llm.reply(openai_chat("Yer name be Ada, matey!"))
+    llm.reply(openai_chat("Ahoy, Bo!"))
+    llm.reply(openai_chat("Yer name be Bo, matey!"))
     env = {**openai_env(llm), "CSPM_DATA_DIR": str(tmp_path / "data")}
     pirate = str(EXAMPLES / "pirate" / "app.yaml")
     first = cspm("run", pirate, "--session", "voyage", "--input", "Hello, I am Ada.", "--json", env=env)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["output"] == "Arr, welcome aboard, Ada!"
-    # the same app, published in the bundled registry: same name, so the same memory
-    second = cspm("run", "chainsocket/pirate@1", "--session", "voyage", "--input", "What is my name?", "--json",
-                  env=env)
+    # the same app, published in the bundled registry: its memory is its package's, not the local app's
+    published = ("run", "chainsocket/pirate@1", "--session", "voyage", "--json", "--allow-capabilities", "--input")
+    second = cspm(*published, "Hello, I am Bo.", env=env)
     assert second.returncode == 0, second.stderr
-    assert json.loads(second.stdout)["output"] == "Yer name be Ada, matey!"
-    messages = llm.seen[1].json["messages"]
+    third = cspm(*published, "What is my name?", env=env)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout)["output"] == "Yer name be Bo, matey!"
+    assert [m["role"] for m in llm.seen[1].json["messages"]] == ["system", "user"]  # nothing of Ada's session
+    messages = llm.seen[2].json["messages"]
     assert messages[0]["role"] == "system" and "pirate" in messages[0]["content"]
     assert [(m["role"], m["content"]) for m in messages[1:]] == [
-        ("user", "Hello, I am Ada."), ("assistant", "Arr, welcome aboard, Ada!"), ("user", "What is my name?")]
+        ("user", "Hello, I am Bo."), ("assistant", "Ahoy, Bo!"), ("user", "What is my name?")]
 
 
 def test_react_with_calculator_and_http_get(scripted) -> None:  # type: ignore[no-untyped-def]

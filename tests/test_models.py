@@ -49,7 +49,7 @@ def test_add_lock_install_and_mount(tmp_path: Path) -> None:
     fresh = Store(tmp_path / "other-store")
     assert install(lock, federation, fresh) == 1
     bind_locked(app, lock, fresh)
-    mounts = {guest: Path(host) for host, guest in app.components["t"].grant.paths.items()}
+    mounts = {guest: Path(host) for host, guest in app.components["t"].package_mounts.items()}
     assert (mounts["/models/tiny"] / "model.gguf").read_bytes() == GGUF
     assert app.components["t"].grant.wasi is True
 
@@ -100,7 +100,7 @@ def test_data_and_model_packages_from_sources_locked_and_mounted(tmp_path: Path)
     store = Store(tmp_path / "store")
     assert install(lock, federation, store) == 2
     bind_locked(app, lock, store)
-    mounts = {guest: Path(host) for host, guest in app.components["t"].grant.paths.items()}
+    mounts = {guest: Path(host) for host, guest in app.components["t"].package_mounts.items()}
     assert (mounts["/data/kb"] / "people.jsonl").read_text() == '{"name": "Ada", "born": 1815}\n'
     assert (mounts["/models/tiny"] / "model.gguf").read_bytes() == GGUF
     bad = src / "kb" / "people.jsonl"

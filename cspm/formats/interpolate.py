@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from cspm.errors import FormatError
@@ -18,8 +19,18 @@ _BLOCKS = ("config", "grant")
 MAX_EXPANDED = 64 * 1024
 
 
-def interpolate_app(data: dict[str, Any], located: yamlsrc.Located, shown: str) -> None:
-    """Expand in place; an unset variable without a default is an error naming its line."""
+def interpolate_app(data: dict[str, Any], located: yamlsrc.Located, shown: str,
+                    env: Mapping[str, str] | None = None,
+                    declared: frozenset[str] | None = None) -> dict[tuple[str, int], frozenset[str]]:
+    """Expand in place from `env` (the process environment by default); an unset variable without a
+    default is an error naming its line. With `declared` (a published app), only those variables are
+    read at all: any other is refused, so an app cannot pick the user's cloud keys out of the
+    environment. Returns the variables each component reads, by (section, index), whether set or not:
+    what an untrusted app asks to read is shown before it runs."""
+    environ = os.environ if env is None else env
+    if declared is not None:
+        environ = {k: v for k, v in environ.items() if k in declared}
+    reads: dict[tuple[str, int], frozenset[str]] = {}
     for section in ("llms", "tools", "agents"):
         items = data.get(section)
         if not isinstance(items, list):
@@ -27,29 +38,46 @@ def interpolate_app(data: dict[str, Any], located: yamlsrc.Located, shown: str) 
         for index, item in enumerate(items):
             if not isinstance(item, dict):
                 continue
+            names: set[str] = set()
             for block in _BLOCKS:
                 if block in item:
-                    item[block] = _walk(item[block], (section, index, block), located, shown)
+                    item[block] = _walk(item[block], (section, index, block), located, shown, environ, names,
+                                        declared)
+            if names:
+                reads[(section, index)] = frozenset(names)
+    return reads
 
 
-def _walk(value: Any, path: yamlsrc.Path_, located: yamlsrc.Located, shown: str) -> Any:
+def _walk(value: Any, path: yamlsrc.Path_, located: yamlsrc.Located, shown: str, env: Mapping[str, str],
+          names: set[str], declared: frozenset[str] | None) -> Any:
     if isinstance(value, str):
-        return expand(value, path, located, shown) if "$" in value else value
+        return expand(value, path, located, shown, env, names, declared) if "$" in value else value
     if isinstance(value, list):
-        return [_walk(v, (*path, i), located, shown) for i, v in enumerate(value)]
+        return [_walk(v, (*path, i), located, shown, env, names, declared) for i, v in enumerate(value)]
     if isinstance(value, dict):
-        return {(expand(k, path, located, shown) if isinstance(k, str) and "$" in k else k):
-                _walk(v, (*path, k), located, shown) for k, v in value.items()}
+        return {(expand(k, path, located, shown, env, names, declared) if isinstance(k, str) and "$" in k else k):
+                _walk(v, (*path, k), located, shown, env, names, declared) for k, v in value.items()}
     return value
 
 
 def expand(text: str, path: yamlsrc.Path_ = (), located: yamlsrc.Located | None = None,
-           shown: str = "app.yaml") -> str:
+           shown: str = "app.yaml", env: Mapping[str, str] | None = None, names: set[str] | None = None,
+           declared: frozenset[str] | None = None) -> str:
+    environ = os.environ if env is None else env
+
     def one(match: re.Match[str]) -> str:
         if match.group(0) == "$$":
             return "$"
         name, default = match.group(1), match.group(2)
-        value = os.environ.get(name)
+        if declared is not None and name not in declared:
+            line = located.line_of(path) if located else None
+            raise FormatError(shown, f"reads environment variable {name}, which this published app does not "
+                                     f"declare", line, yamlsrc.format_path(path) if path else None,
+                              hint="a published app reads only the variables it lists in `env:` or as the "
+                                   "source of a secret; its publisher must declare it")
+        if names is not None:
+            names.add(name)
+        value = environ.get(name)
         if value is None or (value == "" and default is not None):
             if default is None:
                 line = located.line_of(path) if located else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,43 @@ class ResolvedSecret:
         return self.spec.format.replace("{}", self.value)
 
 
+def secret_file(ref: str, base_dir: Path) -> Path:
+    """The file a `file:` secret names: `~` expanded, relative to the app's folder."""
+    try:
+        path = Path(ref).expanduser()
+    except RuntimeError:  # `~user` of no such user: kept as written, so reading it says "no such file"
+        return Path(ref)
+    return path if path.is_absolute() else base_dir / path
+
+
+def _read_file(path: Path, what: str) -> str:
+    """At most MAX_SECRET_BYTES of a regular file, whatever `stat` claims: /dev/zero, /proc files and
+    FIFOs report a size of 0 and never end (or never start). O_NONBLOCK so a FIFO cannot hang the open."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise CspmError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CspmError(f"{what}: {path} is not a regular file")
+        data = b""
+        while len(data) <= MAX_SECRET_BYTES:
+            chunk = os.read(fd, MAX_SECRET_BYTES + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise CspmError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SECRET_BYTES:
+        raise CspmError(f"{what}: {path} is larger than {MAX_SECRET_BYTES // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CspmError(f"{what}: {path} is not UTF-8 text") from None
+
+
 def resolve(owner: str, spec: Secret, base_dir: Path) -> ResolvedSecret:
     kind, _, ref = spec.source.partition(":")
     if kind == "env":
@@ -33,15 +71,8 @@ def resolve(owner: str, spec: Secret, base_dir: Path) -> ResolvedSecret:
             raise CspmError(f"secret `{spec.name}` of {owner}: environment variable {ref} is not set",
                             hint=f"export {ref}=... before `cspm run`")
     else:
-        path = Path(ref)
-        try:
-            path = path.expanduser()
-            path = path if path.is_absolute() else base_dir / path
-            if path.stat().st_size > MAX_SECRET_BYTES:
-                raise CspmError(f"secret `{spec.name}` of {owner}: {path} is larger than 16 KiB")
-            value = path.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError, RuntimeError) as exc:  # RuntimeError: `~user` of no user
-            raise CspmError(f"secret `{spec.name}` of {owner}: cannot read {path}: {exc}") from None
+        path = secret_file(ref, base_dir)
+        value = _read_file(path, f"secret `{spec.name}` of {owner}").strip()
     if not value or any(ch in value for ch in "\r\n\0"):
         raise CspmError(f"secret `{spec.name}` of {owner} is empty or spans several lines")
     return ResolvedSecret(spec, value)
