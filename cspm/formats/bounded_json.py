@@ -38,6 +38,9 @@ def _constant(name: str) -> Any:
     raise JsonRejected(f"{name} is not JSON")
 
 
+_DECODER = json.JSONDecoder(parse_int=_int, parse_float=_float, parse_constant=_constant)  # made once: hot path
+
+
 def loads(data: bytes | bytearray | str, *, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
     """Parse `data` (UTF-8 when bytes); JsonRejected when it is not JSON or is past a limit."""
     if len(data) > max_bytes:
@@ -50,7 +53,7 @@ def loads(data: bytes | bytearray | str, *, max_bytes: int = DEFAULT_MAX_BYTES, 
     else:
         text = data
     try:
-        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = _DECODER.decode(text)
     except JsonRejected:
         raise
     except RecursionError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from cspm.runtime.kv import KvKeyInvalid, KvStore, TooLarge
 from cspm.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINES, LogCollector, LogLine
 from cspm.runtime.secrets import ResolvedSecret, resolve
 from cspm.runtime.trace import Span
+from cspm.runtime.watchdog import WATCHDOG
 from cspm.schemas import MessageInvalid, message_check
 from cspm.store import digest_of
 from cspm.verify.wasm import Interface, WasmFormatError, read_interface
@@ -309,10 +309,8 @@ class Runtime:
         watchdog cancels the plug-in then, so a nested call never outlives the call that made it.
         """
         node.busy = True
-        done = threading.Event()
         inherited = frame.parent is not None and frame.deadline == frame.parent.deadline
-        if inherited:
-            threading.Thread(target=_watchdog, args=(node, frame.deadline, done), daemon=True).start()
+        armed = WATCHDOG.arm(frame.deadline, lambda: node.plugin.cancel_handle().cancel()) if inherited else None
         try:
             try:
                 return node.plugin.call(export, data, host_context=frame)  # Extism's default parse gives bytes
@@ -332,7 +330,8 @@ class Runtime:
                                    f"({frame.limit}) ran out") from None
             raise CalleeFailed(self._explain(node, str(exc))) from None
         finally:
-            done.set()
+            if armed is not None:
+                armed.disarm()
             node.busy = False
             if self._interrupt is not None and frame.parent is None:
                 interrupt, self._interrupt = self._interrupt, None
@@ -504,17 +503,6 @@ class Runtime:
             text = message.get("message", "")
             self._log(frame.node, "info", f"progress {done}/{total} {text}".strip() if total else text)
         return {}
-
-
-def _watchdog(node: Node, deadline: float, done: threading.Event) -> None:
-    """Cancel the plug-in's call at `deadline`, and again every 50 ms until it ends: a cancel that comes
-    before Extism has started the call does nothing."""
-    if done.wait(max(deadline - time.monotonic(), 0.0)):
-        return
-    while True:
-        node.plugin.cancel_handle().cancel()  # the instance running now (a stale one is renewed)
-        if done.wait(0.05):
-            return
 
 
 _STALE_INSTANCE = "unable to clear error message"  # Extism's first step of a call trapped: no guest code ran

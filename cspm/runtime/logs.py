@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ class LogCollector:
         self._waiting: dict[str, _Waiting] = {}
         self._lock = threading.Lock()
         self._pumps = 0
-        self._stop: threading.Event | None = None
+        self._active = threading.Event()  # set while a request runs: the pump thread drains then only
         self._thread: threading.Thread | None = None
 
     @classmethod
@@ -108,27 +109,29 @@ class LogCollector:
 
     @contextmanager
     def collecting(self) -> Iterator[None]:
-        """While the block runs, move Extism's buffered lines here every PUMP_INTERVAL_S (bounded)."""
+        """While the block runs, move Extism's buffered lines here every PUMP_INTERVAL_S (bounded).
+
+        One thread for the process, started once and idle between requests: starting and joining a
+        thread per request cost more than a routed call."""
         with self._lock:
             self._pumps += 1
-            if self._pumps == 1:
-                self._stop = threading.Event()
-                self._thread = threading.Thread(target=self._pump, args=(self._stop,), name="cspm-log-pump",
-                                                daemon=True)
+            self._active.set()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._pump, name="cspm-log-pump", daemon=True)
                 self._thread.start()
         try:
             yield
         finally:
             with self._lock:
                 self._pumps -= 1
-                stop, thread = (self._stop, self._thread) if self._pumps == 0 else (None, None)
-            if stop is not None and thread is not None:
-                stop.set()
-                thread.join()
+                if self._pumps == 0:
+                    self._active.clear()
 
-    def _pump(self, stop: threading.Event) -> None:
-        while not stop.wait(PUMP_INTERVAL_S):
+    def _pump(self) -> None:
+        while True:
+            self._active.wait()
             self._pull()
+            time.sleep(PUMP_INTERVAL_S)
 
     def _pull(self) -> None:
         # Extism holds its buffer's lock while it hands lines over: a plug-in logging meanwhile waits
