@@ -12,13 +12,12 @@ no approval, so an offline demo stays one command. docs/security.md states the m
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cspm import paths
+from cspm import atomicfile, paths
 from cspm.errors import CapabilityError, CspmError
 from cspm.formats import bounded_json
 from cspm.formats.app import AppConfig, Origin
@@ -142,7 +141,6 @@ def _approved(entry: dict[str, object] | None) -> set[str]:
 
 def _save(identity: str, origin: Origin, keys: Iterable[str]) -> None:
     """Pin the approval: read, change and atomically replace the file under a lock (concurrent runs)."""
-    import tempfile
 
     from filelock import FileLock
 
@@ -152,16 +150,7 @@ def _save(identity: str, origin: Origin, keys: Iterable[str]) -> None:
         apps[identity] = {"name": origin.name, "registry": origin.registry_url, "version": origin.version,
                           "approved": sorted(set(keys)), "at": datetime.now(UTC).isoformat(timespec="seconds")}
         text = json.dumps({"cspm-approvals": FORMAT, "apps": apps}, indent=1, sort_keys=True) + "\n"
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".approvals.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomicfile.write(file, text)
 
 
 def require(app: AppConfig, approve: Approver | None) -> None:

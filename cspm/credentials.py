@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
-from cspm import paths
+from cspm import atomicfile, paths
 from cspm.errors import CspmError
 
 if TYPE_CHECKING:
@@ -131,14 +130,7 @@ def save(registry: str, token: str) -> Path:
     tokens = _load()
     tokens[registry] = check_token(token)
     target = path()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".credentials.", suffix=".tmp")  # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(tokens, handle)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomicfile.write(target, yaml.safe_dump(tokens))  # 0600: only the user reads tokens
     return target
 
 
@@ -147,9 +139,5 @@ def forget(registry: str) -> bool:
     if registry not in tokens:
         return False
     del tokens[registry]
-    target = path()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".credentials.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(tokens, handle)
-    os.replace(tmp, target)
+    atomicfile.write(path(), yaml.safe_dump(tokens))
     return True

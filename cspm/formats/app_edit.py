@@ -6,13 +6,12 @@ stays byte for byte. The result is parsed again as an app before it replaces the
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cspm import atomicfile
 from cspm.errors import CspmError
 from cspm.formats import app as app_format
 from cspm.formats import yamlsrc
@@ -125,16 +124,6 @@ def write_checked(path: Path, text: str) -> AppConfig:
     except yamlsrc.YamlError as exc:
         raise EditError(f"{path}: the edit would break the file ({exc.message}); it was left unchanged") from None
     app = app_format.parse(located, path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a failed write: say which file
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
-        raise
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644  # the user's file keeps its mode
+    atomicfile.write(path, text, mode=mode)
     return app

@@ -7,8 +7,6 @@ defaults, secrets, input schema) so a locked app runs from the store alone. Writ
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import yaml
 from packaging.version import Version
 
-from cspm import schemas
+from cspm import atomicfile, schemas
 from cspm.errors import FormatError
 from cspm.formats import yamlsrc
 from cspm.formats.names import NameError_, parse_version
@@ -114,17 +112,4 @@ def dump(lock: Lock) -> str:
 
 def write(lock: Lock) -> None:
     """Atomically: a reader sees the old lock or the new one, never half of one."""
-    text = dump(lock)
-    folder = lock.path.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{lock.path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, lock.path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a failed write: say which file
-            raise OSError(exc.errno, exc.strerror, str(lock.path)) from None
-        raise
+    atomicfile.write(lock.path, dump(lock), mode=0o644)

@@ -6,15 +6,13 @@ the only one, so a fresh install resolves the example apps offline.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from cspm import paths, schemas
+from cspm import atomicfile, paths, schemas
 from cspm.errors import CspmError, FormatError
 from cspm.formats import yamlsrc
 from cspm.formats.names import check_part
@@ -97,14 +95,7 @@ def save(config: UserConfig) -> None:
     if config.trust:
         document["trust"] = config.trust
     config.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=config.path.parent, prefix=".config.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            yaml.safe_dump(document, handle, sort_keys=False)
-        os.replace(tmp, config.path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomicfile.write(config.path, yaml.safe_dump(document, sort_keys=False), mode=0o644)
 
 
 def add_registry(config: UserConfig, name: str, url: str, namespaces: tuple[str, ...] = (),

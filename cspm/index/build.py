@@ -7,13 +7,12 @@ every producer of index lines writes the same, canonical, reproducible bytes.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from packaging.version import Version
 
+from cspm import atomicfile
 from cspm.errors import CspmError
 from cspm.formats import bounded_json
 from cspm.formats.index_line import from_dict, to_line
@@ -104,12 +103,4 @@ def update_names(root: Path, line: dict[str, Any]) -> None:
 
 
 def _atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o644)  # a registry folder is served to everyone: world-readable, like any web root
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomicfile.write(path, data, mode=0o644)  # a registry folder is served to everyone, like any web root

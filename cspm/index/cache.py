@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cspm import paths
+from cspm import atomicfile, paths
 from cspm.formats import bounded_json
 
 MAX_META = 64 * 1024
@@ -78,11 +76,4 @@ class IndexCache:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomicfile.write(path, data, durable=False)  # a cache: may be lost, never torn

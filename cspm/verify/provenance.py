@@ -11,12 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from cspm import paths
+from cspm import atomicfile, paths
 from cspm.errors import CspmError
 from cspm.formats import bounded_json
 from cspm.formats.lock import Lock, LockedPlugin
@@ -66,17 +64,10 @@ def _cached(digest: str, key: str) -> dict | None:
 def _remember(digest: str, key: str, signer: Signer | None) -> None:
     """Best effort: a verdict that cannot be cached (a full disk) is checked again next time."""
     path = _verdict_path(digest)
-    tmp = None
-    try:
+    with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verdict.")
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"key": key, "signer": signer.to_dict() if signer else None}, handle)
-        os.replace(tmp, path)
-    except OSError:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        atomicfile.write(path, json.dumps({"key": key, "signer": signer.to_dict() if signer else None}),
+                         durable=False)
 
 
 def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federation, store: Store,
