@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,8 +14,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 
 from cspm.errors import CspmError
+from cspm.runtime import engine
 from cspm.runtime.engine import Runtime, load_app
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, plugin_wasm, write_app
@@ -78,6 +83,8 @@ class Site(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         type(self).seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
         route = ROUTES.get(self.path.split("?")[0], Route(404, b"nothing", "text/plain"))
+        if self.path == "/slow":  # answers after any call's time limit in these tests
+            time.sleep(1.5)
         if self.path == "/whoami":  # echoes the credential, which the host must redact
             route = Route(200, f"you sent {self.headers.get('Authorization')}".encode(), "text/plain")
         self.send_response(route.status)
@@ -105,7 +112,8 @@ def site() -> Iterator[tuple[str, list[tuple[str, dict[str, str]]]]]:
 
 @pytest.fixture(scope="module")
 def rt(site: tuple[str, list], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtime]:
-    """`web` with the defaults, `short` with max_chars 120 and its own user agent, `closed` with no grant."""
+    """`web` with the defaults, `short` with max_chars 120 and its own user agent, `closed` with no grant,
+    `bare` granted the site's host:port without `http://` (so https only)."""
     plugin_wasm("http-get")
     host = site[0]
     folder = PLUGINS / "http-get"
@@ -119,6 +127,7 @@ tools:
     config: {{max_chars: 120, user_agent: test-agent/2}}
     grant: {{hosts: ["http://{host}"]}}
   - {{name: closed, description: no hosts, plugin_name: {folder}}}
+  - {{name: bare, description: https only, plugin_name: {folder}, grant: {{hosts: ["{host}"]}}}}
 """)
     with load_app(app) as runtime:
         yield runtime
@@ -198,13 +207,65 @@ def test_binary_is_refused(rt: Runtime, site: tuple[str, list]) -> None:
     assert out["is_error"] is True and "image/png" in out["output"] and "only HTML, JSON and text" in out["output"]
 
 
-def test_ungranted_host_names_the_host_and_the_fix(rt: Runtime, site: tuple[str, list]) -> None:
+def hinted_hosts(output: str) -> list[str]:
+    """The `grant: {hosts: [...]}` a hint suggests, read as the app file would read it."""
+    found = re.search(r"`grant: (\{hosts: \[.*?\]\})`", output)
+    assert found, output
+    return yaml.safe_load(found.group(1))["hosts"]
+
+
+def test_ungranted_host_names_the_host_and_the_fix(rt: Runtime, site: tuple[str, list], tmp_path: Path) -> None:
+    """An http URL: the hint names `http://host:port` (a bare entry means https), and that entry works."""
     before = len(site[1])
     out = fetch(rt, f"http://{site[0]}/data.json", tool="closed")
     assert out["is_error"] is True
     assert f"host {site[0]} is not granted" in out["output"]
-    assert f"`grant: {{hosts: [{site[0]}]}}`" in out["output"]
+    assert f'`grant: {{hosts: ["http://{site[0]}"]}}` (plain http must be written `http://`' in out["output"]
     assert len(site[1]) == before  # nothing left the sandbox
+    [entry] = hinted_hosts(out["output"])
+    app = write_app(tmp_path, f"""
+entry: web
+tools:
+  - name: web
+    description: fetch
+    plugin_name: {PLUGINS / 'http-get'}
+    grant: {{hosts: [{json.dumps(entry)}]}}
+""")
+    with load_app(app) as runtime:
+        assert runtime.run(f"http://{site[0]}/data.json").response == {"output": JSON_BODY, "is_error": False}
+
+
+def test_bare_grant_of_an_http_site_hints_http(rt: Runtime, site: tuple[str, list]) -> None:
+    """`host:port` grants https only: an http URL on that port is refused, and the hint says `http://`."""
+    out = fetch(rt, f"http://{site[0]}/data.json", tool="bare")
+    assert out["is_error"] is True and f"over http (granted: https://{site[0]})" in out["output"]
+    assert hinted_hosts(out["output"]) == [f"http://{site[0]}"]
+
+
+def test_ungranted_https_url_hint_is_the_bare_host(rt: Runtime) -> None:
+    out = fetch(rt, "https://Example.com:8443/x", tool="closed")
+    assert out["is_error"] is True and "over https" in out["output"]
+    assert out["output"].endswith("in `grant: {hosts: [example.com:8443]}`")
+    assert hinted_hosts(out["output"]) == ["example.com:8443"]
+
+
+def test_call_time_limit_is_worded(rt: Runtime, site: tuple[str, list], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's `timeout` code (the call's wall-clock limit ran out in http_fetch) says which limit to raise.
+
+    At the tool's own limit Extism stops it as soon as http_fetch returns (the host then says it timed
+    out); here the host's clock for the call ends first, so the tool lives to word the answer."""
+    original = engine.Frame.__init__
+
+    def early(self: engine.Frame, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.deadline = time.monotonic() + 0.4
+
+    monkeypatch.setattr(engine.Frame, "__init__", early)
+    out = fetch(rt, f"http://{site[0]}/slow")
+    assert out["is_error"] is True
+    assert out["output"].startswith(f"fetching http://{site[0]}/slow timed out after the call's time limit: "
+                                    "http_fetch: the call's time limit ran out")
+    assert "35000 ms of tool `web`" in out["output"] and "`grant: {timeout_ms: N}`" in out["output"]
 
 
 def test_connection_failure(tmp_path: Path) -> None:

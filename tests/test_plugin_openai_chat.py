@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cspm.errors import FormatError
+from cspm.runtime import engine
 from cspm.runtime.engine import load_app
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
@@ -45,10 +49,10 @@ def srv(server: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> ScriptedServ
 
 
 def app(tmp_path: Path, srv: ScriptedServer, config: str = "", *, secret: bool = True,
-        base: str = "/v1", grant: str | None = None, bare: bool = False) -> Path:
+        base: str = "/v1", grant: str | None = None, bare: bool = False, origin: str | None = None) -> Path:
     """An app whose single llm is the plug-in folder (`bare`: its .wasm alone, no manifest checks),
-    pointed at the scripted server."""
-    lines = [f"base_url: {srv.url}{base}"] + ([config] if config else [])
+    pointed at the scripted server (or at `origin`)."""
+    lines = [f"base_url: {origin or srv.url}{base}"] + ([config] if config else [])
     plugin = FOLDER / "build" / "openai-chat.wasm" if bare else FOLDER
     text = (f"entry: gpt\nllms:\n  - name: gpt\n    plugin_name: {plugin}\n"
             f"    config: {{{', '.join(lines)}}}\n"
@@ -192,10 +196,58 @@ def test_malformed_success_bodies(tmp_path: Path, srv: ScriptedServer, reply: di
     assert_error(ask(app(tmp_path, srv), user()), *needles)
 
 
+def hinted_hosts(error: str) -> list[str]:
+    """The `grant: {hosts: [...]}` a hint suggests, read as the app file would read it."""
+    found = re.search(r"`grant: (\{hosts: \[.*?\]\})`", error)
+    assert found, error
+    return yaml.safe_load(found.group(1))["hosts"]
+
+
 def test_ungranted_host_says_what_to_grant(tmp_path: Path, srv: ScriptedServer) -> None:
+    """An http base_url: the hint names `http://host:port` (a bare entry means https), and that entry works."""
     response = ask(app(tmp_path, srv, grant="api.openai.com"), user())
-    assert_error(response, "not granted", f"grant: {{hosts: [{srv.host}]}}")
+    assert_error(response, "not granted", f'`grant: {{hosts: ["http://{srv.host}"]}}`', "a bare host means https")
     assert srv.seen == []
+    [entry] = hinted_hosts(response["error"])
+    srv.reply(openai_chat("granted"))
+    assert ask(app(tmp_path, srv, grant=entry), user())["content"] == "granted"
+
+
+def test_bare_grant_of_an_http_server_hints_http(tmp_path: Path, srv: ScriptedServer) -> None:
+    """`host:port` grants https only: an http base_url on that port is refused, and the hint says `http://`."""
+    response = ask(app(tmp_path, srv, grant=srv.host), user())
+    assert_error(response, "over http", f"granted: https://{srv.host}", f'`grant: {{hosts: ["http://{srv.host}"]}}`')
+    assert srv.seen == []
+
+
+def test_ungranted_https_host_hint_is_the_bare_origin(tmp_path: Path, srv: ScriptedServer) -> None:
+    """An https base_url: the hint is the bare `host:port`, which grants exactly that origin."""
+    origin = f"https://{srv.host}"
+    response = ask(app(tmp_path, srv, grant="api.openai.com", origin=origin), user())
+    assert_error(response, "not granted", f"`grant: {{hosts: [{srv.host}]}}`, or set `base_url`")
+    assert "http://" not in response["error"]
+    [entry] = hinted_hosts(response["error"])
+    assert entry == srv.host
+    # granted, the request leaves: TLS to this plain-http server fails, but it is no longer a refusal
+    assert_error(ask(app(tmp_path, srv, grant=entry, origin=origin), user()), "could not reach", f"{origin}/v1")
+
+
+def test_call_time_limit_is_worded(tmp_path: Path, srv: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's `timeout` code (the call's wall-clock limit ran out in http_fetch) says which limit to raise.
+
+    At the plug-in's own limit Extism stops it as soon as http_fetch returns (the host then says it timed
+    out); here the host's clock for the call ends first, so the plug-in lives to word the answer."""
+    original = engine.Frame.__init__
+
+    def early(self: engine.Frame, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.deadline = time.monotonic() + 0.4
+
+    monkeypatch.setattr(engine.Frame, "__init__", early)
+    srv.reply(openai_chat("late"), delay=1.5)
+    response = ask(app(tmp_path, srv), user())
+    assert_error(response, f"the request to {srv.url}/v1/chat/completions timed out after the call's time limit",
+                 "http_fetch: the call's time limit ran out", "60000 ms of llm `gpt`", "`grant: {timeout_ms: N}`")
 
 
 def test_unreachable_server(tmp_path: Path, scripted: Callable[[], ScriptedServer]) -> None:
@@ -218,7 +270,8 @@ def test_cli_run_json(tmp_path: Path, srv: ScriptedServer) -> None:
 
 
 def test_slow_server_times_out(tmp_path: Path, srv: ScriptedServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The host's HTTP timeout (the grant's timeout_ms, capped here) surfaces as a timeout, not "unreachable"."""
+    """A network timeout with time left on the call (`http_error`; the host's cap per network operation is
+    lowered here) surfaces as a timeout, not "unreachable"."""
     import cspm.runtime.http
 
     monkeypatch.setattr(cspm.runtime.http, "MAX_TIMEOUT_S", 0.3)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from cspm.runtime import engine
 from cspm.runtime.engine import Runtime, load_app
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, plugin_wasm, write_app
@@ -209,10 +213,55 @@ def test_server_error_and_malformed_json(app: Callable[..., Runtime], serp: Scri
     assert is_error and "not a JSON object" in output
 
 
+def hinted_hosts(output: str) -> list[str]:
+    """The `grant: {hosts: [...]}` a hint suggests, read as the app file would read it."""
+    found = re.search(r"`grant: (\{hosts: \[.*?\]\})`", output)
+    assert found, output
+    return yaml.safe_load(found.group(1))["hosts"]
+
+
 def test_host_not_granted_says_what_to_grant(app: Callable[..., Runtime], serp: ScriptedServer) -> None:
+    """An http base_url: the hint names `http://host:port` (a bare entry means https), and that entry works."""
     output, is_error = run(app(grant="serpapi.com"), "q")
-    assert is_error and "not granted" in output and "grant: {hosts: [serpapi.com]}" in output
+    assert is_error and "not granted" in output
+    assert f'`grant: {{hosts: ["http://{serp.host}"]}}` (plain http must be written `http://`' in output
     assert serp.seen == []
+    [entry] = hinted_hosts(output)
+    serp.reply(serpapi_search(answer_box={"answer": "granted"}))
+    assert run(app(grant=json.dumps(entry)), "q") == ("granted", False)
+
+
+def test_bare_grant_of_an_http_base_url_hints_http(app: Callable[..., Runtime], serp: ScriptedServer) -> None:
+    """`host:port` grants https only: an http base_url on that port is refused, and the hint says `http://`."""
+    output, is_error = run(app(grant=serp.host), "q")
+    assert is_error and f"over http (granted: https://{serp.host})" in output
+    assert hinted_hosts(output) == [f"http://{serp.host}"]
+    assert serp.seen == []
+
+
+def test_https_host_not_granted_hints_the_bare_host(app: Callable[..., Runtime], serp: ScriptedServer) -> None:
+    output, is_error = run(app(grant="example.org", base_url="https://SerpAPI.com/"), "q")
+    assert is_error and "the host refused to fetch https://SerpAPI.com/search.json" in output
+    assert output.endswith("Grant the host of base_url in the app: `grant: {hosts: [serpapi.com]}`.")
+
+
+def test_call_time_limit_is_worded(app: Callable[..., Runtime], serp: ScriptedServer,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's `timeout` code (the call's wall-clock limit ran out in http_fetch) says which limit to raise.
+
+    At the tool's own limit Extism stops it as soon as http_fetch returns (the host then says it timed
+    out); here the host's clock for the call ends first, so the tool lives to word the answer."""
+    original = engine.Frame.__init__
+
+    def early(self: engine.Frame, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.deadline = time.monotonic() + 0.4
+
+    monkeypatch.setattr(engine.Frame, "__init__", early)
+    serp.reply(serpapi_search(answer_box={"answer": "late"}), delay=1.5)
+    output, is_error = run(app(), "q")
+    assert is_error and output.startswith("SerpAPI request timed out after the call's time limit: http_fetch: ")
+    assert "30000 ms of tool `search`" in output and "`grant: {timeout_ms: N}`" in output
 
 
 def test_connection_failure_is_an_error_answer(app: Callable[..., Runtime], serp: ScriptedServer) -> None:

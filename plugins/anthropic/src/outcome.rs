@@ -16,19 +16,34 @@ pub fn failure(reason: impl Into<String>) -> LlmOutput {
     }
 }
 
+/// Why a grant hint names `http://`.
+const PLAIN_HTTP: &str = " (plain http must be written `http://`: a bare host means https)";
+
 /// The host refused or could not complete the fetch (error document from `http_fetch`).
 pub fn refused(refusal: &HostError, url: &str) -> LlmOutput {
     match refusal.code.as_str() {
-        "not_granted" => failure(format!(
-            "the host refused to fetch {}: {}. Grant it in the app config: `grant: {{hosts: [{}]}}` \
-             (or set `base_url` to a granted server)",
-            url,
-            refusal.message,
-            host_of(url)
+        "not_granted" => failure(match grant_entry(url) {
+            Some(entry) => format!(
+                "the host refused to fetch {}: {}. Grant it in the app config: `grant: {{hosts: [{}]}}`{}, \
+                 or set `base_url` to a granted server",
+                url,
+                refusal.message,
+                entry,
+                if entry.contains("http://") { PLAIN_HTTP } else { "" }
+            ),
+            None => format!(
+                "the host refused to fetch {}: {}. Set `base_url` to an http:// or https:// URL",
+                url, refusal.message
+            ),
+        }),
+        "timeout" => failure(format!(
+            "the request to {} timed out after the call's time limit: {}. Raise that limit in the app config \
+             (`grant: {{timeout_ms: N}}` of the component it names), or lower max_tokens for a shorter answer",
+            url, refusal.message
         )),
         "http_error" if refusal.message.contains("Timeout") => failure(format!(
-            "no answer from {} in time: {} (the host waits up to the grant's timeout_ms per HTTP request; raise it, or lower max_tokens \
-             for a shorter answer)",
+            "no answer from {} in time: {} (a network timeout within the call's time limit: a connection may \
+             take 10 s, the whole request the grant's timeout_ms; is the server up and reachable?)",
             url, refusal.message
         )),
         "http_error" => {
@@ -196,7 +211,25 @@ fn excerpt(text: &str) -> String {
     }
 }
 
-fn host_of(url: &str) -> &str {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    rest.split(|c| c == '/' || c == '?' || c == '#').next().unwrap_or(rest)
+/// The `grant.hosts` entry that admits `url`'s origin, written as the app config takes it: the bare
+/// `host[:port]` for https (a bare entry means https), `http://host[:port]` for plain http, lower-cased,
+/// quoted when YAML would not read it as one plain string. `None` when `url` is not http(s).
+fn grant_entry(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(|c| c == '/' || c == '?' || c == '#').next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority); // user:password@ is no part of it
+    if authority.is_empty() || authority.starts_with(':') {
+        return None;
+    }
+    let authority = authority.to_ascii_lowercase(); // as the host compares names
+    let entry = match scheme.to_ascii_lowercase().as_str() {
+        "https" => authority,
+        "http" => format!("http://{}", authority),
+        _ => return None,
+    };
+    if entry.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ':') {
+        Some(entry)
+    } else {
+        Some(format!("\"{}\"", entry))
+    }
 }

@@ -150,11 +150,17 @@ static cs_status fetch_failed(cs_jw *out, const char *url) {
                       too_large ? " (the page is too large to fetch; look for a smaller page or an API)"
                                 : " (the server may be down, slow or not speak this protocol; check the URL or try later)");
     }
+    if (cs_streq(e->code, "timeout"))
+        return REFUSE(out, "fetching ", url, " timed out after the call's time limit: ", e->message,
+                      ". The app can raise that limit (`grant: {timeout_ms: N}` of the component it names), "
+                      "or try a page that answers faster");
     if (!cs_streq(e->code, "not_granted")) return REFUSE(out, "fetching ", url, " was refused: ", e->message);
-    char *host = url_authority(url);
+    char *entry = url_grant_entry(url);
+    bool plain = entry && cs_strlen(entry) > 8 && cs_memcmp(entry, "\"http://", 8) == 0;
     cs_status st = REFUSE(out, "cannot fetch ", url, ": ", e->message,
-                          ". The app must grant the host to this tool in `grant: {hosts: [", host ? host : "", "]}`");
-    cs_free(host);
+                          ". The app must grant the host to this tool in `grant: {hosts: [", entry ? entry : "", "]}`",
+                          plain ? " (plain http must be written `http://`: a bare host means https)" : "");
+    cs_free(entry);
     return st;
 }
 

@@ -114,3 +114,24 @@ char *url_authority(const char *url) {
         if (*at == '@') p = at + 1; /* user:password@ is not part of the host */
     return cs_strndup(p, (size_t)(end - p));
 }
+
+char *url_grant_entry(const char *url) {
+    char *host = url_authority(url);
+    if (!host) return NULL;
+    bool plain = has_prefix_ci(url, cs_strlen(url), "http://");
+    size_t n = cs_strlen(host);
+    bool quote = plain;
+    for (size_t i = 0; i < n; i++) quote |= !is_host_char(host[i]) && host[i] != ':';
+    const char *scheme = plain ? "http://" : "";
+    size_t sn = cs_strlen(scheme), k = 0;
+    char *entry = (char *)cs_malloc(n + sn + 3);
+    if (entry) {
+        if (quote) entry[k++] = '"';
+        for (size_t i = 0; i < sn; i++) entry[k++] = scheme[i];
+        for (size_t i = 0; i < n; i++) entry[k++] = lower(host[i]); /* as the host compares names */
+        if (quote) entry[k++] = '"';
+        entry[k] = 0;
+    }
+    cs_free(host);
+    return entry;
+}

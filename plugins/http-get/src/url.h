@@ -13,7 +13,12 @@
  * message expects the text as given to follow it. */
 char *url_clean(const char *text, size_t n, const char **why, bool *quote_input);
 
-/* The host[:port] of a cleaned URL, as the app grants it (malloc'ed). */
+/* The host[:port] of a cleaned URL (malloc'ed). */
 char *url_authority(const char *url);
+
+/* The grant.hosts entry that admits a cleaned URL's origin, as the app config takes it (malloc'ed):
+ * the bare host[:port] for https (a bare entry means https), "http://host[:port]" for plain http,
+ * lower-cased, in double quotes when YAML would not read it as one plain string. */
+char *url_grant_entry(const char *url);
 
 #endif

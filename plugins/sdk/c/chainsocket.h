@@ -39,6 +39,9 @@ typedef enum {
     CS_ERR_PLUGIN       /* raised by the plug-in itself with cs_error() */
 } cs_status;
 
+/* CS_ERR_HOST codes (docs/abi.md): "bad_request", "not_declared", "cycle", "depth", "not_granted",
+ * "unsupported", "callee_failed", "http_error", "timeout" (the call's wall-clock limit, its
+ * timeout_ms or its caller's, ran out), "too_large", "internal". Compare with cs_streq. */
 typedef struct {
     cs_status status;
     const char *code;    /* CS_ERR_HOST: the host's code ("not_declared", ...); else the status name */

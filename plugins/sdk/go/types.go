@@ -28,6 +28,7 @@ const (
 	CodeUnsupported  = "unsupported"
 	CodeCalleeFailed = "callee_failed"
 	CodeHTTPError    = "http_error"
+	CodeTimeout      = "timeout" // the call's wall-clock limit (timeout_ms, or its caller's) ran out
 	CodeTooLarge     = "too_large"
 	CodeInternal     = "internal"
 )

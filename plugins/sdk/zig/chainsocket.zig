@@ -197,7 +197,10 @@ pub const Error = error{
     OutOfMemory,
 };
 
-/// The body of an error document `{"error": {"code", "message"}}`.
+/// The body of an error document `{"error": {"code", "message"}}`. `code` is one of the ABI codes
+/// (docs/abi.md): `bad_request`, `not_declared`, `cycle`, `depth`, `not_granted`, `unsupported`,
+/// `callee_failed`, `http_error`, `timeout` (the call's wall-clock limit, its `timeout_ms` or its
+/// caller's, ran out), `too_large`, `internal`.
 pub const HostError = struct { code: []const u8, message: []const u8 };
 
 var last_error: ?HostError = null;

@@ -60,6 +60,37 @@ function searchUrl(query: string): string {
   return url;
 }
 
+/**
+ * The `grant.hosts` entry that admits `url`'s origin, as the app config takes it: the bare
+ * `host[:port]` for https (a bare entry means https), `http://host[:port]` for plain http,
+ * lower-cased, quoted when YAML would not read it as one plain string. `null` when `url` is not http(s).
+ */
+function grantEntry(url: string): string | null {
+  const sep = url.indexOf("://");
+  if (sep < 0) return null;
+  const scheme = url.substring(0, sep).toLowerCase();
+  if (scheme != "http" && scheme != "https") return null;
+  let end = sep + 3;
+  while (end < url.length) {
+    const c = url.charCodeAt(end);
+    if (c == 0x2f || c == 0x3f || c == 0x23) break; // / ? #
+    end++;
+  }
+  let authority = url.substring(sep + 3, end);
+  const at = authority.lastIndexOf("@"); // user:password@ is no part of the origin
+  if (at >= 0) authority = authority.substring(at + 1);
+  authority = authority.toLowerCase(); // as the host compares names
+  if (authority.length == 0 || authority.startsWith(":")) return null;
+  const entry = scheme == "http" ? "http://" + authority : authority;
+  for (let i = 0; i < entry.length; i++) {
+    const c = entry.charCodeAt(i);
+    const plain = (c >= 0x30 && c <= 0x3a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) ||
+      c == 0x2e || c == 0x2d; // digits, ':', letters, '.', '-'
+    if (!plain) return '"' + entry + '"';
+  }
+  return entry;
+}
+
 function header(resp: HttpResponse, name: string): string | null {
   const keys = resp.headers.keys();
   for (let i = 0; i < keys.length; i++) {
@@ -107,8 +138,15 @@ function search(req: ToolInput): Result<ToolOutput> {
   if (!fetched.ok) {
     const e = fetched.error!;
     if (e.code == "not_granted") {
-      return failed("the host refused to fetch " + url.substring(0, url.indexOf("?")) + " (" + e.message +
-        "). Grant the host of base_url in the app: `grant: {hosts: [serpapi.com]}`.");
+      const where = "the host refused to fetch " + url.substring(0, url.indexOf("?")) + " (" + e.message + "). ";
+      const entry = grantEntry(url);
+      if (entry === null) return failed(where + "Set base_url to an http:// or https:// URL.");
+      return failed(where + "Grant the host of base_url in the app: `grant: {hosts: [" + entry + "]}`" +
+        (entry.includes("http://") ? " (plain http must be written `http://`: a bare host means https)." : "."));
+    }
+    if (e.code == "timeout") {
+      return failed("SerpAPI request timed out after the call's time limit: " + e.message +
+        ". The app can raise that limit (`grant: {timeout_ms: N}` of the component it names).");
     }
     return failed("SerpAPI request failed (" + e.code + "): " + e.message);
   }

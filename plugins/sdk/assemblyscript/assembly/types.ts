@@ -32,7 +32,11 @@ function mapJson(m: Map<string, string>): Json {
 /** An error document `{"error": {"code", "message"}}` from the host, or a local failure. */
 export class HostError {
   constructor(
-    /** An ABI error code (`not_declared`, `bad_request`, …; see docs/abi.md). */
+    /**
+     * An ABI error code (docs/abi.md): `bad_request`, `not_declared`, `cycle`, `depth`, `not_granted`,
+     * `unsupported`, `callee_failed`, `http_error`, `timeout` (the call's wall-clock limit, its
+     * `timeout_ms` or its caller's, ran out), `too_large`, `internal`.
+     */
     public code: string,
     public message: string,
   ) {}

@@ -36,8 +36,8 @@ mod ffi {
 /// An error document from the host (`{"error": {"code", "message"}}`), or a failure of the SDK
 /// to talk to it.
 ///
-/// `code` is one of the ABI codes (`bad_request`, `not_declared`, `cycle`, `depth`,
-/// `not_granted`, `unsupported`, `callee_failed`, `http_error`, `too_large`, `internal`). The SDK
+/// `code` is one of the ABI codes (`bad_request`, `not_declared`, `cycle`, `depth`, `not_granted`,
+/// `unsupported`, `callee_failed`, `http_error`, `timeout`, `too_large`, `internal`). The SDK
 /// itself only produces `bad_request` (unknown host function name) and `internal` (the host
 /// answered something that is not the documented JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
