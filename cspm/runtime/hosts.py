@@ -46,7 +46,7 @@ def _parse(entry: str) -> Pattern | None:
     host, colon, port_text = authority.rpartition(":")
     if not colon:
         host, port_text = authority, ""
-    if port_text and not port_text.isdigit():
+    if port_text and not (port_text.isascii() and port_text.isdigit()):  # "²".isdigit() is True
         return None
     port = int(port_text) if port_text else DEFAULT_PORTS[scheme]
     host = host.lower().rstrip(".")
