@@ -112,14 +112,19 @@ def check_origin(registry: Registry, url: str, came_from: str) -> None:
         f"the registry's URL ({show_origin(own)}); cspm sends the token of {registry.name} only to "
         f"{show_origin(own)}",
         hint=f"if you trust {show_origin(target)}, add it as a registry of its own (`cspm registry add NAME "
-             f"{show_origin(target)}`, `cspm login NAME`) and use --registry NAME; else tell the registry's "
-             f"operator")
+             f"{show_origin(target)}`, `cspm login NAME`) and use it: `cspm publish --registry NAME`; else tell "
+             f"the registry's operator")
 
 
-def authorization(registry: Registry, url: str, came_from: str = "the request goes to") -> dict[str, str]:
-    """The `Authorization` header for a request to `url`: the only way a token leaves this machine."""
+def authorization(registry: Registry, url: str, came_from: str = "the request goes to",
+                  token: str | None = None) -> dict[str, str]:
+    """The `Authorization` header for a request to `url`: the only way a token leaves this machine.
+
+    `token` is one not saved yet (`cspm login` checks it with the registry before saving it); by
+    default it is the registry's own (`token_for`). Either way it goes only to the registry's origin.
+    """
     check_origin(registry, url, came_from)
-    token = token_for(registry.name)
+    token = check_token(token) if token is not None else token_for(registry.name)
     if not token:
         raise CspmError(f"no token for registry {registry.name}",
                         hint=f"run `cspm login {registry.name}` (or set CSPM_TOKEN)")

@@ -1,13 +1,16 @@
-"""`cspm publish` and `cspm yank`: pack, check locally, upload to a registry's write API.
+"""`cspm publish`, `cspm yank` and `cspm login`: pack, check locally, upload to a registry's write API.
 
-Everything the server will check is checked here first (manifest, module interface, app lock), so
-a mistake is reported before any upload, with the same words. The wire format is docs/registry.md.
+Everything the server will check is checked here first (manifest, module interface, app lock, and
+for --dry-run whether the version is already in the registry's index), so a mistake is reported
+before any upload, with the same words. `cspm login` asks the registry who a token is before it is
+saved. The wire format is docs/registry.md.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from cspm.formats import app as app_format
 from cspm.formats import bounded_json
 from cspm.formats import lock as lock_format
 from cspm.formats import manifest as manifest_format
+from cspm.formats.index_line import parse_file
 from cspm.formats.manifest import Manifest
 from cspm.formats.names import parse_requirement, parse_version
 from cspm.formats.userconfig import Registry, UserConfig
@@ -46,6 +50,18 @@ HINTS = {
 
 class PublishError(CspmError):
     pass
+
+
+class Refused(PublishError):
+    """The registry's error answer (its words), with the HTTP status and error code it gave."""
+
+    def __init__(self, message: str, hint: str | None, status: int, code: str | None) -> None:
+        super().__init__(message, hint)
+        self.status, self.code = status, code
+
+
+class CannotCheck(PublishError):
+    """`cspm login` could not ask the registry about a token (no write API, unreachable, an old server)."""
 
 
 @dataclass
@@ -184,14 +200,16 @@ def require_token(registry: Registry) -> str:
     return token
 
 
-def _send(registry: Registry, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+def _send(registry: Registry, method: str, url: str, *, token: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """One authenticated request. Redirects are followed by hand, and only 307/308 ones (which keep the
-    method and body) on the registry's own origin: `credentials.authorization` decides every hop."""
-    require_token(registry)
+    method and body) on the registry's own origin: `credentials.authorization` decides every hop.
+    `token`: one not saved yet (login); by default the registry's own."""
+    if token is None:
+        require_token(registry)
     came_from = "the write API is at"
     with httpx.Client(timeout=TIMEOUT, trust_env=False, follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            headers = {**credentials.authorization(registry, url, came_from), "User-Agent": "cspm"}
+            headers = {**credentials.authorization(registry, url, came_from, token), "User-Agent": "cspm"}
             status, location, retry_after, body = _exchange(client, registry, method, url, headers, kwargs)
             if status not in REDIRECTS:
                 return _answer(registry, status, retry_after, body)
@@ -243,7 +261,8 @@ def _answer(registry: Registry, status: int, retry_after: str | None, body: byte
         if status == 429 and retry_after:
             text += f" (retry after {retry_after[:20]} s)"
         hint = HINTS.get(code) if isinstance(code, str) else None
-        raise PublishError(text[:2000], hint=hint.format(registry=registry.name) if hint else None)
+        raise Refused(text[:2000], hint.format(registry=registry.name) if hint else None, status,
+                      code if isinstance(code, str) else None)
     if not isinstance(data, dict):
         found = problem or ("no body" if not body else "not a JSON object")
         raise PublishError(f"registry {registry.name} answered HTTP {status} with something that is not a JSON "
@@ -260,6 +279,64 @@ def publish(package: Package, registry: Registry) -> dict[str, Any]:
     line = answer.get("line")
     answer["line"] = line if isinstance(line, dict) else {}
     return answer
+
+
+def check_unpublished(registry: Registry, name: str, version: str, warn: Callable[[str], None]) -> None:
+    """What a publish of a version the registry already has would get (409 `exists`), for --dry-run: the
+    registry's index for `name` is read (versions are immutable, so one listed there stays)."""
+    source = IndexSource(registry, warn=warn)
+    try:
+        fetched = source.read(source.index_path(name))
+    finally:
+        if source._client is not None:
+            source._client.close()
+    if fetched.body is None:
+        return
+    entries, _ = parse_file(fetched.body, name, f"registry {registry.name}: {source.index_path(name)}")
+    wanted = parse_version(version)
+    if any(entry.version == wanted for entry in entries):
+        raise PublishError(f"{name} {version} is already published in registry {registry.name} (its index lists "
+                           f"it; this dry run uploaded nothing)", hint=HINTS["exists"])
+
+
+def check_login(registry: Registry, token: str) -> dict[str, Any]:
+    """Who `token` is to the registry (`GET api/v1/whoami`: id, namespaces, publish, admin), before it is saved.
+
+    A token the registry refuses is a `Refused` in the registry's words. A registry that cannot be
+    asked (a folder, a static copy, unreachable, a server without `whoami`) is `CannotCheck`, whose
+    hint names --no-check: saving a token nobody checked is the user's explicit choice.
+    """
+    unchecked = f"or save the token without checking it: `cspm login {registry.name} --no-check`"
+    if registry.url.startswith("file:"):
+        raise CannotCheck(f"cannot check the token with registry {registry.name}: it is a folder, with no write API "
+                          f"to ask", hint=f"a folder registry needs no token; {unchecked}")
+    try:
+        url = api_url(registry)
+    except credentials.TokenOriginError:
+        raise
+    except CspmError as exc:  # a folder or static registry, or config.json cannot be read
+        raise CannotCheck(f"cannot check the token with registry {registry.name}: {exc.message}",
+                          hint=f"{exc.hint}; {unchecked}" if exc.hint else unchecked) from None
+    try:
+        answer = _send(registry, "GET", urljoin(url, "whoami"), token=token)
+    except Refused as exc:
+        if exc.status == 401:  # HINTS' "log in with `cspm login`" would send the user round in a circle
+            raise Refused(exc.message, "nothing was saved; check that the token was copied whole", exc.status,
+                          exc.code) from None
+        if exc.status in (403, 429):
+            raise
+        if exc.status in (404, 405):
+            raise CannotCheck(f"cannot check the token with registry {registry.name}: its write API has no `whoami` "
+                              f"(HTTP {exc.status} to GET {urljoin(url, 'whoami')}: a cspm-registry older than "
+                              f"`whoami`, or another server)", hint=unchecked) from None
+        raise CannotCheck(f"cannot check the token with registry {registry.name}: {exc.message}",
+                          hint=f"{exc.hint}; {unchecked}" if exc.hint else unchecked) from None
+    except PublishError as exc:  # unreachable, an answer that is not JSON
+        raise CannotCheck(exc.message, hint=f"{exc.hint}; {unchecked}" if exc.hint else unchecked) from None
+    namespaces = answer.get("namespaces")
+    return {"id": answer.get("id") if isinstance(answer.get("id"), int) else None,
+            "namespaces": [n for n in namespaces if isinstance(n, str)] if isinstance(namespaces, list) else [],
+            "publish": answer.get("publish") is True, "admin": answer.get("admin") is True}
 
 
 def yank_target(reference: str) -> tuple[str, Version]:

@@ -10,7 +10,7 @@ import typer
 
 from cspm import credentials
 from cspm import publish as publishing
-from cspm.cli.output import err, print_json, shown
+from cspm.cli.output import err, print_json, shown, warner
 from cspm.errors import CspmError
 from cspm.formats import userconfig
 
@@ -22,7 +22,8 @@ RegistryOpt = Annotated[str | None, typer.Option("--registry", "-r", help="the r
 def publish(
     folder: Annotated[Path, typer.Argument(help="the plug-in or app folder (with plugin.yaml)")] = Path("."),
     registry: RegistryOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and show what would be uploaded; upload "
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="check and show what would be uploaded (and that the "
+                                                            "registry does not have that version yet); upload "
                                                             "nothing")] = False,
     sign: Annotated[bool, typer.Option("--sign/--no-sign", help="sign it (default): keyless through Sigstore, "
                                                                 "or with --key")] = True,
@@ -37,7 +38,9 @@ def publish(
     package = publishing.pack(folder)
     line = package.line
     target = publishing.pick_registry(userconfig.load(), package.manifest.name, registry)
-    if not dry_run:
+    if dry_run:  # a version the registry has would be refused (409): say so now, as the upload would
+        publishing.check_unpublished(target, line["name"], line["version"], warner())
+    else:
         publishing.api_url(target)  # a static or folder registry, or no token: say so before signing
         publishing.require_token(target)
     if sign and not dry_run:
@@ -63,18 +66,31 @@ def login(
     registry: Annotated[str, typer.Argument(help="the registry's name")],
     token: Annotated[str | None, typer.Option("--token", help="the token (default: read from stdin or a prompt)")
                      ] = None,
+    no_check: Annotated[bool, typer.Option("--no-check", help="save it without asking the registry who it is "
+                                                              "(a registry without a write API, or unreachable)")
+                        ] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Store a token for a registry (in the user config dir, readable only by you)."""
-    if userconfig.load().registry(registry) is None:
+    """Check a token with a registry, then store it (in the user config dir, readable only by you)."""
+    target = userconfig.load().registry(registry)
+    if target is None:
         raise CspmError(f"there is no registry called {registry!r}", hint="add it with `cspm registry add`")
     if token is None:
         token = sys.stdin.readline() if not sys.stdin.isatty() else typer.prompt("token", hide_input=True)
+    token = credentials.check_token(token)
+    who = None if no_check else publishing.check_login(target, token)
     where = credentials.save(registry, token)
     if json_out:
-        print_json({"registry": registry, "saved": str(where)})
-    else:
-        err.print(f"token for {registry} saved in {where}")
+        print_json({"registry": registry, "saved": str(where), "checked": who is not None, "token": who})
+        return
+    if who is None:
+        err.print(f"token for {registry} saved in {where}, unchecked (--no-check)")
+        return
+    scope = "admin" if who["admin"] else "publish" if who["publish"] else "read-only"
+    namespaces = ", ".join(who["namespaces"]) or ("every namespace" if who["admin"] else "no namespace")
+    err.print(f"token #{who['id']} for {registry} ({scope}: {shown(namespaces)}) saved in {where}")
+    if scope == "read-only":
+        warner()(f"registry {registry} says this token may not publish or yank (ask for one created with --publish)")
 
 
 def logout(registry: Annotated[str, typer.Argument(help="the registry's name")], json_out: JsonOpt = False) -> None:

@@ -6,6 +6,10 @@ name and digest checks before it touches the database or the disk, so no path es
 Writes check everything (token, framing, manifest, signature, module) before anything becomes visible;
 a signature is verified with cspm's own `cspm.verify.signature.verify` against the namespace's
 trusted publishers (`cspm-registry trust set`), the policy `config.json` publishes.
+
+Every refused write (publish, yank, a token check) is logged at warning level, one line with the
+reason code, the package and version when known, the token's id (never the token) and the client
+address: an operator sees who tried what, not only what succeeded.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
 from typing import Any, TypeVar
@@ -63,6 +67,7 @@ UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]")  # in no path the registry serves (
 MAX_RENDERINGS = 4096
 UPLOAD_TIMEOUT_S = 30.0
 T = TypeVar("T")
+LOGGED = re.compile(r"[^A-Za-z0-9_.:%\[\]-]")  # a client address is logged with only these (one line, no spoofing)
 
 
 class ApiError(Exception):
@@ -75,6 +80,25 @@ class ApiError(Exception):
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+
+
+@dataclass
+class Attempt:
+    """What is known of one write request as it is checked, for the log line if it is refused."""
+
+    action: str  # publish, yank, whoami
+    client: str
+    token: str = "none"  # "#3" once authenticated; "none" (no token sent), "unknown", "unchecked" (429)
+    name: str | None = None  # set once the name passed check_name
+    version: str | None = None  # and the version parse_version
+
+    def refused(self, status: int, code: str, message: str) -> None:
+        """One warning line: `refused ACTION: reason=CODE status=N package=NS/NAME version=V token=#ID client=ADDR
+        message="..."` (the message JSON-quoted, so it stays one line whatever it quotes)."""
+        package = f" package={self.name}" if self.name else ""
+        version = f" version={self.version}" if self.version else ""
+        log.warning("refused %s: reason=%s status=%d%s%s token=%s client=%s message=%s", self.action, code, status,
+                    package, version, self.token, self.client, json.dumps(message[:500]))
 
 
 @dataclass(frozen=True)
@@ -213,20 +237,47 @@ class Registry:
 
     # -- writes
 
-    async def _authorize(self, request: Request) -> Token:
+    async def _audited(self, request: Request, action: str,
+                       handle: Callable[[Request, Attempt], Awaitable[Response]]) -> Response:
+        """Run a write handler; any refusal it raises is logged (`Attempt.refused`) and answered."""
+        client = request.client.host if request.client else "unknown"
+        attempt = Attempt(action, LOGGED.sub("?", client)[:100])
+        try:
+            response = await handle(request, attempt)
+        except ApiError as exc:
+            attempt.refused(exc.status, exc.code, exc.message)
+            raise
+        if response.status_code >= 400:
+            attempt.refused(response.status_code, "disconnected", "the client went away before its body arrived")
+        return response
+
+    async def _authorize(self, request: Request, attempt: Attempt) -> Token:
         client = request.client.host if request.client else "unknown"
         wait = self.limiter.retry_after(client)
         if wait:
+            attempt.token = "unchecked"
             raise ApiError(429, "rate_limited", f"too many failed authentications from this address: try again "
                                                 f"in {wait} s", {"Retry-After": str(wait)})
         presented = auth.bearer(request.headers.get("authorization"))
         token = await run_in_threadpool(auth.authenticate, self.storage, presented)
         if token is None:
             self.limiter.failed(client)
+            attempt.token = "unknown" if presented else "none"
             message = ("this registry does not know that token: check it, or ask the registry's operator for one"
-                       if presented else "publishing needs a token: send `Authorization: Bearer <token>`")
+                       if presented else f"{attempt.action} needs a token: send `Authorization: Bearer <token>`")
             raise ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+        attempt.token = f"#{token.id}"
         return token
+
+    async def whoami(self, request: Request) -> Response:
+        return await self._audited(request, "whoami", self._whoami)
+
+    async def _whoami(self, request: Request, attempt: Attempt) -> Response:
+        """Who a token is (`cspm login` checks a token here before saving it): its id and scope, never itself."""
+        token = await self._authorize(request, attempt)
+        log.info("token #%d checked (whoami) from %s", token.id, attempt.client)
+        return JSONResponse({"id": token.id, "namespaces": sorted(token.namespaces), "publish": token.publish,
+                             "admin": token.admin})
 
     async def _body(self, read: Awaitable[T]) -> T:
         """A request body must arrive within `upload_timeout` seconds in all: a client that trickles
@@ -240,26 +291,30 @@ class Registry:
                                            f"raise --upload-timeout", {"Connection": "close"}) from None
 
     async def publish(self, request: Request) -> Response:
-        token = await self._authorize(request)
+        return await self._audited(request, "publish", self._publish_request)
+
+    async def _publish_request(self, request: Request, attempt: Attempt) -> Response:
+        token = await self._authorize(request, attempt)
         try:
             body = await self._body(framing.read(request.stream(), self.limits, request.headers.get("content-length")))
         except framing.FramingError as exc:
             raise ApiError(exc.status, "too_large" if exc.status == 413 else "bad_request", exc.message) from None
         except ClientDisconnect:
             return Response(status_code=400)
-        answer = await run_in_threadpool(self._publish, token, body)
+        answer = await run_in_threadpool(self._publish, token, body, attempt)
         return JSONResponse(answer, 201)
 
-    def _publish(self, token: Token, body: framing.PublishBody) -> dict[str, Any]:
+    def _publish(self, token: Token, body: framing.PublishBody, attempt: Attempt) -> dict[str, Any]:
         """Scope, manifest, signature, module, then storage: nothing is written before all of them pass."""
         data = _json(body.json, framing.MAX_JSON, "the JSON part (1)")
         if not isinstance(data, dict) or not isinstance(data.get("manifest"), dict):
             raise ApiError(400, "bad_request", 'the JSON part (1) must be an object {"manifest": {...}}')
         kind = _signature_kind(data.get("signature"), body.bundle)
         raw = data["manifest"]
-        name = _checked(lambda: check_name(raw.get("name")))
+        name = attempt.name = _checked(lambda: check_name(raw.get("name")))
         self._check_scope(token, name)
         manifest = _checked(lambda: manifest_format.from_dict(raw, "plugin.yaml"))
+        attempt.version = str(manifest.version)
         if raw.get("publish") is False:
             raise ApiError(422, "invalid", f"{name} is marked `publish: false` in its plugin.yaml")
         if not body.blob:
@@ -320,7 +375,10 @@ class Registry:
         return {"name": name, "version": version, "digest": line["digest"], "line": line}
 
     async def yank(self, request: Request) -> Response:
-        token = await self._authorize(request)
+        return await self._audited(request, "yank", self._yank_request)
+
+    async def _yank_request(self, request: Request, attempt: Attempt) -> Response:
+        token = await self._authorize(request, attempt)
 
         async def read() -> bytes:
             chunks = bytearray()
@@ -334,16 +392,16 @@ class Registry:
             body = await self._body(read())
         except ClientDisconnect:
             return Response(status_code=400)
-        answer = await run_in_threadpool(self._yank, token, body)
+        answer = await run_in_threadpool(self._yank, token, body, attempt)
         return JSONResponse(answer, 200)
 
-    def _yank(self, token: Token, body: bytes) -> dict[str, Any]:
+    def _yank(self, token: Token, body: bytes, attempt: Attempt) -> dict[str, Any]:
         data = _json(body, MAX_YANK_BODY, "the body")
         if not isinstance(data, dict) or not {"name", "version", "yanked"} <= set(data):
             raise ApiError(400, "bad_request", 'expected {"name": "ns/name", "version": "1.2.0", '
                                                '"yanked": true | false | "reason"}')
-        name = _checked(lambda: check_name(data["name"]))
-        version = str(_checked(lambda: parse_version(data["version"])))
+        name = attempt.name = _checked(lambda: check_name(data["name"]))
+        version = attempt.version = str(_checked(lambda: parse_version(data["version"])))
         yanked = data["yanked"]
         if not (isinstance(yanked, bool) or (isinstance(yanked, str) and 0 < len(yanked) <= 1024)):
             raise ApiError(422, "invalid", "`yanked` is true, false, or a reason (1-1024 characters)")
@@ -487,6 +545,7 @@ def create_app(storage: Storage, *, name: str, max_blob_bytes: int,
         Route("/bundles/sha256/{file}", registry.bundle, methods=["GET"]),
         Route(f"/{API}/publish", registry.publish, methods=["PUT"]),
         Route(f"/{API}/yank", registry.yank, methods=["POST"]),
+        Route(f"/{API}/whoami", registry.whoami, methods=["GET"]),
     ]
     handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
     return Starlette(routes=routes, exception_handlers=handlers,  # type: ignore[arg-type]

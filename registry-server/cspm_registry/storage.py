@@ -34,7 +34,8 @@ from cspm_registry import limits
 log = logging.getLogger("cspm_registry")
 
 DB_FILE = "registry.db"
-SCHEMA_VERSION = 2  # 2: versions.bundle, trust (a version-1 server must not publish past a trust policy)
+SCHEMA_VERSION = 3  # 2: versions.bundle, trust (a version-1 server must not publish past a trust policy);
+# 3: token ids are AUTOINCREMENT, never reused after a revoke (logs name tokens by id)
 PAUSE_AFTER_BLOB_ENV = "CSPM_REGISTRY_TEST_PAUSE_AFTER_BLOB"  # tests only: seconds to sleep before the commit
 
 SCHEMA = """  -- statements end with ';' at the end of a line, and nowhere else
@@ -45,7 +46,7 @@ CREATE TABLE IF NOT EXISTS namespaces (
     created_by INTEGER            -- the token whose creation (or admin publish) created it
 );
 CREATE TABLE IF NOT EXISTS tokens (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: a log's `token=#3` means one token for ever
     hash TEXT NOT NULL UNIQUE,    -- sha256 hex of the token, which itself is never stored
     namespaces TEXT NOT NULL,     -- JSON list
     publish INTEGER NOT NULL,
@@ -76,6 +77,19 @@ CREATE TABLE IF NOT EXISTS trust (
 """
 MIGRATIONS = {  # from version: statements that make it the next version
     1: ["ALTER TABLE versions ADD COLUMN bundle TEXT"],
+    2: [  # SQLite cannot add AUTOINCREMENT to a table: copy it into one that has it
+        "CREATE TABLE tokens_v3 (id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT NOT NULL UNIQUE, "
+        "namespaces TEXT NOT NULL, publish INTEGER NOT NULL, admin INTEGER NOT NULL, created REAL NOT NULL)",
+        "INSERT INTO tokens_v3 (id, hash, namespaces, publish, admin, created) "
+        "SELECT id, hash, namespaces, publish, admin, created FROM tokens",
+        "DROP TABLE tokens",
+        "ALTER TABLE tokens_v3 RENAME TO tokens",
+        # a revoked token's id is known only if it created a namespace: never hand out one up to that either
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'tokens', 0 "
+        "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'tokens')",
+        "UPDATE sqlite_sequence SET seq = MAX(seq, (SELECT COALESCE(MAX(id), 0) FROM tokens), "
+        "(SELECT COALESCE(MAX(created_by), 0) FROM namespaces)) WHERE name = 'tokens'",
+    ],
 }
 INDEXES = "CREATE INDEX IF NOT EXISTS versions_bundle ON versions (bundle)"  # after the migrations
 BUNDLE_SUFFIX = {"sigstore": "sigstore", "dsse-ed25519": "dsse"}
@@ -255,7 +269,9 @@ class Storage:
                 for row in rows.fetchall()]
 
     def remove_token(self, token_id: int) -> bool:
-        """Revoke a token: its next request is 401, even on a running server (each request looks it up)."""
+        """Revoke a token: its next request is 401, even on a running server (each request looks it up).
+
+        Its id is never given to another token (AUTOINCREMENT), so `token=#3` in a log means one token."""
         with self._write() as db:
             return db.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount > 0
 
