@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cspm import atomicfile, paths
-from cspm.errors import CapabilityError, CspmError
+from cspm.errors import CapabilityError, CspmError, ExitCode
 from cspm.formats import bounded_json
 from cspm.formats.app import AppConfig, Origin
 from cspm.runtime.secrets import secret_file
@@ -32,7 +32,7 @@ NEEDS_APPROVAL = ("env", "secret", "path", "host")  # kv is scoped to the packag
 class NotApproved(CapabilityError):
     """A published app asks for capabilities the user has not approved."""
 
-    exit_code = 77  # EX_NOPERM
+    exit_code = ExitCode.NOT_APPROVED
 
 
 @dataclass(frozen=True, order=True)

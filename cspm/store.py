@@ -24,7 +24,7 @@ from types import TracebackType
 from filelock import FileLock
 
 from cspm import paths
-from cspm.errors import CspmError
+from cspm.errors import CspmError, WriteError
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` also matches before a final newline
 TMP_MAX_AGE_S = 3600
@@ -36,6 +36,10 @@ class StoreError(CspmError):
 
 class DigestMismatch(StoreError):
     pass
+
+
+class StoreWriteError(StoreError, WriteError):
+    """The store's disk refused a write: exit 74 like any other failed write (cspm.errors.ExitCode)."""
 
 
 def check_digest(digest: str) -> str:
@@ -115,6 +119,18 @@ class Store:
                 if DIGEST_RE.fullmatch("sha256:" + blob.name) and blob.name.startswith(sub.name):
                     stat = blob.stat()
                     yield Entry("sha256:" + blob.name, stat.st_size, stat.st_mtime)
+
+    def intact(self, digest: str) -> bool:
+        """Whether the stored blob still has its digest; a corrupted one is removed (so it is fetched
+        again) and False returned. A missing blob is not intact either."""
+        path = self.path(digest)
+        try:
+            ok = _hash_file(path) == digest
+        except OSError:
+            return False
+        if not ok:
+            self._quarantine(path)
+        return ok
 
     def verify(self) -> Iterator[tuple[Entry, bool]]:
         """Re-hash every blob; corrupted ones are removed (and reported)."""
@@ -213,12 +229,17 @@ class BlobWriter:
         """What was written so far (for checks that must pass before `commit`)."""
         return self._tmp.read_bytes()
 
-    def commit(self) -> None:
+    def check_digest(self) -> None:
+        """The bytes written so far must be the blob asked for: checked before any other check of the
+        content, so a tampered blob is reported as what it is, not as whatever part of it changed."""
         actual = "sha256:" + self._hash.hexdigest()
         if actual != self.digest:
             self.discard()
             raise DigestMismatch(f"download of {self.digest}{self._from()} has digest {actual}: discarded",
                                  hint="the registry serves a file that does not match its index; tell its operator")
+
+    def commit(self) -> None:
+        self.check_digest()
         try:
             os.fsync(self._fd)  # type: ignore[arg-type]
             os.close(self._fd)  # type: ignore[arg-type]
@@ -250,9 +271,9 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _disk_error(exc: OSError, root: Path) -> StoreError:
     if exc.errno == errno.ENOSPC:
-        return StoreError(f"no space left on the device of the store {root}",
-                          hint="free some space, or run `cspm cache clean`")
-    return StoreError(f"cannot write to the store {root}: {exc.strerror}")
+        return StoreWriteError(f"no space left on the device of the store {root}",
+                               hint="free some space, or run `cspm cache clean`")
+    return StoreWriteError(f"cannot write to the store {root}: {exc.strerror}")
 
 
 def _hash_file(path: Path) -> str:

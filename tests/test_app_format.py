@@ -81,7 +81,7 @@ def test_reference_to_undeclared_tool(tmp_path: Path) -> None:
 
 def test_reference_of_the_wrong_kind(tmp_path: Path) -> None:
     err = error_of(tmp_path, GOOD.replace("tools: [search]", "tools: [gpt]"))
-    assert "'gpt' is a llm, not a tool" in str(err)
+    assert "'gpt' is an llm, not a tool" in str(err)
 
 
 def test_missing_entry(tmp_path: Path) -> None:

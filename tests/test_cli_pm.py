@@ -51,7 +51,7 @@ def source(root: Path, name: str, version: str, kind: str, lang: str, extra: str
     folder.mkdir(parents=True)
     shutil.copy(conformance_wasm(lang), folder / "m.wasm")
     (folder / "plugin.yaml").write_text(f"name: {name}\nversion: {version}\nkind: {kind}\nabi: 1\nwasm: m.wasm\n"
-                                        f"description: {name} {version}\n{extra}")
+                                        f"description: {name} {version}\nconfig: {{kind: {{type: string}}}}\n{extra}")
     return folder
 
 
@@ -174,7 +174,7 @@ def test_add_writes_the_app_locks_and_installs_and_rolls_back_on_conflict(app: P
     assert app.read_text() == before  # a failed add leaves the app as it was
     added = ok("add", "test/extra", "--app", str(app))
     assert added["added"] == {"requirement": "test/extra@^2.0.0", "kind": "tool", "component": "extra",
-                              "secrets": ["env:EXTRA_TOKEN"]}
+                              "secrets": ["env:EXTRA_TOKEN"], "grant": [], "into": None, "entry": False}
     text = app.read_text()
     assert text.startswith(before.rstrip("\n").split("agents:")[0])  # comment and layout kept
     assert "  - {name: extra, description: test/extra 2.0.0, plugin: test/extra@^2.0.0, secrets: {token: " \

@@ -31,7 +31,8 @@ def publish(root: Path, name: str, version: str, kind: str, lang: str, capabilit
     folder = root.parent / f"src-{name.replace('/', '-')}-{version}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "plugin.yaml").write_text(f"name: {name}\nversion: {version}\nkind: {kind}\nabi: 1\nwasm: m.wasm\n"
-                                        f"description: {name} {version}\ncapabilities: {capabilities}\n")
+                                        f"description: {name} {version}\ncapabilities: {capabilities}\n"
+                                        "config: {kind: {type: string}}\n")
     add_to_folder(root, manifest_format.load(folder), conformance_wasm(lang).read_bytes())
 
 
@@ -100,7 +101,8 @@ def test_an_upgrade_signed_by_someone_else_stops(tmp_path: Path) -> None:
     for version, who in (("1.0.0", "alice@acme.example"), ("1.1.0", "mallory@evil.example")):
         folder = tmp_path / f"src-{version}"
         folder.mkdir()
-        (folder / "plugin.yaml").write_text(f"name: test/echo\nversion: {version}\nkind: tool\nabi: 1\nwasm: m.wasm\n")
+        (folder / "plugin.yaml").write_text(f"name: test/echo\nversion: {version}\nkind: tool\nabi: 1\nwasm: m.wasm\n"
+                                            "config: {kind: {type: string}}\n")
         add_to_folder(root, manifest_format.load(folder), conformance_wasm("c").read_bytes(),
                       signature={"kind": "sigstore", "issuer": "https://issuer.example", "identity": who})
     publish(root, "test/boss", "1.0.0", "agent", "rust")

@@ -110,7 +110,7 @@ def test_app_requires_declared_secret_and_refuses_unknown(tmp_path: Path) -> Non
 
 def test_app_refuses_plugin_of_another_kind(tmp_path: Path) -> None:
     plugin_folder(tmp_path, MANIFEST.replace("kind: tool", "kind: llm"))
-    with pytest.raises(FormatError, match="acme/weather is a llm plug-in, not a tool"):
+    with pytest.raises(FormatError, match="acme/weather is an llm plug-in, not a tool"):
         app_with(tmp_path, "    secrets: {api_key: env:K}\n")
 
 

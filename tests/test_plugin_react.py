@@ -299,7 +299,7 @@ def test_tool_calling_mode_falls_back_to_text_without_native_support(tmp_path: P
     (plain / "build").mkdir(parents=True)
     shutil.copy(conformance_wasm("rust"), plain / "build" / "plain.wasm")  # echoes the last message
     (plain / "plugin.yaml").write_text("name: test/plain-llm\nversion: 1.0.0\nkind: llm\nabi: 1\n"
-                                       "wasm: build/plain.wasm\n")
+                                       "wasm: build/plain.wasm\nconfig: {kind: {type: string}}\n")
     app = write_app(tmp_path, f"""
 entry: agent
 llms: [{{name: plain, plugin_name: {plain}, config: {{kind: llm}}}}]

@@ -809,7 +809,7 @@ def test_export_carries_bundles_and_the_policy(tmp_path: Path, server: Server, m
     out = tmp_path / "export"
     result = registry_cli("export", "--data", str(server.data), "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "1 signature bundles" in result.stderr
+    assert "1 signature bundle to" in result.stderr
     bundle = f"bundles/sha256/{hashlib.sha256(envelope).hexdigest()}.dsse.json"
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     blobs = [f"blobs/sha256/{digest_of(modules[lang])[7:]}" for lang in ("c", "zig")]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cspm import cachedir, paths
-from cspm.cli.output import err, out, print_json
+from cspm.cli.output import columns, err, out, print_json
 from cspm.errors import CspmError
 from cspm.store import Store
+from cspm.wording import plural
 
 app = typer.Typer(help="Inspect and clean the cache (blobs, compiled modules, index files).",
                   no_args_is_help=True)
@@ -41,12 +41,8 @@ def ls(
             data["blobs"] = [{"digest": e.digest, "size": e.size} for e in entries]
         print_json(data)
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("part", "files", "size", "what"):
-        table.add_column(column, justify="right" if column in ("files", "size") else "left")
-    for part in parts:
-        table.add_row(part.name, str(part.files), f"{part.bytes / 1e6:.1f} MB", part.what)
-    out.print(table)
+    columns(("part", "files", "size", "what"),
+            [(p.name, str(p.files), f"{p.bytes / 1e6:.1f} MB", p.what) for p in parts])
     for entry in entries:
         out.print(f"{entry.digest}  {entry.size:>12,}", markup=False)
 
@@ -61,7 +57,7 @@ def verify(json_out: JsonOpt = False) -> None:
     else:
         for digest in bad:
             err.print(f"[red]corrupted, removed:[/] {digest}")
-        err.print(f"checked {len(results)} blob{'s' if len(results) != 1 else ''}: "
+        err.print(f"checked {plural(len(results), 'blob')}: "
                   f"{'all good' if not bad else f'{len(bad)} corrupted and removed'}")
     if bad:
         raise typer.Exit(1)
@@ -82,4 +78,5 @@ def clean(
     if json_out:
         print_json({"removed": [{"name": p.name, "files": p.files, "bytes": p.bytes} for p in removed]})
         return
-    err.print(f"removed {sum(p.files for p in removed)} files ({total / 1e6:.1f} MB) from {paths.cache_dir()}")
+    files = plural(sum(p.files for p in removed), "file")
+    err.print(f"removed {files} ({total / 1e6:.1f} MB) from {paths.cache_dir()}")

@@ -12,6 +12,7 @@ import typer
 from cspm.cli.output import err, print_json
 from cspm.errors import CspmError
 from cspm.index import from_sources
+from cspm.wording import plural
 
 app = typer.Typer(help="Build static registries from sources.", no_args_is_help=True)
 
@@ -48,7 +49,7 @@ def build(
             for path in differ[:50]:
                 err.print(f"  {path}")
         else:
-            err.print(f"{out} matches a fresh build of the sources ({len(built.lines)} packages)")
+            err.print(f"{out} matches a fresh build of the sources ({plural(len(built.lines), 'package')})")
         if differ:
             raise typer.Exit(1)
         return
@@ -63,4 +64,4 @@ def build(
         return
     for path in built.locks_written:
         err.print(f"wrote {path}")
-    err.print(f"[bold]built[/] {built.out}: {len(built.lines)} packages")
+    err.print(f"[bold]built[/] {built.out}: {plural(len(built.lines), 'package')}")

@@ -9,7 +9,7 @@ import typer
 
 from cspm import __version__
 from cspm.cli.output import print_error
-from cspm.errors import CspmError
+from cspm.errors import CspmError, ExitCode, write_error
 
 # command -> (module under cspm.cli, attribute); a module attribute that is a Typer is a command group
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("publish", "login"), "logout": ("publish", "logout"), "keygen": ("trust", "keygen"),
     "verify": ("trust", "verify"), "registry": ("registry", "app"), "trust": ("trust", "app"),
     "model": ("model", "app"), "cache": ("cache", "app"), "index": ("index_cmd", "app"),
+    "init": ("init", "init"),
+    "session": ("session", "app"),
 }
 
 
@@ -56,6 +58,8 @@ def main() -> None:
     try:
         # click returns the code of a typer.Exit instead of raising
         code = build_app(sys.argv[1:])(standalone_mode=False)
+        if code == ExitCode.INTERRUPTED:  # typer turns a KeyboardInterrupt into Exit(130), silently
+            print_error("interrupted", as_json=as_json)
         if isinstance(code, int) and code:
             sys.exit(code)
     except CspmError as exc:
@@ -63,25 +67,27 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print_error("interrupted", as_json=as_json)
-        sys.exit(130)
+        sys.exit(ExitCode.INTERRUPTED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         print_error("aborted", as_json=as_json)
-        sys.exit(1)
+        sys.exit(ExitCode.FAILED)
     except OSError as exc:
-        message, hint = _os_error(exc)
-        if message is None:
-            raise
-        print_error(message, hint, as_json)
-        sys.exit(74)  # EX_IOERR
+        error = write_error(exc)
+        if error is None:  # an OSError nobody foresaw is a bug like any other: said, not a traceback
+            print_error(f"internal error: {type(exc).__name__}: {exc}",
+                        "this is a bug in cspm; please report it with the command you ran", as_json)
+            sys.exit(ExitCode.BUG)
+        print_error(error.message, error.hint, as_json)
+        sys.exit(error.exit_code)
     except Exception as exc:  # click's usage errors and anything else we did not foresee
         if isinstance(exc, _click_exceptions()):
             exc.show()  # type: ignore[attr-defined]  # the usage text, "did you mean", exit 2
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         print_error(f"internal error: {type(exc).__name__}: {exc}",
                     "this is a bug in cspm; please report it with the command you ran", as_json)
-        sys.exit(70)
+        sys.exit(ExitCode.BUG)
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:
@@ -94,25 +100,6 @@ def _click_exceptions() -> tuple[type[Exception], ...]:
         except (ImportError, AttributeError):
             continue
     return tuple(found)
-
-
-def _os_error(exc: OSError) -> tuple[str | None, str | None]:
-    """A failed write anywhere (a lock, app.yaml, a cache) said plainly, with the file; writes are
-    atomic renames, so the file itself is still whole."""
-    import errno
-
-    where = f" ({exc.filename})" if exc.filename else ""
-    known = {
-        errno.ENOSPC: ("no space left on the device", "free some space (or `cspm cache clean`) and run it again"),
-        errno.EDQUOT: ("disk quota exceeded", "free some space (or `cspm cache clean`) and run it again"),
-        errno.EROFS: ("the file system is read-only", "run it where the files can be written"),
-        errno.EACCES: ("permission denied", "check the owner and mode of that path"),
-        errno.EPERM: ("operation not permitted", "check the owner and mode of that path"),
-    }
-    if exc.errno not in known:
-        return None, None
-    what, hint = known[exc.errno]
-    return what + where, hint
 
 
 if __name__ == "__main__":

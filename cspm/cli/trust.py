@@ -21,15 +21,19 @@ app = typer.Typer(help="Sigstore's trusted root.", no_args_is_help=True)
 
 
 def keygen(
-    path: Annotated[Path, typer.Argument(help="where to write the private key (PEM, mode 0600)")] = Path("cspm.key"),
+    path: Annotated[Path | None, typer.Argument(
+        help="where to write the private key (PEM, mode 0600); default: keys/cspm.key in the user config dir, "
+             "never the current folder")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Make an ed25519 key for signing without Sigstore (private registries)."""
+    path = path or signature.default_key_path()
     public = signature.keygen(path)
     if json_out:
         print_json({"private_key": str(path), "public_key": public, "key_id": signature.key_id(public)})
         return
-    err.print(f"private key written to {path} (keep it secret; publish with `cspm publish --key {path}`)")
+    where = shown(str(path))
+    err.print(f"private key written to {where} (keep it secret; publish with `cspm publish --key {where}`)")
     err.print("public key, for the `trust` of a config (`keys: [...]`) or `cspm-registry trust set --key`:")
     out.print(public, markup=False)
 

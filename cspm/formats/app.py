@@ -269,7 +269,7 @@ def bind(component: Component, manifest: manifest_format.Manifest | None, shown:
     raw, where, kind = component.raw, component.where, component.kind
     if manifest is not None and manifest.kind != kind:
         at = (*where, "plugin" if "plugin" in raw else "plugin_name")
-        raise FormatError(shown, f"{manifest.name} is a {manifest.kind} plug-in, not a {kind}",
+        raise FormatError(shown, f"{manifest.name} is {_a(manifest.kind)} plug-in, not {_a(kind)}",
                           located.line_of(at), yamlsrc.format_path(at))
     config = dict(raw.get("config") or {})
     if manifest is not None:
@@ -328,9 +328,9 @@ def _secrets(raw: dict[str, Any], manifest: manifest_format.Manifest | None, sho
         what = f" ({first.description})" if first.description else ""
         raise FormatError(shown, f"{manifest.name if manifest else 'the plug-in'} needs the secret "
                                  f"`{first.name}`{what}", located.line_of(where), yamlsrc.format_path(where),
-                          hint=f"add `secrets: {{{first.name}: env:YOUR_VARIABLE}}`")
+                          hint=f"add `secrets: {{{first.name}: env:{first.env or 'YOUR_VARIABLE'}}}`")
     return out
 
 
 def _a(kind: str) -> str:
-    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+    return f"an {kind}" if kind[0] in "aeiou" or kind == "llm" else f"a {kind}"

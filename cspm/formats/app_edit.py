@@ -73,6 +73,87 @@ def add_component(text: str, section: str, item: dict[str, Any], shown: str) -> 
     return text[:cut] + insert + text[cut:]
 
 
+def is_blank(text: str, shown: str) -> bool:
+    """No llm, tool or agent yet (a missing file, an empty one, only `name:`): `cspm add` starts it."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise EditError(f"{shown}: not valid YAML: {exc}") from None
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null")):
+        return True
+    if not isinstance(node, yaml.MappingNode):
+        return False  # the app loader says what is wrong with it
+    for section in SECTIONS:
+        found = _section(node, section)
+        if found is not None and isinstance(found[1], yaml.SequenceNode) and found[1].value:
+            return False
+        if found is not None and not isinstance(found[1], yaml.SequenceNode | yaml.ScalarNode):
+            return False
+    return True
+
+
+def start_app(text: str, section: str, item: dict[str, Any], shown: str) -> str:
+    """A blank app (see `is_blank`) with its first component, which becomes its `entry`."""
+    name = item["name"]
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(node, yaml.MappingNode):  # empty or comments only: keep the comments
+        text = text if text.endswith("\n") or not text else text + "\n"
+        return add_component(f"{text}entry: {name}\n", section, item, shown)
+    found = _section(node, "entry")
+    value = found[1] if found is not None else None
+    if isinstance(value, yaml.ScalarNode) and value.end_mark.index > value.start_mark.index:
+        text = f"{text[:value.start_mark.index]}{name}{text[value.end_mark.index:]}"
+    elif found is not None:  # `entry:` with no value
+        key = found[0]
+        text = f"{text[:key.end_mark.index]}: {name}{text[key.end_mark.index + 1:]}"
+    else:
+        text = f"{text if text.endswith(chr(10)) or not text else text + chr(10)}entry: {name}\n"
+    return add_component(text, section, item, shown)
+
+
+def add_reference(text: str, agent: str, section: str, name: str, shown: str) -> str:
+    """`text` with `name` appended to the `section` list (llms, tools, agents) of the agent `agent`."""
+    root = _root(text, shown)
+    found = _section(root, "agents")
+    items = found[1].value if found is not None and isinstance(found[1], yaml.SequenceNode) else []
+    target = next((i for i in items if isinstance(i, yaml.MappingNode) and _names(i) == [agent]), None)
+    if target is None:
+        raise EditError(f"{shown}: there is no agent called {agent!r}")
+    refs = _section(target, section)
+    if refs is None:
+        if target.flow_style:
+            close = target.end_mark.index - 1
+            return f"{text[:close]}, {section}: [{name}]{text[close:]}"
+        indent = " " * target.value[0][0].start_mark.column
+        return _insert_after(text, target, f"{indent}{section}: [{name}]\n")
+    value = refs[1]
+    if isinstance(value, yaml.ScalarNode) and value.value in ("", "~", "null"):
+        if value.end_mark.index > value.start_mark.index:
+            return f"{text[:value.start_mark.index]}[{name}]{text[value.end_mark.index:]}"
+        key = refs[0]
+        return f"{text[:key.end_mark.index]}: [{name}]{text[key.end_mark.index + 1:]}"
+    if not isinstance(value, yaml.SequenceNode):
+        raise EditError(f"{shown}: `{section}` of agent {agent!r} is not a list")
+    if value.flow_style:
+        close = value.end_mark.index - 1
+        return f"{text[:close]}{', ' if value.value else ''}{name}{text[close:]}"
+    return _insert_after(text, value, f"{' ' * value.start_mark.column}- {name}\n")
+
+
+def _names(item: yaml.MappingNode) -> list[str]:
+    return [v.value for k, v in item.value if isinstance(k, yaml.ScalarNode) and k.value == "name"]
+
+
+def _insert_after(text: str, node: yaml.Node, insert: str) -> str:
+    """`insert` (whole lines) after the last line of the block collection `node`."""
+    leaf_end = _last_leaf(node).end_mark.index
+    newline = leaf_end - 1 if text[leaf_end - 1:leaf_end] == "\n" else text.find("\n", leaf_end)
+    cut = newline + 1 if newline >= 0 else len(text)
+    if cut == len(text) and text and not text.endswith("\n"):
+        insert = "\n" + insert
+    return text[:cut] + insert + text[cut:]
+
+
 def _last_leaf(node: yaml.Node) -> yaml.Node:
     """The node that ends a block collection in the text (block collections end at the next token)."""
     while not getattr(node, "flow_style", True) and node.value:

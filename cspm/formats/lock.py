@@ -1,4 +1,4 @@
-"""app.lock: what `cspm lock` resolved, so `install` and `run` need no index (DESIGN.md §3).
+"""app.lock: what `cspm lock` resolved, so `install` and `run` need no index (docs/formats.md, "app.lock").
 
 Pinned per plug-in: version, registry (a logical name, never a URL or a credential), digest, size,
 signer and the capabilities as granted, plus the manifest fields the runtime needs (config

@@ -35,6 +35,12 @@ class SecretDecl:
     header: str | None = None
     format: str | None = None
     query: str | None = None
+    env: str | None = None  # the environment variable `cspm add` binds it to (e.g. OPENAI_API_KEY)
+    hosts: tuple[str, ...] = ()  # the origins it is meant for, which `cspm add` grants
+
+    @classmethod
+    def of(cls, name: str, decl: dict[str, Any]) -> SecretDecl:
+        return cls(name=name, **{**decl, "hosts": tuple(decl.get("hosts") or ())})
 
 
 @dataclass
@@ -58,9 +64,13 @@ class Manifest:
         return {k: v["default"] for k, v in self.config.items() if "default" in v}
 
     def config_problems(self, values: dict[str, Any]) -> dict[str, str]:
-        """Keys of `values` the manifest does not declare or whose type is wrong, with the reason."""
+        """Keys of `values` the manifest does not declare or whose type is wrong, with the reason.
+
+        A manifest that declares no config takes none: a typo must not pass silently because the
+        plug-in's author listed nothing."""
         if not self.config:
-            return {}
+            return {key: f"{self.name} takes no config (its plugin.yaml declares none); remove {key!r}"
+                    for key in values}
         problems = {}
         for key, value in values.items():
             decl = self.config.get(key)
@@ -121,7 +131,10 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             extra = [k for k in error.instance if k not in error.schema.get("properties", {})]
             if extra:
-                where, message = (*where, extra[0]), "unknown field"
+                allowed = list(error.schema.get("properties", {}))
+                close = difflib.get_close_matches(str(extra[0]), allowed, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                where, message = (*where, extra[0]), f"unknown field{hint}"
         elif error.validator == "pattern" and where == ("name",):
             message = "a name is `namespace/name`: lowercase letters, digits and '-', at most 64 each"
         raise FormatError(shown, message, located.line_of(where), yamlsrc.format_path(where))
@@ -140,7 +153,7 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
     if wasm.is_absolute() or ".." in wasm.parts or "\\" in data[payload_key]:
         raise fail(payload_key, "must be a relative path inside the plug-in folder")
     folder = path.parent
-    secrets = {name: SecretDecl(name=name, **decl) for name, decl in (data.get("secrets") or {}).items()}
+    secrets = {name: SecretDecl.of(name, decl) for name, decl in (data.get("secrets") or {}).items()}
     return Manifest(
         folder=folder, name=data["name"], version=version, kind=data["kind"], abi=data["abi"],
         wasm=folder / Path(*wasm.parts), description=data.get("description", ""),
@@ -153,7 +166,7 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
 def from_fields(name: str, version: Version, kind: str, abi: int, capabilities: dict[str, Any],
                 fields: dict[str, Any], wasm: Path) -> Manifest:
     """A manifest rebuilt from an index entry or a lock entry (a plug-in that came from a registry)."""
-    secrets = {key: SecretDecl(name=key, **decl) for key, decl in (fields.get("secrets") or {}).items()}
+    secrets = {key: SecretDecl.of(key, decl) for key, decl in (fields.get("secrets") or {}).items()}
     capabilities = dict(capabilities)
     if "wasi" in fields and "wasi" not in capabilities:
         capabilities["wasi"] = fields["wasi"]

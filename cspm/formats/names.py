@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from cspm.errors import CspmError
+from cspm.errors import CspmError, ExitCode
 
 _PART = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
 PART_RE = re.compile(_PART)  # every pattern here is used with fullmatch, never match + `$`
@@ -29,7 +29,7 @@ MAX_SPEC = 256
 class NameError_(CspmError):
     """A package name or requirement that is not allowed; says what is."""
 
-    exit_code = 2
+    exit_code = ExitCode.USAGE
 
 
 def check_part(part: str, what: str = "namespace") -> str:

@@ -10,18 +10,30 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from cspm.errors import CspmError
+from cspm.errors import CspmError, ExitCode, InputError
 from cspm.formats.index_line import IndexEntry, parse_file
 from cspm.formats.names import check_name
 from cspm.formats.userconfig import UserConfig
 from cspm.index.source import IndexSource, Warn
 
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+    from cspm.index.query import Hit
+
 PREFETCH_WORKERS = 8
 
 
-class PackageNotFound(CspmError):
-    pass
+class PackageNotFound(InputError):
+    """No registry has the name: the input is wrong (exit 2), and a hint says the closest known names."""
+
+
+class BrokenIndex(PackageNotFound):
+    """A registry has the name but not one usable line of it: the registry's fault, not the input's."""
+
+    exit_code = ExitCode.FAILED
 
 
 @dataclass
@@ -40,6 +52,7 @@ class Federation:
         self.sources = [IndexSource(r, offline=offline, warn=self.warn, prefer_cache=prefer_cache)
                         for r in config.registries]
         self._memo: dict[str, Versions] = {}
+        self.names: list[Hit] | None = None  # every registry's `names` file, once read (cspm.index.query)
 
     def source(self, registry: str) -> IndexSource | None:
         return next((s for s in self.sources if s.registry.name == registry), None)
@@ -67,11 +80,33 @@ class Federation:
                 self._memo[name] = found
                 return found
             if fetched.body.strip():  # the name is here, but broken: never fall through to a later registry
-                raise PackageNotFound(f"registry {source.registry.name} has {name}, but none of its index lines "
+                raise BrokenIndex(f"registry {source.registry.name} has {name}, but none of its index lines "
                                       f"is valid ({problems[0] if problems else 'empty'})",
                                       hint="tell the registry's operator; later registries are not asked, so "
                                            "they cannot stand in for it")
-        raise PackageNotFound(self._not_found(name, asked))
+        raise PackageNotFound(self._not_found(name, asked), hint=self._did_you_mean(name))
+
+    def known_yank(self, name: str, version: Version, digest: str, registry: str | None = None) -> IndexEntry | None:
+        """The entry of exactly this pin when what is already read or cached (`registry`'s, or routed)
+        says it is yanked; never the network. Cheap enough for the warm path of `cspm run`: only a
+        line that names the digest and is not plainly `"yanked":false` is parsed (parsing a whole
+        index file costs more than the rest of the check)."""
+        if name in self._memo:
+            entries = self._memo[name].entries
+        else:
+            entries = []
+            sources = [self.source(registry)] if registry is not None else self.candidates(name)
+            for source in sources:
+                body = source.peek(source.index_path(name)) if source is not None else None
+                if not body:
+                    continue
+                lines = [line for line in body.splitlines() if digest.encode() in line and b'"yanked"' in line
+                         and b'"yanked":false' not in line]
+                if lines:
+                    entries, _ = parse_file(b"\n".join(lines), name,
+                                            f"registry {source.registry.name}: {source.index_path(name)}")
+                break  # the first registry that has the file answers for the name, as in `versions`
+        return next((e for e in entries if e.version == version and e.digest == digest and e.is_yanked), None)
 
     def prefetch(self, names: list[str]) -> None:
         """Read the index files of `names` in parallel (the resolver then finds them memoised).
@@ -99,6 +134,16 @@ class Federation:
         if self.offline:
             text += "; offline: only cached index files were read"
         return text
+
+    def _did_you_mean(self, name: str) -> str | None:
+        """"did you mean …?" from the registries' `names` files (cspm.index.query.suggest); a registry
+        that cannot answer only means fewer suggestions."""
+        from cspm.index.query import did_you_mean
+
+        try:
+            return did_you_mean(self, name)
+        except CspmError:
+            return None
 
     def close(self) -> None:
         for source in self.sources:

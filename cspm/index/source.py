@@ -90,6 +90,18 @@ class IndexSource:
             return self._read_local(relpath, limit)
         return self._read_http(relpath, limit)
 
+    def peek(self, relpath: str, limit: int = MAX_INDEX_FILE) -> bytes | None:
+        """The file as this machine already has it, never asking the network: a folder registry's
+        file, or an HTTP registry's cached copy (None when there is none or it cannot be read).
+        For warnings on a warm path, which must not wait for a registry."""
+        if self.folder is None:
+            cached = self.cache.get(relpath)
+            return cached.body if cached is not None else None
+        try:
+            return self._read_local(relpath, limit).body
+        except RegistryUnavailable:
+            return None
+
     def local_path(self, relpath: str) -> Path:
         """`relpath` (decoded: no `%` escapes left) resolved inside the registry folder, or an error.
 
@@ -173,7 +185,7 @@ class IndexSource:
             failing = isinstance(exc, httpx.HTTPStatusError)
             raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) {what}",
                                       hint=("the registry is failing: try again later" if failing else
-                                            "check the network") + ", or use --offline with a warm cache")
+                                            "check the network") + " (no cached copy of its index can stand in)")
         if not self._warned:
             self.warn(f"registry {self.registry.name} cannot be reached ({reason}): using its cached index")
             self._warned = True

@@ -19,7 +19,7 @@ from typing import Any
 import extism
 from extism.extism import CompiledPlugin
 
-from cspm.errors import CapabilityError, CspmError, PluginError
+from cspm.errors import CapabilityError, CspmError, PluginError, PluginFileMissing
 from cspm.formats import bounded_json
 from cspm.formats.app import AppConfig, Component
 from cspm.runtime import compiler, hostfns, logs
@@ -164,8 +164,8 @@ class Runtime:
                 raise PluginError(f"{where}: the stored module {component.digest} is corrupted",
                                   hint="run `cspm cache verify` and then `cspm install`")
         except FileNotFoundError:
-            raise PluginError(f"{where}: plug-in file {path} does not exist",
-                              hint="build it first (see the plug-in's build.sh) or fix `plugin_name`") from None
+            raise PluginFileMissing(f"{where}: plug-in file {path} does not exist",
+                                    hint="build it first (see the plug-in's build.sh) or fix `plugin_name`") from None
         except OSError as exc:
             raise PluginError(f"{where}: cannot read {path}: {exc.strerror}") from None
         try:

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,18 @@ USAGE_VERSION = 1  # PRAGMA user_version once kv_usage has been counted from the
 _ROW_BYTES = "length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))"
 
 
+@dataclass(frozen=True)
+class SessionUsage:
+    """What one plug-in of one app keeps for one session: `cspm session list` shows these."""
+
+    app: str  # the app's kv scope: its name, or `pkg:NAME@REGISTRY` for a published app
+    plugin: str
+    session: str
+    keys: int
+    bytes: int
+    updated: float  # the newest write, seconds since the epoch
+
+
 class TooLarge(Exception):
     """A value over MAX_VALUE_BYTES, a write past the quota, or a stored value past the JSON limits."""
 
@@ -55,6 +68,21 @@ def _key_bytes(key: str) -> int:
         return len(key.encode())
     except UnicodeEncodeError:
         raise KvKeyInvalid(f"key {key[:40]!r} is not valid Unicode (a lone surrogate)") from None
+
+
+def _filters(app: str | None, session: str | None) -> tuple[str, tuple[object, ...]]:
+    """A WHERE clause for `sessions`/`clear`. `app` is a kv scope as stored (a local app's `name:`),
+    or a published app's NAMESPACE/NAME, which matches its memory from every registry."""
+    clauses: list[str] = []
+    args: list[object] = []
+    if app is not None:
+        prefix = f"pkg:{app}@"
+        clauses.append("(app = ? OR substr(app, 1, ?) = ?)")
+        args += [app, len(prefix), prefix]
+    if session is not None:
+        clauses.append("session = ?")
+        args.append(session)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
 
 class KvStore:
@@ -152,6 +180,41 @@ class KvStore:
             row = self._conn().execute("SELECT keys, bytes FROM kv_usage WHERE app=? AND plugin=?",
                                        _owner(scope)).fetchone()
         return (row[0], row[1]) if row else (0, 0)
+
+    def sessions(self, app: str | None = None, session: str | None = None) -> list[SessionUsage]:
+        """Every (app, plug-in, session) with memory, newest first; none (and no file created) when
+        nothing was ever stored. `app`: see `_app_match`."""
+        if self._db is None and not self.path.exists():
+            return []
+        where, args = _filters(app, session)
+        with self._lock:
+            rows = self._conn().execute(
+                f"SELECT app, plugin, session, count(*), sum({_ROW_BYTES}), max(updated) FROM kv {where} "
+                f"GROUP BY app, plugin, session ORDER BY max(updated) DESC", args).fetchall()
+        return [SessionUsage(*row) for row in rows]
+
+    def clear(self, app: str | None = None, session: str | None = None) -> int:
+        """Delete the memory of the matching sessions (all of it when neither is given) and recount
+        `kv_usage` for the plug-ins touched, in one transaction, so the quotas stay exact; returns the
+        number of keys deleted."""
+        if self._db is None and not self.path.exists():
+            return 0
+        where, args = _filters(app, session)
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                owners = db.execute(f"SELECT DISTINCT app, plugin FROM kv {where}", args).fetchall()
+                deleted = db.execute(f"DELETE FROM kv {where}", args).rowcount
+                for owner in owners:
+                    db.execute("DELETE FROM kv_usage WHERE app=? AND plugin=?", owner)
+                    db.execute(f"INSERT INTO kv_usage (app, plugin, keys, bytes) SELECT app, plugin, count(*), "
+                               f"sum({_ROW_BYTES}) FROM kv WHERE app=? AND plugin=? GROUP BY app, plugin", owner)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return deleted
 
     def close(self) -> None:
         if self._db is not None:

@@ -105,17 +105,38 @@ def _public_bytes(public: str) -> bytes:
         raise SignatureError(f"{public[:80]!r} is not a public key (expected ed25519:<64 hex digits>)") from None
 
 
+def default_key_path() -> Path:
+    """Where `cspm keygen` writes without a path: the user config dir, never the current folder (a key
+    written there is one `git add .` away from being published)."""
+    from cspm import paths
+
+    return paths.config_dir() / "keys" / "cspm.key"
+
+
 def keygen(path: Path) -> str:
-    """Write a new private key (PEM, mode 0600) to `path`; returns its public key `ed25519:<hex>`."""
+    """Write a new private key (PEM, mode 0600) to `path`, making its folder (mode 0700) when missing;
+    returns its public key `ed25519:<hex>`."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from cspm.errors import write_error
 
     if path.exists():
         raise CspmError(f"{path} already exists", hint="choose another path; a key is never overwritten")
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CspmError(f"{path} already exists", hint="choose another path; a key is never overwritten") from None
+    except OSError as exc:
+        failed = write_error(exc, str(exc.filename or path))
+        if failed is not None:
+            raise failed from None
+        raise CspmError(f"cannot write the key to {path}: {exc.strerror or exc}",
+                        hint="give a path in a folder you can write (`cspm keygen PATH`)") from None
     with os.fdopen(fd, "wb") as handle:
         handle.write(pem)
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -207,11 +228,25 @@ def _trust_config(path: str | None) -> Any:
     return ClientTrustConfig.production(offline=True)
 
 
+TUF_URL = "https://tuf-repo-cdn.sigstore.dev"
+
+
 def refresh_trust() -> None:
-    """`cspm trust refresh`: update the production trusted root over TUF (needs the network)."""
+    """`cspm trust refresh`: update the production trusted root over TUF. It needs the network, so a
+    failure is said as one (what failed, where), not as a bug; the trusted root on disk is kept."""
     from sigstore.models import ClientTrustConfig
 
-    ClientTrustConfig.production(offline=False)
+    try:
+        ClientTrustConfig.production(offline=False)
+    except Exception as exc:  # TUFError, DownloadError, OSError, … from tuf and urllib3: all "it failed"
+        reason = str(exc).strip() or type(exc).__name__
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None:  # TUFError says "Failed to refresh TUF metadata"; the cause says why
+            reason += f" ({type(cause).__name__}: {str(cause).strip()[:200]})"
+        raise CspmError(f"cannot update Sigstore's trusted root from {TUF_URL}: {reason[:300]}",
+                        hint="`cspm trust refresh` needs the network: check the connection (or HTTPS_PROXY) and "
+                             "run it again; until then, verification uses the trusted root already on disk"
+                        ) from None
 
 
 def cert_signer(cert: Any) -> Signer:
@@ -315,5 +350,5 @@ def verify(bundle: bytes | None, kind: str | None, *, name: str, digest: str, wh
                              f"{rule.expected()}")
     if pinned is not None and signer != pinned:
         raise SignatureError(f"{what} is signed by {signer}, but the lock pins {pinned}",
-                             hint="if the publisher really changed, relock with --allow-signer-change")
+                             hint="if the publisher really changed, relock: `cspm lock APP.yaml --allow-signer-change`")
     return signer

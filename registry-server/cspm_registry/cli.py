@@ -17,6 +17,7 @@ from filelock import FileLock, Timeout
 from cspm.errors import CspmError
 from cspm.formats.names import check_part
 from cspm.verify.signature import key_id
+from cspm.wording import plural
 from cspm_registry import auth
 from cspm_registry.storage import DB_FILE, MAX_REGISTRY_NAME, Storage, Token
 
@@ -256,8 +257,9 @@ def export_command(
         written = export(storage, out, name or storage.get_meta("name") or DEFAULT_NAME)
     except CspmError as exc:
         raise _fail(exc.message, exc.hint) from None
-    typer.echo(f"exported {written['packages']} packages, {written['versions']} versions, {written['blobs']} blobs, "
-               f"{written['bundles']} signature bundles to {out}", err=True)
+    counts = ", ".join(plural(written[k], w) for k, w in (("packages", "package"), ("versions", "version"),
+                                                           ("blobs", "blob"), ("bundles", "signature bundle")))
+    typer.echo(f"exported {counts} to {out}", err=True)
 
 
 def main() -> None:

@@ -100,7 +100,7 @@ def built_registry(tmp_path_factory: pytest.TempPathFactory, echo_wasm: bytes) -
     src.mkdir()
     (src / "m.wasm").write_bytes(echo_wasm)
     (src / "plugin.yaml").write_text("name: test/echo\nversion: 1.0.0\nkind: tool\nabi: 1\nwasm: m.wasm\n"
-                                     "description: says it back\n")
+                                     "description: says it back\nconfig: {kind: {type: string}}\n")
     out = tmp_path_factory.mktemp("hostile-registry") / "registry"
     result = cspm("index", "build", str(src.parent), "--out", str(out), "--name", "local")
     assert result.returncode == 0, result.stderr

@@ -35,7 +35,7 @@ APP_CASES = [
      "agents[0].tools[0]: 'ghost' is not a tool of this app"),
     ("unknown-sub-agent", f"entry: a\nagents:\n  - {{name: a, description: d, plugin_name: {C}, agents: [ghost]}}\n",
      2, "agents[0].agents[0]: 'ghost' is not an agent of this app"),
-    ("lookalike-plugin-name", "entry: t\ntools:\n  - {name: t, description: d, plugin: \"te\u0455t/echo@1\"}\n", 1,
+    ("lookalike-plugin-name", "entry: t\ntools:\n  - {name: t, description: d, plugin: \"te\u0455t/echo@1\"}\n", 2,
      "package name 'te\u0455t/echo' is not allowed"),
     ("binary-not-utf8", "entry: t\n\udcff\n", 2, "not UTF-8"),
 ]

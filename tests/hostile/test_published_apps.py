@@ -35,7 +35,8 @@ def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (src / "echo").mkdir(parents=True)
     (src / "echo" / "m.wasm").write_bytes(conformance_wasm("c").read_bytes())
     (src / "echo" / "plugin.yaml").write_text("name: test/echo\nversion: 1.0.0\nkind: tool\nabi: 1\nwasm: m.wasm\n"
-                                              "capabilities: {kv: true}\n")
+                                              "capabilities: {kv: true}\n"
+                                              "config: {kind: {type: string}, mode: {type: string}, leak: {}}\n")
     (src / "benign").mkdir()
     (src / "benign" / "plugin.yaml").write_text("name: test/benign\nversion: 1.0.0\nkind: app\nabi: 1\n"
                                                 "app: app.yaml\n")

@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^sha256:[0-9a-f]{64}$(?!\\n)': re.compile('^sha256:[0-9a-f]{64}\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
+REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^sha256:[0-9a-f]{64}$(?!\\n)': re.compile('^sha256:[0-9a-f]{64}\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\\n)': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,127}\\Z(?!\\n)'), '^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?$(?!\\n)': re.compile('^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_lock_json(data, custom_formats={}, name_prefix=None):
@@ -293,7 +293,40 @@ def validate_https___chainsocket_dev_schemas_plugin_json___defs_secret_decl(data
             if isinstance(data__query, str):
                 if not REGEX_PATTERNS['^[A-Za-z0-9_.-]{1,64}$(?!\\n)'].search(data__query):
                     raise JsonSchemaValueException('')
+        if 'env' in data_keys:
+            data_keys.remove('env')
+            data__env = data['env']
+            if not isinstance(data__env, str):
+                raise JsonSchemaValueException('')
+            if isinstance(data__env, str):
+                if not REGEX_PATTERNS['^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\\n)'].search(data__env):
+                    raise JsonSchemaValueException('')
+        if 'hosts' in data_keys:
+            data_keys.remove('hosts')
+            data__hosts = data['hosts']
+            if not isinstance(data__hosts, (list, tuple)):
+                raise JsonSchemaValueException('')
+            data__hosts_is_list = isinstance(data__hosts, (list, tuple))
+            if data__hosts_is_list:
+                data__hosts_len = len(data__hosts)
+                if data__hosts_len > 16:
+                    raise JsonSchemaValueException('')
+                for data__hosts_x, data__hosts_item in enumerate(data__hosts):
+                    validate_https___chainsocket_dev_schemas_plugin_json___defs_grant_host(data__hosts_item, custom_formats, (name_prefix or 'data') + '.hosts[{data__hosts_x}]'.format(**locals()))
         if data_keys:
+            raise JsonSchemaValueException('')
+    return data
+
+def validate_https___chainsocket_dev_schemas_plugin_json___defs_grant_host(data, custom_formats={}, name_prefix=None):
+    if not isinstance(data, str):
+        raise JsonSchemaValueException('')
+    if isinstance(data, str):
+        data_len = len(data)
+        if data_len < 1:
+            raise JsonSchemaValueException('')
+        if data_len > 1024:
+            raise JsonSchemaValueException('')
+        if not REGEX_PATTERNS['^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?$(?!\\n)'].search(data):
             raise JsonSchemaValueException('')
     return data
 

@@ -57,6 +57,9 @@ export function answer(s: Settings, messages: Message[], tools: Descriptor[]): A
     request.maxTokens = s.maxTokens;
     request.temperature = s.temperature;
     request.tools = specs;
+    // Ask for chunks: an llm that streams (llm-local) emits the answer as it is generated, and the host
+    // shows it then (`cspm run`), instead of after the whole answer. An llm that does not stream ignores it.
+    request.stream = true;
     const answered = callLlm(s.llm, request);
     if (!answered.ok) {
       const e = answered.error!;
