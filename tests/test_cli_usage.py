@@ -8,8 +8,10 @@ import pytest
 from cspm.cli.main import COMMANDS
 from tests.test_cli import cspm
 
-GROUPS = {"registry": ["remove", "add", "list"], "trust": ["refresh"], "model": ["add"],
-          "cache": ["verify", "dir", "ls", "clean"], "index": ["build"]}
+GROUPS = {"registry": ["remove", "add", "list"], "trust": ["refresh"], "model": ["remove", "add", "list"],
+          "cache": ["verify", "dir", "ls", "clean"], "index": ["build"], "session": ["clear", "list"]}
+
+
 
 
 def _usage_error(*args: str) -> str:
