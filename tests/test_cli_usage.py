@@ -12,8 +12,6 @@ GROUPS = {"registry": ["remove", "add", "list"], "trust": ["refresh"], "model": 
           "cache": ["verify", "dir", "ls", "clean"], "index": ["build"], "session": ["clear", "list"]}
 
 
-
-
 def _usage_error(*args: str) -> str:
     result = cspm(*args)
     assert result.returncode == 2, f"exit {result.returncode}\n{result.stderr}"
