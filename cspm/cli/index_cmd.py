@@ -26,9 +26,15 @@ def build(
     run_build: Annotated[bool, typer.Option("--build", help="run each plug-in's build.sh first")] = False,
     check: Annotated[bool, typer.Option("--check", help="build elsewhere and compare with --out; change nothing; "
                                                         "exit 1 if they differ")] = False,
+    replace: Annotated[bool, typer.Option("--replace", help="rebuild an existing registry from these sources "
+                                                            "alone (drops what they lack; says what first)")
+                       ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
 ) -> None:
-    """Write every plug-in and app package of SOURCES into a static index (reproducibly)."""
+    """Write every plug-in and app package of SOURCES into a static index (reproducibly).
+
+    A new or empty --out gets a fresh registry; an existing registry is added to (versions it has are
+    kept; the same version with other bytes is refused unless --replace). Nothing else is overwritten."""
     def note(message: str) -> None:
         if not json_out:
             err.print(f"[dim]{message}[/]")
@@ -55,7 +61,7 @@ def build(
         return
     if not sources:
         raise CspmError("name at least one source folder", hint="e.g. `cspm index build plugins/ examples/`")
-    built = from_sources.build(sources, out, name=name, run_build=run_build, note=note)
+    built = from_sources.build(sources, out, name=name, run_build=run_build, note=note, replace=replace)
     if json_out:
         print_json({"out": str(built.out), "packages": [{"name": line["name"], "version": line["version"],
                                                           "kind": line["kind"], "digest": line["digest"],

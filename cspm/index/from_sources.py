@@ -1,8 +1,13 @@
 """`cspm index build`: a whole static registry from plug-in and app source folders, reproducibly.
 
 Same sources, same bytes: no timestamps, canonical JSON, sorted files, and app packages locked
-against the index being built (so an app's lock pins exactly the modules beside it). The new index
-is written to a staging folder and swapped in with renames: a reader sees the old index or the new.
+against the index being built (so an app's lock pins exactly the modules beside it).
+
+It never deletes what it did not write. A new or empty `--out` gets a fresh registry (built in a
+staging folder, then renamed into place). An existing registry is added to: versions already there
+are kept, a version already there with the same bytes is left alone, and one with other bytes is
+refused (versions are immutable) unless `replace` rebuilds the registry from these sources alone,
+after saying what disappears. A folder that is not a registry, or one holding the sources, is refused.
 """
 
 from __future__ import annotations
@@ -21,13 +26,15 @@ from typing import Any
 from cspm import apppkg, models
 from cspm.errors import CspmError
 from cspm.formats import app as app_format
+from cspm.formats import bounded_json
 from cspm.formats import lock as lock_format
 from cspm.formats import manifest as manifest_format
 from cspm.formats.lock import Lock
 from cspm.formats.manifest import Manifest
 from cspm.formats.userconfig import Registry, UserConfig
-from cspm.index.build import _atomic, add_line, add_to_folder
+from cspm.index.build import _atomic, add_line, index_line
 from cspm.index.federation import Federation
+from cspm.index.query import NAMES_FILE
 from cspm.install import lock_app
 from cspm.store import digest_of
 
@@ -44,6 +51,7 @@ class Built:
     lines: list[dict[str, Any]] = field(default_factory=list)
     locks_written: list[Path] = field(default_factory=list)
     locks: list[Lock] = field(default_factory=list)  # every app's lock, fresh from this build
+    conflicts: list[str] = field(default_factory=list)  # versions the registry has with other bytes
 
     def stale_locks(self) -> list[str]:
         """App locks in the sources that differ from the ones this build packed."""
@@ -87,33 +95,127 @@ def run_builds(manifests: list[Manifest], note: Note) -> None:
 
 
 def build(sources: list[Path], out: Path, *, name: str = "chainsocket", run_build: bool = False,
-          write_locks: bool = True, note: Note | None = None) -> Built:
+          write_locks: bool = True, note: Note | None = None, replace: bool = False) -> Built:
     note = note or (lambda message: None)
+    out = out.resolve()
+    for source in sources:
+        if source.resolve() == out or out in source.resolve().parents or source.resolve() in out.parents:
+            raise IndexBuildError(f"the source {source} and --out {out} overlap: writing the registry would "
+                                  f"overwrite the sources", hint="write the registry to a folder of its own")
+    existing = _existing_registry(out, replace)
     manifests = discover(sources)
     if run_build:
         run_builds(manifests, note)
-    out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
     try:
-        built = _build_into(staging, manifests, name, write_locks, note)
-        _swap(staging, out)
-    except BaseException:
+        if existing and not replace:
+            _copy_index(out, staging)  # its versions stay, and apps may lock against them
+        built = _build_into(staging, manifests, name, write_locks, note, keep_config=existing and not replace)
+        if not existing:
+            _swap(staging, out)
+        elif replace:
+            for gone in _disappearing(out, staging):
+                note(f"replacing: {gone}")
+            _swap(staging, out)
+        else:
+            _merge(staging, out)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     built.out = out
     return built
 
 
-def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: bool, note: Note) -> Built:
+REGISTRY_ENTRIES = {"config.json", "index", "blobs", "bundles", NAMES_FILE}
+
+
+def _existing_registry(out: Path, replace: bool) -> bool:
+    """True for a cspm registry, False for a missing or empty folder; IndexBuildError for anything else,
+    and for a registry holding files cspm did not write when `replace` would delete them."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise IndexBuildError(f"--out {out} is a file, not a folder")
+    entries = sorted(p.name for p in out.iterdir())
+    if not entries:
+        return False
+    foreign = [e for e in entries if e not in REGISTRY_ENTRIES]
+
+    def shown(names: list[str]) -> str:
+        return ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+
+    if not (out / "config.json").is_file():
+        raise IndexBuildError(f"--out {out} is not empty and is not a cspm registry (it holds {shown(entries)}); "
+                              f"nothing was written", hint="write the registry to a new or empty folder, or to an "
+                                                          "existing registry to add to it")
+    if replace and foreign:
+        raise IndexBuildError(f"--replace would delete files of {out} that cspm did not write ({shown(foreign)}); "
+                              f"nothing was written", hint="move them out first, or add to the registry without "
+                                                          "--replace")
+    return True
+
+
+def _copy_index(out: Path, staging: Path) -> None:
+    """The registry's text files (not its blobs): what resolution and conflict checks read."""
+    for relative in ("config.json", NAMES_FILE):
+        if (out / relative).is_file():
+            shutil.copy2(out / relative, staging / relative)
+    if (out / "index").is_dir():
+        shutil.copytree(out / "index", staging / "index")
+
+
+def _lines(root: Path) -> dict[tuple[str, str], str]:
+    """(name, version) -> digest of every line in a folder registry."""
+    found: dict[tuple[str, str], str] = {}
+    index = root / "index"
+    if not index.is_dir():
+        return found
+    for path in sorted(index.glob("*/*")):
+        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                line = bounded_json.loads(raw)
+                found[(line["name"], line["version"])] = line["digest"]
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
+
+
+def _disappearing(out: Path, staging: Path) -> list[str]:
+    before, after = _lines(out), _lines(staging)
+    return ([f"{n} {v} is dropped (not in the sources)" for (n, v) in sorted(set(before) - set(after))]
+            + [f"{n} {v} changes from {before[(n, v)][:19]}… to {after[(n, v)][:19]}…"
+               for (n, v) in sorted(set(before) & set(after)) if before[(n, v)] != after[(n, v)]])
+
+
+def _merge(staging: Path, out: Path) -> None:
+    """Add the staging folder's new files to the registry: blobs first, then index files and `names`,
+    each replaced whole, so a reader never finds a line without its blob."""
+    for folder in ("blobs", "bundles"):
+        for path in sorted((staging / folder).rglob("*")) if (staging / folder).is_dir() else ():
+            target = out / path.relative_to(staging)
+            if path.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _atomic(target, path.read_bytes())
+    for path in sorted((staging / "index").glob("*/*")):
+        target = out / path.relative_to(staging)
+        if not target.exists() or target.read_bytes() != path.read_bytes():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _atomic(target, path.read_bytes())
+    if (staging / NAMES_FILE).is_file():
+        _atomic(out / NAMES_FILE, (staging / NAMES_FILE).read_bytes())
+
+
+def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: bool, note: Note,
+                keep_config: bool = False) -> Built:
     built = Built(root)
-    _atomic(root / "config.json", (json.dumps({"name": name, "dl": "blobs/sha256/{hex}", "api": None},
-                                              sort_keys=True) + "\n").encode())
+    if not keep_config:
+        _atomic(root / "config.json", (json.dumps({"name": name, "dl": "blobs/sha256/{hex}", "api": None},
+                                                  sort_keys=True) + "\n").encode())
     for manifest in manifests:
         if manifest.kind == "app":
             continue
         if manifest.kind in ("model", "data"):
-            built.lines.append(_add_file_package(root, manifest))
+            built.lines.append(_add_file_package(root, manifest, built))
             note(f"added {manifest.kind} {manifest.name} {manifest.version}")
             continue
         try:
@@ -121,14 +223,14 @@ def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: b
         except FileNotFoundError:
             raise IndexBuildError(f"{manifest.name}: {manifest.wasm} does not exist",
                                   hint="build the plug-ins first (or pass --build)") from None
-        built.lines.append(add_to_folder(root, manifest, module))
+        built.lines.append(_add(root, index_line(manifest, module), module, built))
         note(f"added {manifest.name} {manifest.version} ({len(module):,} bytes)")
     config = UserConfig(root / "config.yaml", [Registry(name, root.as_uri())], exists=False)
     federation = Federation(config)
     try:
         for manifest in manifests:
             if manifest.kind == "app":
-                line, lock = _add_app(root, manifest, federation)
+                line, lock = _add_app(root, manifest, federation, built)
                 built.lines.append(line)
                 built.locks.append(lock)
                 if write_locks and _write_lock_if_changed(lock):
@@ -136,19 +238,46 @@ def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: b
                 note(f"added app {manifest.name} {manifest.version}")
     finally:
         federation.close()
+    if built.conflicts:
+        shown = "; ".join(built.conflicts[:10]) + (f" (and {len(built.conflicts) - 10} more)"
+                                                   if len(built.conflicts) > 10 else "")
+        raise IndexBuildError(f"the registry already has other bytes for: {shown}; nothing was written",
+                              hint="versions are immutable: bump `version` in those plugin.yaml files; or rebuild "
+                                   "the registry from these sources alone with `cspm index build ... --replace` "
+                                   "(it lists what disappears)")
     return built
 
 
-def _add_app(root: Path, manifest: Manifest, federation: Federation) -> tuple[dict[str, Any], Lock]:
+def _add(root: Path, line: dict[str, Any], blob: bytes, built: Built) -> dict[str, Any]:
+    """Add a version unless the registry has it: the same bytes are left alone, other bytes are a
+    conflict (collected, then refused whole)."""
+    namespace, short = line["name"].split("/")
+    index_file = root / "index" / namespace / short
+    if index_file.is_file():
+        for raw in index_file.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                old = bounded_json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(old, dict) and old.get("version") == line["version"]:
+                if old.get("digest") != line["digest"]:
+                    built.conflicts.append(f"{line['name']} {line['version']} (it has {str(old.get('digest'))[:19]}…, "
+                                           f"the sources give {line['digest'][:19]}…)")
+                return line
+    add_line(root, line, blob)
+    return line
+
+
+def _add_app(root: Path, manifest: Manifest, federation: Federation, built: Built) -> tuple[dict[str, Any], Lock]:
     app = app_format.load(manifest.wasm)
     lock = lock_app(app, federation)
     bundle = apppkg.pack(app, lock)
     line = apppkg.index_line(manifest, bundle)
-    add_line(root, line, bundle)
+    _add(root, line, bundle, built)
     return line, lock
 
 
-def _add_file_package(root: Path, manifest: Manifest) -> dict[str, Any]:
+def _add_file_package(root: Path, manifest: Manifest, built: Built) -> dict[str, Any]:
     """A model (GGUF) or data file, checked like an install checks it."""
     try:
         blob = manifest.wasm.read_bytes()
@@ -161,8 +290,7 @@ def _add_file_package(root: Path, manifest: Manifest) -> dict[str, Any]:
         models.check_data(blob, what)
     line = models.index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob), manifest.description,
                              kind=manifest.kind, file=manifest.wasm.name if manifest.kind == "data" else None)
-    add_line(root, line, blob)
-    return line
+    return _add(root, line, blob, built)
 
 
 def _write_lock_if_changed(lock: Lock) -> bool:
