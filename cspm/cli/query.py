@@ -168,10 +168,14 @@ def _use(kind: str, name: str, version: str) -> str:
 
 
 def inspect(
-    wasm: Annotated[Path, typer.Argument(help="a .wasm module")],
+    wasm: Annotated[Path, typer.Argument(help="a .wasm module, or a plug-in folder (plugin.yaml and its module)")],
     json_out: JsonOpt = False,
 ) -> None:
-    """Check a module against the plug-in interface (ABI 1) and show its exports and imports."""
+    """Check a module against the plug-in interface (ABI 1) and show its exports and imports; a plug-in
+    folder also gets its plugin.yaml checked against the module (kind, declared wasm, config keys)."""
+    if wasm.is_dir() or wasm.name == "plugin.yaml":
+        _inspect_folder(wasm, json_out)
+        return
     try:
         data = wasm.read_bytes()
     except OSError as exc:
@@ -198,6 +202,31 @@ def inspect(
         warner()(f"{wasm} needs {plural(need, 'page', grouped=True)} ({memory_size(need)}) of memory at start, "
                  f"more than the default grant of {default}: `cspm run` refuses it unless its component grants "
                  f"`grant: {{memory_pages: {need}}}` in app.yaml")
+
+
+def _inspect_folder(folder: Path, json_out: bool) -> None:
+    """The findings of cspm.verify.plugin_folder; exit 1 when one is an error."""
+    from cspm.verify.plugin_folder import inspect_folder
+
+    report = inspect_folder(folder)
+    if json_out:
+        print_json(report.to_dict())
+    else:
+        m = report.manifest
+        out.print(Text(f"{folder}", style="bold") + Text(f": {m.name} {m.version} ({m.kind})"))
+        out.print(f"  file     {m.wasm}", markup=False)
+        if report.module is not None:
+            module = report.module
+            memory = module["memory"]
+            out.print(f"  digest   {module['digest']} ({module['size']:,} bytes)", markup=False)
+            out.print(f"  exports  {', '.join(module['exports'])}", markup=False)
+            out.print(f"  imports  {', '.join(module['imports']) or 'none'}", markup=False)
+            out.print(f"  memory   {_memory_line(memory['min_pages'], memory['max_pages'])}", markup=False)
+        marks = {"ok": "[green]ok[/]     ", "warning": "[yellow]warning[/]", "error": "[red]error[/]  "}
+        for finding in report.findings:
+            out.print(f"  {marks[finding.level]} {shown(finding.message)}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _memory_line(low: int | None, high: int | None) -> str:

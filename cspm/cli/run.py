@@ -23,7 +23,7 @@ from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
 from cspm.project import LockOutcome, Project, is_package_reference, open_package
 from cspm.runtime import compiler
-from cspm.runtime.engine import MAX_LOG_BYTES, MAX_LOG_LINES, RunResult, Runtime
+from cspm.runtime.engine import MAX_LOG_BYTES, MAX_LOG_LINES, RunFailed, RunResult, Runtime
 from cspm.runtime.logs import LogLine
 from cspm.wording import plural
 
@@ -90,10 +90,17 @@ def run(
                                    if c.plugin_path is not None)
         if cold:
             err.print(f"[dim]compiling {plural(cold, 'module')}… (once: later runs start faster)[/]")
+    if verbose and not json_out:  # plug-ins' WASI stdout/stderr to the terminal (Go's fatal errors)
+        compiler.show_wasi_output()
     runtime = Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log)
     with runtime:
         if input is not None:
-            result = runtime.run(input)
+            try:
+                result = runtime.run(input)
+            except RunFailed as exc:  # what ran before the entry failed, then the error (cspm.cli.main)
+                if trace and not json_out:
+                    err.print(trace_tree(exc.trace), soft_wrap=False)
+                raise
             _show(runtime, result, json_out, trace, streamed.any)
             _report_dropped(runtime, verbose)
             if result.finish_reason == "error":
@@ -171,6 +178,11 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Stream
             try:
                 result = _answer(runtime, text, streamed)
             except CspmError as exc:  # one failed answer: say why, and go on talking
+                if trace and not json_out and isinstance(exc, RunFailed):
+                    if streamed.any:
+                        out.print()
+                        streamed.any = False
+                    err.print(trace_tree(exc.trace), soft_wrap=False)
                 if json_out:
                     _json_line({"error": {"message": exc.message, **({"hint": exc.hint} if exc.hint else {})}})
                 else:

@@ -22,6 +22,15 @@ from cspm import paths
 
 _compiled: dict[tuple, CompiledPlugin] = {}
 
+# Every error Extism returns is an anyhow error, which captures (and symbolises) a host stack trace
+# when RUST_BACKTRACE is set: ~70 ms per failing plug-in call, for a trace of the host that says
+# nothing about the plug-in. RUST_LIB_BACKTRACE=0 turns that off for errors and leaves RUST_BACKTRACE
+# to panics; it is read at the first error, so setting it when this module loads is early enough.
+# A RUST_LIB_BACKTRACE the user set is kept (debugging Extism itself).
+os.environ.setdefault("RUST_LIB_BACKTRACE", "0")
+
+WASI_OUTPUT = "EXTISM_ENABLE_WASI_OUTPUT"
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -47,6 +56,16 @@ def configure_disk_cache(directory: Path | None = None) -> Path:
         os.replace(tmp, config)
     os.environ["EXTISM_CACHE_CONFIG"] = str(config)
     return directory
+
+
+def show_wasi_output() -> None:
+    """Let WASI plug-ins instantiated from now on write to this process's stdout and stderr (`-v`).
+
+    Extism (extism-sys 1.41) has no per-instance stdio: no manifest field, no C API. Its only switch
+    is this environment variable, read when an instance is created, which connects the guest's fd 1
+    and 2 to the host's; without it both are discarded. So a Go fatal error ("all goroutines are
+    asleep") is seen on the terminal, and cannot be attached to the error the host reports."""
+    os.environ[WASI_OUTPUT] = "1"
 
 
 def _seen_dir() -> Path:

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -135,6 +136,16 @@ func count() int32 {
 //go:wasmexport fail
 func fail() int32 {
 	return sdk.Run(func(in []byte) ([]byte, error) { return nil, errors.New(string(in)) })
+}
+
+// crash: Go's own failure, a fatal error that Run cannot recover: the message goes to stderr, then
+// the call blocks for good ("fatal error: all goroutines are asleep - deadlock!", a trap).
+//
+//go:wasmexport crash
+func crash() int32 {
+	os.Stderr.WriteString(string(sdk.Input()) + "\n")
+	<-make(chan struct{})
+	return 0
 }
 
 //go:wasmexport log

@@ -75,6 +75,11 @@ function failExport(): i32 {
 }
 export { failExport as fail };
 
+// `crash`: the language's own failure, a `throw` (the SDK's abort handler sets the message, then traps).
+export function crash(): i32 {
+  throw new Error(inputString());
+}
+
 export function log(): i32 {
   const m = inputString();
   writeLog(LogLevel.Info, m);

@@ -14,6 +14,13 @@ CS_EXPORT(echo) {
     return st ? cs_fail(cs_errmsg()) : 0;
 }
 
+/* `crash`: C's own failure, a trap (`unreachable`) after setting the message as the error. */
+CS_EXPORT(crash) {
+    cs_buf in;
+    if (!cs_input(&in)) cs_fail_n(in.data, in.len);
+    __builtin_trap();
+}
+
 CS_EXPORT(config_get) {
     cs_buf key, val;
     if (cs_input(&key)) return cs_fail(cs_errmsg());

@@ -93,6 +93,10 @@ chainsocket::export_bytes!(count, |_input: Vec<u8>| -> Result<Vec<u8>, String> {
 
 chainsocket::export_bytes!(fail, |input: Vec<u8>| -> Result<Vec<u8>, String> { Err(text(&input)) });
 
+// `crash`: the language's own failure (a panic; `panic = "abort"` traps after the SDK's hook sets
+// the message), so the host's handling of a trap is tested on every SDK (tests/test_plugin_failures.py).
+chainsocket::export_bytes!(crash, |input: Vec<u8>| -> Result<Vec<u8>, String> { panic!("{}", text(&input)) });
+
 chainsocket::export_bytes!(log, |input: Vec<u8>| -> Result<Vec<u8>, String> {
     let message = text(&input);
     chainsocket::log(LogLevel::Info, &message);

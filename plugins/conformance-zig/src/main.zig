@@ -117,6 +117,16 @@ export fn fail() i32 {
     }.f);
 }
 
+/// `crash`: Zig's own failure, a trap after setting the message as the error (a freestanding
+/// `@panic` traps without a message).
+export fn crash() i32 {
+    var buf: [4096]u8 = undefined;
+    var fba = std.heap.FixedBufferAllocator.init(&buf);
+    const msg = cs.input(fba.allocator()) catch "crash";
+    cs.setError(msg);
+    @trap();
+}
+
 // `log` is also libm's log(f64) in compiler_rt: `export fn log` would clash (see cs.ExportAs).
 comptime {
     _ = cs.ExportAs("log", logExport);
