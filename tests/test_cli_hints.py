@@ -33,6 +33,10 @@ BARE_FLAG = re.compile(r"(?:^|(?<=[\s(,]))(--?[a-z][a-z-]*)")
 REACHED_BY: dict[str, list[str]] = {
     "cspm/cli/session.py:clear": ["session clear"],
     "cspm/index/from_sources.py:_build_into": ["index build"],
+    "cspm/index/from_sources.py:_existing_registry": ["index build"],
+    "cspm/single.py:parse_arguments": ["call"],
+    "cspm/single.py:_local": ["call"],
+    "cspm/single.py:call": ["call"],
     "cspm/models.py:add": ["model add"],
     "cspm/project.py:add": ["add"],
     "cspm/project.py:_plan": ["add"],
