@@ -1,14 +1,15 @@
 """The self-ask demo model on held-out questions, in the spirit of Table 1 of the self-ask paper (Press
-et al. 2022): exact-match accuracy of the self-ask agent with the kb tool, beside a direct-answer
-baseline (the same model asked the question without the tool), by real inference inside Wasm.
+et al. 2022): exact-match accuracy of the self-ask agent with the kb and calculator tools, beside a
+direct-answer baseline (the same model asked the question without the tools), by real inference inside Wasm.
 
     python bench/selfask_eval.py                 # 200 held-out questions (people never seen in training)
     python bench/selfask_eval.py --quick 20      # the first 20 of them
     python bench/selfask_eval.py --json OUT.json --failures 5
 
 The app is the real stack run by cspm's runtime: plugins/self-ask (prompt = the one the model was
-trained after) with plugins/llm-local on models/selfask-tiny/selfask-tiny.gguf and plugins/kb
-on models/selfask-people/people.json, each granted its folder read-only; the baseline is the llm
+trained after; `calculator: calculator`, `choices: true` as in examples/self-ask-demo) with
+plugins/llm-local on models/selfask-tiny/selfask-tiny.gguf, plugins/kb on
+models/selfask-people/people.json (each granted its folder read-only) and plugins/calculator; the baseline is the llm
 alone, asked "Question: ...\\nAnswer:" (greedy, first line). The questions come from
 training/selfask/selfask_common.py `eval_questions` (four kinds in turn, about held-out people only). No torch.
 """
@@ -38,6 +39,7 @@ from selfask_common import (  # noqa: E402
     MODEL_FILE,
     PROMPT,
     Example,
+    choices,
     direct_answer,
     eval_questions,
     normalize,
@@ -81,14 +83,17 @@ tools:
     plugin_name: {json.dumps(str(plugin_folder("kb")))}
     config: {{file: {json.dumps("/kb/" + kb.name)}}}
     grant: {{paths: {{{json.dumps(str(kb.parent))}: /kb}}}}
+  - name: calculator
+    description: arithmetic, exactly
+    plugin_name: {json.dumps(str(plugin_folder("calculator")))}
 agents:
   - name: agent
     description: self-ask over the knowledge base
     plugin_name: {json.dumps(str(plugin_folder("self-ask")))}
     prompt: {json.dumps(PROMPT)}
-    config: {{max_steps: 6, temperature: 0, max_tokens: {MAX_TOKENS}}}
+    config: {{max_steps: 6, temperature: 0, max_tokens: {MAX_TOKENS}, calculator: calculator, choices: true}}
     llms: [tiny]
-    tools: [kb]
+    tools: [kb, calculator]
 """
 
 
@@ -103,6 +108,12 @@ class Outcome:
     @property
     def self_ask_ok(self) -> bool:
         return normalize(self.self_ask) == normalize(self.example.answer)
+
+    @property
+    def invented(self) -> bool:
+        """A comparison answered with a name that is not one of the question's two."""
+        options = choices(self.example.question)
+        return bool(options) and normalize(self.self_ask) not in {normalize(o) for o in options}
 
     @property
     def direct_ok(self) -> bool:
@@ -150,11 +161,11 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
     reasons: dict[str, int] = {}
     for o in outcomes:
         reasons[o.finish_reason] = reasons.get(o.finish_reason, 0) + 1
-    return {"accuracy": rows, "finish_reasons": reasons}
+    return {"accuracy": rows, "finish_reasons": reasons, "invented_names": sum(o.invented for o in outcomes)}
 
 
 def table(stats: dict[str, Any]) -> str:
-    lines = ["| question | n | direct answer | self-ask + kb |", "|---|---:|---:|---:|"]
+    lines = ["| question | n | direct answer | self-ask + kb + calculator |", "|---|---:|---:|---:|"]
     for kind, row in stats["accuracy"].items():
         label = f"**{kind}**" if kind == "all" else kind
         lines.append(f"| {label} | {row['n']} | {100 * row['direct']:.1f}% | {100 * row['self_ask']:.1f}% |")
@@ -189,6 +200,7 @@ def main() -> int:
     print(f"self-ask demo: {len(outcomes)} held-out questions, model {args.model.name} "
           f"({args.model.stat().st_size} bytes), exact match")
     print(table(stats))
+    print(f"answers naming a person absent from the question: {stats['invented_names']}")
     print(f"finish reasons (self-ask): {stats['finish_reasons']}; time: self-ask {seconds['self-ask']:.1f}s, "
           f"direct {seconds['direct']:.1f}s, total {wall:.1f}s")
     bad = [o for o in outcomes if not o.self_ask_ok]

@@ -409,3 +409,52 @@ def test_bench_quick_smoke(tmp_path: Path) -> None:
     assert "wasm/native" in done.stdout
     result = json.loads(out.read_text())
     assert result["wasm"]["decode_tok_s"] > 0 and result["native"]["decode_tok_s"] > 0 and result["ratio"] > 0
+
+
+# ---- choices (constrained answers) -----------------------------------------------------------------
+
+def test_choices_answer_the_likeliest_continuation(rt: Runtime, models: Models) -> None:
+    """llm_input `choices`: the answer is the choice whose tokens the model finds likeliest after the
+    prompt (summed log-probabilities, checked here against the `logits` export), spelt as given."""
+    prompt = export(rt, "f32", "tokenize", {"messages": [{"role": "user", "content": "hello there"}]})["tokens"]
+    options = [" world", " Vlile Soszher", "2024!", export(rt, "f32", "detokenize", {"tokens": [
+        int(np.argmax(export(rt, "f32", "logits", {"tokens": prompt})["logits"]))]})["text"]]
+
+    def score(text: str) -> float:
+        ids = export(rt, "f32", "tokenize", {"text": text})["tokens"]
+        total = 0.0
+        for j, tok in enumerate(ids):
+            logits = np.array(export(rt, "f32", "logits", {"tokens": prompt + ids[:j]})["logits"], dtype=np.float64)
+            total += float(logits[tok] - logits.max() - np.log(np.exp(logits - logits.max()).sum()))
+        return total
+
+    want = max(options, key=score)
+    for order in (options, options[::-1]):
+        answer = ask(rt, "f32", "hello there", choices=order)
+        assert (answer["content"], answer["finish_reason"]) == (want, "stop")
+        assert "error" not in answer
+    chunks: list[str] = []
+    rt.on_chunk = lambda name, text: chunks.append(text)
+    try:
+        assert ask(rt, "f32", "hello there", choices=options, stream=True)["content"] == want
+    finally:
+        rt.on_chunk = None
+    assert chunks == [want]
+
+
+def test_bad_choices_are_error_answers(rt: Runtime) -> None:
+    for bad in ([], [""], ["a", 3], "one", ["x"] * 65):
+        answer = ask(rt, "f32", "hi", choices=bad)
+        assert answer["finish_reason"] == "error" and "choices" in answer["error"], bad
+    long = ask(rt, "small_ctx", "hi", choices=["hello " * 40])
+    assert long["finish_reason"] == "error" and "no choice fits" in long["error"]
+
+
+def test_a_full_context_advises_only_what_can_be_done(rt: Runtime, models: Models) -> None:
+    """A prompt over the context advises a larger `context` only up to the model's own; at the model's
+    own length it says to send less (issue 16: it used to advise raising 512 to 512)."""
+    small = ask(rt, "small_ctx", "hello " * 30)["error"]
+    assert f"raise the config `context`, up to the model's {models.cfg['f32'].ctx}" in small
+    full = ask(rt, "f32", "hello " * 3000)
+    assert full["finish_reason"] == "error"
+    assert "raise" not in full["error"] and "this model's most: send a shorter conversation" in full["error"]

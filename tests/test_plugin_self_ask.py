@@ -377,3 +377,90 @@ def test_a_tool_that_fails_in_the_host_becomes_an_error_answer(app_file: Callabl
     assert (result.output, result.finish_reason) == ("unknown", "final_answer")
     observation = prompts(llm)[1].rsplit("Intermediate answer: ", 1)[1]
     assert observation.startswith("Error: tool `search` failed (callee_failed): "), observation
+
+
+# ---- calculator, choices, empty replies (issue 16) ------------------------------------------------
+
+CALCULATOR = f"""  - name: calculator
+    description: arithmetic
+    plugin_name: {PLUGINS / "calculator"}
+agents:"""
+
+
+@pytest.fixture
+def calc_app(app_file: Callable[..., Path]) -> Iterator[Callable[..., Runtime]]:
+    """The app with chainsocket/calculator as a second tool of the agent."""
+    plugin_wasm("calculator")
+    runtimes: list[Runtime] = []
+
+    def make(**config: Any) -> Runtime:
+        path = app_file(tools="search, calculator", **config)
+        path.write_text(path.read_text().replace("agents:", CALCULATOR, 1))
+        runtimes.append(load_app(path))
+        return runtimes[-1]
+
+    yield make
+    for rt in runtimes:
+        rt.close()
+
+
+def test_calculate_follow_ups_go_to_the_calculator(calc_app: Callable[..., Runtime], llm: ScriptedServer,
+                                                   serp: ScriptedServer) -> None:
+    """Arithmetic is a tool's job (Press et al. 2022 hand the facts to search; the sums go to a
+    calculator): "Follow up: Calculate X" goes to config `calculator`, every other follow-up to `tool`."""
+    question = "How old was Ada Lovelace when Charles Babbage died?"
+    say(llm, " Yes.\nFollow up: When was Ada Lovelace born?", "Follow up: Calculate: 1871 - 1815",
+        "So the final answer is: 56")
+    found(serp, "1815")
+    result = run(calc_app(calculator="calculator"), question)
+    assert (result.output, result.finish_reason) == ("56", "final_answer")
+    assert [s.query["q"] for s in serp.seen] == ["When was Ada Lovelace born?"]
+    assert prompts(llm)[2].endswith("Follow up: Calculate: 1871 - 1815\nIntermediate answer: 56\n")
+    tools = [s for s in result.trace.children if s.kind == "tool"]
+    assert [(s.name, s.input) for s in tools][1] == ("calculator", "1871 - 1815")
+
+
+def test_without_config_calculator_everything_goes_to_the_tool(calc_app: Callable[..., Runtime],
+                                                               llm: ScriptedServer, serp: ScriptedServer) -> None:
+    say(llm, " Yes.\nFollow up: Calculate 2 + 2", "So the final answer is: 4")
+    found(serp, "4")
+    assert run(calc_app()).output == "4"
+    assert [s.query["q"] for s in serp.seen] == ["Calculate 2 + 2"]
+
+
+def test_config_calculator_must_be_one_of_the_tools(app: Callable[..., Runtime], llm: ScriptedServer) -> None:
+    result = run(app(calculator="calc"))
+    assert result.finish_reason == "error"
+    assert result.output.startswith("config `calculator` names tool 'calc', which is not among the tools")
+    assert llm.seen == []
+
+
+def test_choices_keep_the_final_answer_to_the_question_s_names(app: Callable[..., Runtime], llm: ScriptedServer,
+                                                               serp: ScriptedServer) -> None:
+    """config `choices`: for "…, A or B?" the final answer is asked again with llm_input `choices`
+    (A and B), so a misspelt or invented name never comes out. openai-chat ignores `choices`: its free
+    answer counts only when it is one of them, else the first answer stands."""
+    question = "Who was born first, Vlile Soszher or Kogail Bagrol?"
+    say(llm, "So the final answer is: Vliler Dezhim", " Kogail Bagrol")
+    result = run(app(choices=True), question)
+    assert (result.output, result.finish_reason) == ("Kogail Bagrol", "final_answer")
+    first, second = prompts(llm)
+    assert second == first + "So the final answer is:"
+    assert llm.seen[1].json["stop"] == ["\n"]
+    say(llm, "So the final answer is: Kogail Bagrol.", "Someone else")
+    assert run(app(choices=True), question).output == "Kogail Bagrol"
+    say(llm, "So the final answer is: Vliler Dezhim")
+    assert run(app(), question).output == "Vliler Dezhim"  # without `choices`: one call, as before
+    assert len(llm.seen) == 5
+
+
+def test_repeated_empty_replies_stop_with_a_clear_reason(app: Callable[..., Runtime], llm: ScriptedServer,
+                                                         serp: ScriptedServer) -> None:
+    """Empty replies stop the run after the second in a row, before reminders fill the context (issue 16:
+    it went on until the context overflowed, then advised a context larger than the model's)."""
+    say(llm, "", "  \n")
+    result = run(app())
+    assert result.finish_reason == "error"
+    assert result.output.startswith("the llm `gpt` gave an empty reply 2 times in a row (finish_reason stop)")
+    assert "context" not in result.output.split(";", 1)[1]
+    assert len(llm.seen) == 2 and serp.seen == []

@@ -4,7 +4,7 @@ run, with the intermediate answers exactly as plugins/kb gives them (checked aga
 by tests/test_selfask_demo.py), plus a share of direct answers ("Question: ...\\nAnswer: X") so that
 the baseline of the evaluation is the same model asked without the tool.
 
-    python training/selfask/make_corpus.py [--n 40000] [--direct 0.15] [--copy-weight 4] [--out FILE]
+    python training/selfask/make_corpus.py [--n 40000] [--direct 0.15] [--copy-weight 4] [--calculator] [--out FILE]
 
 Each line is {"kind", "mode", "segments": [[text, weight], ...]}: the loss weight of each piece of
 text. 0: context only (the prompt, the question, the facts the kb answers); 1: what the model writes
@@ -31,13 +31,13 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "build" / "corpus.jsonl"
 
 
-def corpus(n: int, direct: float, copy: float = COPY_WEIGHT, seed: int = SEED) -> list[dict]:
+def corpus(n: int, direct: float, copy: float = COPY_WEIGHT, seed: int = SEED, calculator: bool = False) -> list[dict]:
     w = world(seed)
     rng = random.Random(seed * 1000 + 2)
     out = []
     for _ in range(n):
         kind = rng.choice(KINDS)
-        ex = draw(w, rng, w.train, kind)
+        ex = draw(w, rng, w.train, kind, calculator)
         mode = "direct" if rng.random() < direct else "self-ask"
         segs = direct_segments(ex) if mode == "direct" else scratchpad_segments(ex, copy=copy)
         out.append({"kind": kind, "mode": mode, "segments": [[t, m] for t, m in segs]})
@@ -49,9 +49,11 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=40000, help="examples")
     ap.add_argument("--direct", type=float, default=0.15, help="share of direct-answer examples")
     ap.add_argument("--copy-weight", type=float, default=COPY_WEIGHT, help="loss weight of copied names")
+    ap.add_argument("--calculator", action="store_true",
+                    help='end comparisons and ages with "Follow up: Calculate X - Y" (an experiment: README)')
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
-    rows = corpus(args.n, args.direct, args.copy_weight)
+    rows = corpus(args.n, args.direct, args.copy_weight, calculator=args.calculator)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as f:
         for row in rows:

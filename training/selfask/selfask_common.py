@@ -8,6 +8,13 @@ trimmed, "\\n\\nQuestion: {question}\\nAre follow up questions needed here:", th
 through each "Follow up: ..." line (the llm is stopped at "\\nIntermediate answer:"), then
 "\\nIntermediate answer: {tool output}\\n" appended by the agent, until the model writes
 "So the final answer is: ...".
+
+With `calculator=True` (make_corpus.py --calculator; an experiment, not the shipped model's format)
+arithmetic is the calculator's: each comparison and the age question end with "Follow up: Calculate
+X - Y", which the agent sends to its `calculator` tool (plugins/calculator, "1867 - 1821" -> "46"); a
+comparison's answer is then one of the question's two names (the sign says which), the age is the
+difference itself. The agent's `choices` (llm_input `choices`) keeps a comparison's answer to the
+question's two names in either format.
 """
 
 from __future__ import annotations
@@ -49,6 +56,8 @@ FOLLOW_UPS = {
 }
 
 # Compositional questions: template, and the follow-ups each needs.
+CALCULATE = "Calculate {x} - {y}"  # the arithmetic follow-up; the agent sends "X - Y" to the calculator
+
 QUESTIONS = {
     "born_first": "Who was born first, {a} or {b}?",
     "lived_longer": "Who lived longer, {a} or {b}?",
@@ -89,8 +98,9 @@ class Example:
     names: tuple[str, ...] = ()  # the people, city and country the model copies
 
 
-def example(world: World, kind: str, a: Person, b: Person | None = None) -> Example:
-    """The question of `kind` about a (and b), its follow-ups with the kb's answers, and the answer."""
+def example(world: World, kind: str, a: Person, b: Person | None = None, calculator: bool = False) -> Example:
+    """The question of `kind` about a (and b), its follow-ups with the kb's (and with `calculator`, the
+    calculator's) answers, and the answer."""
     def ask(field: str, who: Person) -> tuple[str, str]:
         return FOLLOW_UPS[field].format(name=who.name), kb_answer(who.name, field, getattr(who, field))
 
@@ -99,18 +109,36 @@ def example(world: World, kind: str, a: Person, b: Person | None = None) -> Exam
         steps = (ask("city", a), (FOLLOW_UPS["country"].format(name=a.city), kb_answer(a.city, "country", country)))
         return Example(kind, QUESTIONS[kind].format(a=a.name), country, steps, (a.name, a.city, country))
     assert b is not None
-    if kind == "born_first":
+    def calculate(x: int, y: int) -> tuple[tuple[str, str], ...]:
+        return ((CALCULATE.format(x=x, y=y), str(x - y)),) if calculator else ()  # plugins/calculator's answer
+
+    if kind == "born_first":  # a - b < 0: a was born first
         answer = a.name if a.born < b.born else b.name
-        steps = (ask("born", a), ask("born", b))
-    elif kind == "lived_longer":
+        steps = (ask("born", a), ask("born", b), *calculate(a.born, b.born))
+        copied = (str(a.born), str(b.born))
+    elif kind == "lived_longer":  # a - b > 0: a lived longer
         answer = a.name if a.age_at_death > b.age_at_death else b.name
-        steps = (ask("age_at_death", a), ask("age_at_death", b))
-    elif kind == "age_when":
+        steps = (ask("age_at_death", a), ask("age_at_death", b), *calculate(a.age_at_death, b.age_at_death))
+        copied = (str(a.age_at_death), str(b.age_at_death))
+    elif kind == "age_when":  # b's birth year - a's
         answer = str(b.born - a.born)
-        steps = (ask("born", a), ask("born", b))
+        steps = (ask("born", a), ask("born", b), *calculate(b.born, a.born))
+        copied = (str(b.born), str(a.born), answer)
     else:
         raise ValueError(kind)
-    return Example(kind, QUESTIONS[kind].format(a=a.name, b=b.name), answer, steps, (a.name, b.name))
+    names = (a.name, b.name, *copied) if calculator else (a.name, b.name)
+    return Example(kind, QUESTIONS[kind].format(a=a.name, b=b.name), answer, steps, names)
+
+
+def choices(question: str) -> list[str]:
+    """The alternatives a question offers ("..., A or B?" -> [A, B]), as plugins/self-ask finds them
+    (src/choices.c): the final answer is then one of them; [] for other questions."""
+    q = question.strip()
+    if not q.endswith("?") or " or " not in q:
+        return []
+    head, b = q[:-1].rsplit(" or ", 1)
+    a = head.rsplit(", ", 1)[1] if ", " in head else ""
+    return [a.strip(), b.strip()] if a.strip() and b.strip() else []
 
 
 def valid_pair(kind: str, a: Person, b: Person) -> bool:
@@ -126,7 +154,7 @@ def valid_pair(kind: str, a: Person, b: Person) -> bool:
     return True
 
 
-def draw(world: World, rng, people: list[Person], kind: str) -> Example:
+def draw(world: World, rng, people: list[Person], kind: str, calculator: bool = False) -> Example:
     """One random question of `kind` about `people` (rng: random.Random)."""
     while True:
         a = rng.choice(people)
@@ -134,7 +162,7 @@ def draw(world: World, rng, people: list[Person], kind: str) -> Example:
             return example(world, kind, a)
         b = rng.choice(people)
         if valid_pair(kind, a, b):
-            return example(world, kind, a, b)
+            return example(world, kind, a, b, calculator)
 
 
 COPY_WEIGHT = 4.0  # loss weight of a name the model copies (from the question or a kb answer)
@@ -164,6 +192,9 @@ def scratchpad_segments(ex: Example, prompt: str = PROMPT, copy: float = COPY_WE
     segs = [(prompt.rstrip() + "\n\nQuestion: " + ex.question.strip() + ASK, 0.0), (" Yes.\n", 1.0)]
     for question, observation in ex.steps:
         segs += _weighted("Follow up: " + question + STOP, ex.names, 1.0, copy)
+        if ": " not in observation:  # the calculator's result: not predicted (the tool's job)
+            segs.append((" " + observation + "\n", 0.0))
+            continue
         # the kb's answer repeats the name just asked about: predicting it is copying practice; the
         # fact itself is not predicted (held-out people's facts cannot be known)
         head, value = observation.rsplit(": ", 1)

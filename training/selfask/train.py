@@ -266,10 +266,23 @@ def greedy(model: Llama, prompt: str, stop: str, max_new: int = 120) -> str:
     return out.decode("utf-8", "replace")
 
 
+def choose(model: Llama, prompt: str, options: list[str]) -> str:
+    """The option whose bytes (after a space) the model finds likeliest: llm-local's `choices`."""
+    base = [BOS, *prompt.encode("utf-8")]
+    best, best_score = options[0], -math.inf
+    for option in options:
+        ext = list((" " + option).encode("utf-8"))
+        logp = torch.log_softmax(model(torch.tensor([base + ext]))[0], -1)
+        score = float(sum(logp[len(base) - 1 + i, t] for i, t in enumerate(ext)))
+        if score > best_score:
+            best, best_score = option, score
+    return best
+
+
 def quick_eval(model: Llama, n: int) -> dict[str, float]:
     """Self-ask and direct accuracy on n held-out questions, with the kb's answers from the kb file."""
     from make_kb import world
-    from selfask_common import ASK, DIRECT, FINAL, STOP, direct_answer, eval_questions, normalize
+    from selfask_common import ASK, DIRECT, FINAL, STOP, choices, direct_answer, eval_questions, normalize
 
     w = world()
     facts = {p.name: p for p in w.people}
@@ -277,8 +290,12 @@ def quick_eval(model: Llama, n: int) -> dict[str, float]:
     for ex in eval_questions(w, n):
         pad = PROMPT + "\n\nQuestion: " + ex.question + ASK
         answer = ""
-        for _ in range(4):
+        options = choices(ex.question)
+        for _ in range(5):
             text = greedy(model, pad, STOP)
+            if FINAL in text and options:  # as plugins/self-ask does: the model only chooses
+                answer = choose(model, pad + text.split(FINAL, 1)[0] + FINAL, options)
+                break
             if FINAL in text:
                 answer = text.split(FINAL, 1)[1].strip().split("\n")[0].strip()
                 break
@@ -317,6 +334,9 @@ def mirror_kb(question: str, facts: dict, country_of: dict) -> str:
     """The kb's answer for our own follow-up phrasings (anything else: not found)."""
     from selfask_common import kb_answer
 
+    if question.startswith("Calculate "):  # the calculator's job: "X - Y"
+        x, _, y = question[len("Calculate "):].partition(" - ")
+        return str(int(x) - int(y)) if x.strip().isdigit() and y.strip().isdigit() else "Error: bad expression"
     for name, p in facts.items():
         if name in question:
             field = "born" if question.startswith("When") else "city" if question.startswith("Where") else \
@@ -350,6 +370,7 @@ def main() -> int:
     ap.add_argument("--log-every", type=int, default=100)
     ap.add_argument("--probe-every", type=int, default=0, help="check follow-up copying every N steps")
     ap.add_argument("--save", type=Path, help="also save the torch state dict here")
+    ap.add_argument("--init", type=Path, help="start from a state saved by --save (resume with a new schedule)")
     args = ap.parse_args()
 
     torch.manual_seed(SEED)
@@ -364,6 +385,8 @@ def main() -> int:
     if longest > cfg.ctx:
         sys.exit(f"an example has {longest} tokens, over the context of {cfg.ctx}")
     model = Llama(cfg)
+    if args.init:
+        model.load_state_dict(torch.load(args.init)["state"])
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {asdict(cfg)}, {n_params} parameters; corpus: {len(rows)} examples; torch {torch.__version__}, "
           f"{args.threads} threads", flush=True)

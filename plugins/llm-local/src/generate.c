@@ -252,8 +252,14 @@ bool generate(model *m, const tokenizer *t, const tok_list *prompt, const gen_pa
         return false;
     }
     if (prompt->n >= m->ctx) {
-        snprintf(err, errlen, "the prompt has %d tokens; the context holds %d (raise the config `context`, up to "
-                              "the model's %d, or send a shorter conversation)", prompt->n, m->ctx, m->ctx_train);
+        /* advise a larger `context` only when there is one to have */
+        if (m->ctx < m->ctx_train)
+            snprintf(err, errlen, "the prompt has %d tokens; the context holds %d (raise the config `context`, up "
+                                  "to the model's %d, or send a shorter conversation)", prompt->n, m->ctx,
+                     m->ctx_train);
+        else
+            snprintf(err, errlen, "the prompt has %d tokens; the context holds %d, this model's most: send a "
+                                  "shorter conversation", prompt->n, m->ctx);
         return false;
     }
     sampler s;
@@ -318,6 +324,51 @@ bool generate(model *m, const tokenizer *t, const tok_list *prompt, const gen_pa
 void gen_result_free(gen_result *r) {
     free(r->text);
     memset(r, 0, sizeof *r);
+}
+
+/* ---- constrained choice ----------------------------------------------------------------------- */
+
+static double log_prob(const float *logits, int n, int32_t tok) {
+    float max = logits[0];
+    for (int i = 1; i < n; i++)
+        if (logits[i] > max) max = logits[i];
+    double sum = 0.0;
+    for (int i = 0; i < n; i++) sum += exp((double)(logits[i] - max));
+    return (double)(logits[tok] - max) - log(sum);
+}
+
+int choose(model *m, const tokenizer *t, const tok_list *prompt, const char *const *choices, const size_t *lens,
+           int n, double *scores, int *n_scored, char *err, size_t errlen) {
+    int best = -1;
+    *n_scored = 0;
+    if (prompt->n == 0 || prompt->n >= m->ctx) {
+        snprintf(err, errlen, "the prompt has %d tokens; the context holds %d", prompt->n, m->ctx);
+        return -1;
+    }
+    for (int c = 0; c < n; c++) {
+        scores[c] = -INFINITY;
+        tok_list ct = {0};
+        if (!lens[c] || !tok_encode(t, choices[c], lens[c], false, &ct) || ct.n == 0 ||
+            prompt->n + ct.n > m->ctx) {
+            tok_list_free(&ct);
+            continue;
+        }
+        /* the prompt's keys stay in the cache: each choice computes only its own tokens */
+        const float *logits = model_eval(m, prompt->ids, prompt->n);
+        double score = 0.0;
+        for (int j = 0; logits && j < ct.n; j++) {
+            score += log_prob(logits, m->vocab, ct.ids[j]);
+            if (j + 1 < ct.n) logits = model_step(m, ct.ids[j]);
+        }
+        if (logits) {
+            scores[c] = score;
+            *n_scored += ct.n;
+            if (best < 0 || score > scores[best]) best = c;
+        }
+        tok_list_free(&ct);
+    }
+    if (best < 0) snprintf(err, errlen, "no choice fits: each is empty or longer than the context leaves");
+    return best;
 }
 
 /* ---- benchmark -------------------------------------------------------------------------------- */

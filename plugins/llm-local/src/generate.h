@@ -77,6 +77,15 @@ bool generate(model *m, const tokenizer *t, const tok_list *prompt, const gen_pa
               char *err, size_t errlen);
 void gen_result_free(gen_result *r);
 
+/* ---- constrained choice ----------------------------------------------------------------------- */
+
+/* Scores each of n choices as the continuation of `prompt`: the sum of the log-probabilities of its
+ * tokens (a choice is tokenized on its own). Returns the index of the best, the first among equals,
+ * with scores[i] (-INFINITY for a choice that is empty or does not fit the context); -1 with err set
+ * when none fits. Choosing, not sampling: the answer is always one of the choices, spelt as given. */
+int choose(model *m, const tokenizer *t, const tok_list *prompt, const char *const *choices, const size_t *lens,
+           int n, double *scores, int *n_scored, char *err, size_t errlen);
+
 /* ---- benchmark -------------------------------------------------------------------------------- */
 
 typedef struct {

@@ -22,6 +22,7 @@
 #define DEFAULT_TEMPERATURE 0.2
 #define DEFAULT_TOP_P 0.9
 #define MAX_STOPS 16
+#define MAX_CHOICES 64
 
 static struct {
     bool loaded;
@@ -215,6 +216,34 @@ static void emit_text(void *ctx, const char *text, size_t len) {
     free(s);
 }
 
+/* `choices`: the answer is the likeliest of the given continuations, never free text (see
+ * generate.h `choose`); one chunk when streaming. */
+static cs_status answer_choice(cs_jw *out, const cs_json *choices, const tok_list *prompt, bool stream) {
+    const char *texts[MAX_CHOICES];
+    size_t lens[MAX_CHOICES];
+    double scores[MAX_CHOICES];
+    int n = 0;
+    if (!cs_json_is(choices, CS_JSON_ARRAY) || choices->len == 0 || choices->len > MAX_CHOICES)
+        return fail_answer(out, "\"choices\" must be a list of 1 to 64 strings");
+    for (const cs_json *it = choices->child; it; it = it->next) {
+        if (it->type != CS_JSON_STRING || it->len == 0)
+            return fail_answer(out, "\"choices\" must be a list of 1 to 64 non-empty strings");
+        texts[n] = it->str;
+        lens[n++] = it->len;
+    }
+    char err[256];
+    int scored = 0;
+    int best = choose(&G.m, &G.t, prompt, texts, lens, n, scores, &scored, err, sizeof err);
+    if (best < 0) {
+        cs_log_error(err);
+        answer(out, "", 0, "error", err, prompt->n, 0);
+        return CS_OK;
+    }
+    if (stream) emit_text(NULL, texts[best], lens[best]);
+    answer(out, texts[best], lens[best], "stop", NULL, prompt->n, scored);
+    return CS_OK;
+}
+
 static cs_status handle_call(const cs_json *in, cs_jw *out) {
     if (!ensure_loaded()) return fail_answer(out, ERR);
     const cs_json *tools = cs_json_get(in, "tools");
@@ -264,8 +293,11 @@ static cs_status handle_call(const cs_json *in, cs_jw *out) {
 
     tok_list prompt = {0};
     cs_status st = CS_OK;
+    const cs_json *choices = cs_json_get(in, "choices");
     if (!chat_prompt(&G.t, G.tpl, G.system, msgs, n_msgs, &prompt)) {
         st = fail_answer(out, "out of memory building the prompt");
+    } else if (choices && choices->type != CS_JSON_NULL) {
+        st = answer_choice(out, choices, &prompt, p.on_text != NULL);
     } else {
         gen_result r;
         char err[512];

@@ -79,3 +79,30 @@ parsed_step parse_step(text_view out) {
     s.keep = out.n; /* malformed: everything before an invented observation */
     return s;
 }
+
+bool parse_calculation(text_view question, text_view *expression) {
+    text_view q = text_trim(question);
+    if (!text_has_ci(q, 0, "calculate")) return false;
+    size_t i = 9;
+    if (i < q.n && q.p[i] != ' ' && q.p[i] != ':' && q.p[i] != '\t') return false; /* "Calculated ..." */
+    while (i < q.n && (q.p[i] == ' ' || q.p[i] == '\t')) i++;
+    if (i < q.n && q.p[i] == ':') i++;
+    *expression = text_trim(text_of(q.p + i, q.n - i));
+    return expression->n > 0;
+}
+
+bool parse_choices(text_view question, text_view *a, text_view *b) {
+    text_view q = text_trim(question);
+    if (q.n < 2 || q.p[q.n - 1] != '?') return false;
+    q.n--;
+    long or_at = -1;
+    for (long at = 0; (at = text_find_ci(q, (size_t)at, " or ")) >= 0; at++) or_at = at;
+    if (or_at < 0) return false;
+    long comma = -1;
+    for (long i = 0; i + 1 < or_at; i++)
+        if (q.p[i] == ',' && q.p[i + 1] == ' ') comma = i;
+    if (comma < 0) return false;
+    *a = text_trim(text_of(q.p + comma + 2, (size_t)(or_at - comma - 2)));
+    *b = text_trim(text_of(q.p + or_at + 4, q.n - (size_t)or_at - 4));
+    return a->n > 0 && b->n > 0;
+}

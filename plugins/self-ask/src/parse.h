@@ -23,4 +23,12 @@ typedef struct {
  * marker wins: a follow-up before a final answer means the model has not seen the evidence yet. */
 parsed_step parse_step(text_view output);
 
+/* "Calculate 1867 - 1821" (any case, an optional colon) -> true and "1867 - 1821": a follow-up
+ * for the calculator tool, which answers arithmetic exactly where a model would guess. */
+bool parse_calculation(text_view question, text_view *expression);
+
+/* The two alternatives a question offers, "…, A or B?" -> A and B (the text after the last ", "
+ * before the last " or ", and from there to the "?"); false for other questions. */
+bool parse_choices(text_view question, text_view *a, text_view *b);
+
 #endif

@@ -9,6 +9,8 @@
 #define MAX_SCRATCHPAD (64 * 1024) /* bytes; stop with an error rather than grow without limit */
 #define MAX_OBSERVATION 4000       /* bytes of one tool answer kept in the scratchpad */
 #define MAX_CORRECTIONS 2          /* malformed outputs answered with a format reminder */
+#define MAX_EMPTY 2                /* empty replies in a row before giving up (the same prompt again
+                                      would only get the same nothing, and reminders fill the context) */
 #define QUOTE_BYTES 300            /* bytes of a bad output quoted in an error */
 #define LOG_BYTES 300              /* bytes of a question/answer shown in a log line */
 
@@ -106,7 +108,7 @@ static void ask_tool(const char *tool, const char *question, cs_jw *observation)
  * answer when the step limit is hit. */
 typedef struct {
     cs_jw question, observation;
-    int corrections;
+    int corrections, empty; /* format reminders given; empty replies in a row */
 } progress;
 
 static cs_status stop_max_steps(cs_jw *out, const settings *s, const progress *p) {
@@ -156,9 +158,76 @@ static bool continue_pad(const settings *s, const cs_jw *pad, cs_llm_response *r
     return false;
 }
 
+/* The final answer of a question that offers alternatives (config `choices`): the scratchpad through
+ * "So the final answer is:" goes back to the llm with `choices` (llm_input, docs/abi.md), so the
+ * answer is one of the question's own names, spelt as there. An llm that ignores `choices` answers
+ * free text: kept only when it is one of them; otherwise the model's own answer stands. */
+static text_view choose_final(const settings *s, const cs_jw *pad, const cs_llm_response *r, text_view a,
+                              text_view b, text_view fallback, cs_json_doc **doc) {
+    text_view content = text_of(r->content, r->content_len);
+    long at = text_find_ci(content, 0, "so the final answer is");
+    if (at < 0) return fallback;
+    size_t end = (size_t)at + 22;
+    while (end < content.n && content.p[end] == ' ') end++;
+    if (end < content.n && content.p[end] == ':') end++;
+    cs_jw req, prompt;
+    cs_jw_init(&req);
+    cs_jw_init(&prompt);
+    cs_jw_append(&prompt, pad->data, pad->len);
+    cs_jw_append(&prompt, content.p, end);
+    cs_jw_object_begin(&req);
+    cs_jw_key(&req, "name");
+    cs_jw_string(&req, s->llm);
+    cs_jw_key(&req, "messages");
+    cs_jw_array_begin(&req);
+    cs_jw_object_begin(&req);
+    cs_jw_key(&req, "role");
+    cs_jw_string(&req, "user");
+    cs_jw_key(&req, "content");
+    cs_jw_string_n(&req, prompt.data ? prompt.data : "", prompt.len);
+    cs_jw_object_end(&req);
+    cs_jw_array_end(&req);
+    cs_jw_key(&req, "choices");
+    cs_jw_array_begin(&req);
+    const text_view options[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        cs_jw option;
+        cs_jw_init(&option);
+        put(&option, " ");
+        put_view(&option, options[i]);
+        cs_jw_string_n(&req, option.data ? option.data : "", option.len);
+        cs_jw_free(&option);
+    }
+    cs_jw_array_end(&req);
+    cs_jw_key(&req, "stop");
+    cs_jw_array_begin(&req);
+    cs_jw_string(&req, "\n");
+    cs_jw_array_end(&req);
+    if (s->has_temperature) {
+        cs_jw_key(&req, "temperature");
+        cs_jw_double(&req, s->temperature);
+    }
+    cs_jw_object_end(&req);
+    text_view chosen = fallback;
+    cs_buf raw = {0};
+    if (cs_jw_ok(&req) && cs_host_call("call_llm", req.data, req.len, &raw) == CS_OK) {
+        cs_json_error err;
+        *doc = cs_json_parse(raw.data, raw.len, &err);
+        const cs_json *root = *doc ? cs_json_root(*doc) : NULL;
+        const cs_json *c = root ? cs_json_get(root, "content") : NULL;
+        text_view got = cs_json_is(c, CS_JSON_STRING) ? text_trim(text_of(c->str, c->len)) : text_of("", 0);
+        for (int i = 0; i < 2; i++)
+            if (got.n == options[i].n && got.n && cs_memcmp(got.p, options[i].p, got.n) == 0) chosen = options[i];
+    }
+    cs_buf_free(&raw);
+    cs_jw_free(&req);
+    cs_jw_free(&prompt);
+    return chosen;
+}
+
 static cs_status run(const settings *s, text_view question, cs_jw *out) {
     cs_jw pad, msg;
-    progress p = {.corrections = 0};
+    progress p = {.corrections = 0, .empty = 0};
     cs_jw_init(&pad);
     cs_jw_init(&msg);
     cs_jw_init(&p.question);
@@ -184,16 +253,45 @@ static cs_status run(const settings *s, text_view question, cs_jw *out) {
             break;
         }
         parsed_step parsed = parse_step(text_of(r.content, r.content_len));
+        bool empty = text_trim(text_of(r.content, r.content_len)).n == 0;
+        p.empty = empty ? p.empty + 1 : 0;
+        text_view a, b;
         if (parsed.kind == STEP_FINAL) {
-            log_step(step, s->max_steps, "final answer: ", parsed.text);
-            st = answer(out, "final_answer", parsed.text.p, parsed.text.n);
+            cs_json_doc *doc = NULL;
+            text_view final = parsed.text;
+            if (s->choices && parse_choices(question, &a, &b)) final = choose_final(s, &pad, &r, a, b, final, &doc);
+            log_step(step, s->max_steps, "final answer: ", final);
+            st = answer(out, "final_answer", final.p, final.n);
+            if (doc) cs_json_doc_free(doc);
+            done = true;
+        } else if (empty && p.empty >= MAX_EMPTY) {
+            put(&msg, "the llm `");
+            put(&msg, s->llm);
+            put(&msg, "` gave an empty reply ");
+            put_int(&msg, p.empty);
+            put(&msg, " times in a row (finish_reason ");
+            put(&msg, r.finish_reason ? r.finish_reason : "?");
+            put(&msg, "), so self-ask stopped before the scratchpad outgrew its context; ");
+            put(&msg, cs_streq(r.finish_reason, "length")
+                          ? "raise the agent's config `max_tokens`, or use a model that follows the self-ask format"
+                          : "use a model that follows the self-ask format, or a prompt with examples it can follow");
+            st = stop_error(out, &msg);
             done = true;
         } else if (parsed.kind == STEP_FOLLOW_UP) {
             log_step(step, s->max_steps, "follow up: ", parsed.text);
             cs_jw_append(&pad, r.content, parsed.keep);
             p.question.len = p.observation.len = 0;
             put_view(&p.question, parsed.text);
-            ask_tool(s->tool, p.question.data ? p.question.data : "", &p.observation);
+            text_view expression;
+            if (s->calculator && parse_calculation(parsed.text, &expression)) {
+                cs_jw expr;
+                cs_jw_init(&expr);
+                put_view(&expr, expression);
+                ask_tool(s->calculator, expr.data ? expr.data : "", &p.observation);
+                cs_jw_free(&expr);
+            } else {
+                ask_tool(s->tool, p.question.data ? p.question.data : "", &p.observation);
+            }
             log_step(step, s->max_steps, "intermediate answer: ",
                      text_of(p.observation.data ? p.observation.data : "", p.observation.len));
             put(&pad, "\nIntermediate answer: ");

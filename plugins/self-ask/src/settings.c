@@ -82,6 +82,21 @@ bool settings_read(const cs_json *input, settings *s, cs_jw *problem) {
     s->max_steps = DEFAULT_MAX_STEPS;
     if (!choose(cs_json_get(input, "llms"), "llm", "llm", &s->llm, problem)) return false;
     if (!choose(cs_json_get(input, "tools"), "tool", "tool", &s->tool, problem)) return false;
+    cs_buf calc = {0};
+    bool calculator = cs_config_get("calculator", &calc) == CS_OK && calc.len;
+    cs_buf_free(&calc);
+    if (calculator && !choose(cs_json_get(input, "tools"), "calculator", "tool", &s->calculator, problem))
+        return false;
+    cs_buf flag = {0};
+    if (cs_config_get("choices", &flag) == CS_OK) {
+        s->choices = flag.len == 4 && cs_memcmp(flag.data, "true", 4) == 0;
+        bool valid = s->choices || (flag.len == 5 && cs_memcmp(flag.data, "false", 5) == 0);
+        cs_buf_free(&flag);
+        if (!valid) {
+            put(problem, "config `choices` must be true or false");
+            return false;
+        }
+    }
     bool has = false;
     double v = 0;
     if (!config_number("max_steps", 1, MAX_MAX_STEPS, true, &has, &v, problem)) return false;

@@ -10,6 +10,8 @@
 typedef struct {
     const char *llm;  /* name to call_llm (borrowed from the input document) */
     const char *tool; /* name to call_tool (borrowed from the input document) */
+    const char *calculator; /* tool for "Follow up: Calculate <expression>", or NULL (borrowed) */
+    bool choices;     /* the final answer of an "…, A or B?" question is one of A and B */
     int64_t max_steps;
     bool has_max_tokens, has_temperature;
     int64_t max_tokens;
