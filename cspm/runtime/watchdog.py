@@ -36,6 +36,7 @@ class Watchdog:
         self._heap: list[tuple[float, int, Armed]] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")  # when the thread wakes next: an arm later than that need not wake it
 
     def arm(self, deadline: float, cancel: Callable[[], None]) -> Armed:
         armed = Armed(cancel)
@@ -46,8 +47,8 @@ class Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="cspm-watchdog", daemon=True)
                 self._thread.start()
-            elif self._heap[0][2] is armed:
-                self._cond.notify()  # an earlier deadline than the one the thread waits for
+            elif deadline < self._wake_at:
+                self._cond.notify()  # earlier than the thread's next wake-up (a context switch a call otherwise)
         return armed
 
     def _run(self) -> None:
@@ -56,11 +57,13 @@ class Watchdog:
                 while self._heap and self._heap[0][2].done:
                     heapq.heappop(self._heap)
                 if not self._heap:
+                    self._wake_at = float("inf")
                     self._cond.wait()
                     continue
                 deadline, _, armed = self._heap[0]
                 delay = deadline - time.monotonic()
                 if delay > 0:
+                    self._wake_at = deadline
                     self._cond.wait(delay)
                     continue
                 heapq.heappop(self._heap)
