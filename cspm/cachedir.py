@@ -1,7 +1,8 @@
 """`cspm cache`: what is in the cache dir, and removing it safely.
 
 The cache holds only what can be fetched or rebuilt again: the store's blobs, compiled modules,
-index files and unpacked app packages. Plug-in memory (kv) lives in the data dir and is never touched.
+index files, unpacked app packages, mounted models and data, signature verdicts. Plug-in memory (kv)
+lives in the data dir and is never touched.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ PARTS = {
     "compiled": "compiled modules, per Extism version",
     "index": "registry index files, with their ETags",
     "apps": "published apps, unpacked",
+    "models": "stored models, linked for mounting (re-made when missing)",
+    "data": "stored data packages, linked for mounting (re-made when missing)",
+    "verdicts": "signature verdicts (checked again when missing)",
+    "call": "temporary apps of `cspm call`",
 }
 
 
