@@ -21,7 +21,7 @@ from cspm import atomicfile, paths
 from cspm.errors import CapabilityError, CspmError, ExitCode
 from cspm.formats import bounded_json
 from cspm.formats.app import AppConfig, Origin
-from cspm.runtime.secrets import secret_file
+from cspm.runtime.secrets import local_path
 
 FILE = "approvals.json"
 FORMAT = 1
@@ -72,25 +72,16 @@ def of_app(app: AppConfig) -> list[Capability]:
         out.update(Capability(name, "env", var) for var in component.env_reads)
         for secret in component.secrets:
             kind, _, ref = secret.source.partition(":")
-            source = f"file:{secret_file(ref, base)}" if kind == "file" else secret.source
+            source = f"file:{local_path(ref, base)}" if kind == "file" else secret.source
             out.add(Capability(name, "secret", f"{secret.name}={source}"))
         for host_path in component.grant.paths:
             writable = host_path.startswith("rw:")
             folder = host_path[3:] if writable else host_path.removeprefix("ro:")
-            out.add(Capability(name, "path", f"{'rw' if writable else 'ro'}:{_folder(folder, base)}"))
+            out.add(Capability(name, "path", f"{'rw' if writable else 'ro'}:{local_path(folder, base)}"))
         out.update(Capability(name, "host", host) for host in component.grant.hosts)
         if component.grant.kv:
             out.add(Capability(name, "kv", "own"))
     return sorted(out)
-
-
-def _folder(text: str, base: Path) -> str:
-    """A granted host folder as the runtime will mount it: `~` expanded, relative to the app."""
-    try:
-        folder = Path(text).expanduser()
-    except RuntimeError:  # `~user` of no such user: the runtime refuses it; show it as written
-        return text
-    return str(folder if folder.is_absolute() else base / folder)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from cspm.formats import bounded_json
 from cspm.formats.index_line import from_dict, to_line
 from cspm.formats.manifest import Manifest
 from cspm.formats.names import parse_version
-from cspm.index.query import NAMES_FILE
+from cspm.index.query import MAX_NAMES_ROW, NAMES_FILE
 from cspm.store import digest_of
 from cspm.verify.interface import check_module, export_names, import_names
 
@@ -90,7 +90,7 @@ def update_names(root: Path, line: dict[str, Any]) -> None:
     if path.exists():  # best effort, as `cspm search` reads it: a malformed row is dropped, never a crash
         for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
-                row = bounded_json.loads(raw, max_bytes=64 * 1024)
+                row = bounded_json.loads(raw, max_bytes=MAX_NAMES_ROW)
                 name, version = row["name"], parse_version(row["latest"])
             except (ValueError, KeyError, TypeError, CspmError):
                 continue

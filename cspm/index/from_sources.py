@@ -29,6 +29,7 @@ from cspm.formats import app as app_format
 from cspm.formats import bounded_json
 from cspm.formats import lock as lock_format
 from cspm.formats import manifest as manifest_format
+from cspm.formats.index_line import MAX_LINE_BYTES
 from cspm.formats.lock import Lock
 from cspm.formats.manifest import Manifest
 from cspm.formats.userconfig import Registry, UserConfig
@@ -164,20 +165,25 @@ def _copy_index(out: Path, staging: Path) -> None:
         shutil.copytree(out / "index", staging / "index")
 
 
+def _digests(index_file: Path) -> dict[str, str]:
+    """version -> digest of one index file's lines (a line that does not read is skipped)."""
+    found: dict[str, str] = {}
+    if not index_file.is_file():
+        return found
+    for raw in index_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            line = bounded_json.loads(raw, max_bytes=MAX_LINE_BYTES)
+            found[str(line["version"])] = str(line["digest"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
 def _lines(root: Path) -> dict[tuple[str, str], str]:
     """(name, version) -> digest of every line in a folder registry."""
-    found: dict[tuple[str, str], str] = {}
-    index = root / "index"
-    if not index.is_dir():
-        return found
-    for path in sorted(index.glob("*/*")):
-        for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                line = bounded_json.loads(raw)
-                found[(line["name"], line["version"])] = line["digest"]
-            except (ValueError, KeyError, TypeError):
-                continue
-    return found
+    return {(f"{path.parent.name}/{path.name}", version): digest
+            for path in sorted((root / "index").glob("*/*"))
+            for version, digest in _digests(path).items()}
 
 
 def _disappearing(out: Path, staging: Path) -> list[str]:
@@ -252,19 +258,12 @@ def _add(root: Path, line: dict[str, Any], blob: bytes, built: Built) -> dict[st
     """Add a version unless the registry has it: the same bytes are left alone, other bytes are a
     conflict (collected, then refused whole)."""
     namespace, short = line["name"].split("/")
-    index_file = root / "index" / namespace / short
-    if index_file.is_file():
-        for raw in index_file.read_text(encoding="utf-8", errors="replace").splitlines():
-            try:
-                old = bounded_json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(old, dict) and old.get("version") == line["version"]:
-                if old.get("digest") != line["digest"]:
-                    built.conflicts.append(f"{line['name']} {line['version']} (it has {str(old.get('digest'))[:19]}…, "
-                                           f"the sources give {line['digest'][:19]}…)")
-                return line
-    add_line(root, line, blob)
+    old = _digests(root / "index" / namespace / short).get(line["version"])
+    if old is None:
+        add_line(root, line, blob)
+    elif old != line["digest"]:
+        built.conflicts.append(f"{line['name']} {line['version']} (it has {old[:19]}…, "
+                               f"the sources give {line['digest'][:19]}…)")
     return line
 
 

@@ -26,8 +26,8 @@ class ResolvedSecret:
         return self.spec.format.replace("{}", self.value)
 
 
-def secret_file(ref: str, base_dir: Path) -> Path:
-    """The file a `file:` secret names: `~` expanded, relative to the app's folder."""
+def local_path(ref: str, base_dir: Path) -> Path:
+    """A path an app names (a `file:` secret, a granted folder): `~` expanded, relative to the app's folder."""
     try:
         path = Path(ref).expanduser()
     except RuntimeError:  # `~user` of no such user: kept as written, so reading it says "no such file"
@@ -71,7 +71,7 @@ def resolve(owner: str, spec: Secret, base_dir: Path) -> ResolvedSecret:
             raise CspmError(f"secret `{spec.name}` of {owner}: environment variable {ref} is not set",
                             hint=f"export {ref}=... before `cspm run`")
     else:
-        path = secret_file(ref, base_dir)
+        path = local_path(ref, base_dir)
         value = _read_file(path, f"secret `{spec.name}` of {owner}").strip()
     if not value or any(ch in value for ch in "\r\n\0"):
         raise CspmError(f"secret `{spec.name}` of {owner} is empty or spans several lines")
