@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cspm import atomicfile, paths
@@ -132,6 +131,8 @@ def _approved(entry: dict[str, object] | None) -> set[str]:
 
 def _save(identity: str, origin: Origin, keys: Iterable[str]) -> None:
     """Pin the approval: read, change and atomically replace the file under a lock (concurrent runs)."""
+
+    from datetime import UTC, datetime
 
     from filelock import FileLock
 

@@ -13,11 +13,10 @@ import json
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cspm import approvals
 from cspm.cli.output import err, out, plain, print_error, print_json, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
@@ -26,6 +25,9 @@ from cspm.runtime import compiler
 from cspm.runtime.engine import MAX_LOG_BYTES, MAX_LOG_LINES, RunFailed, RunResult, Runtime
 from cspm.runtime.logs import LogLine
 from cspm.wording import plural
+
+if TYPE_CHECKING:
+    from cspm import approvals
 
 EXIT_WORDS = {"exit", "quit", ":q"}
 HISTORY_FILE = "chat_history"  # in the user data dir
@@ -84,7 +86,10 @@ def run(
             project = Project(Path(app), offline=offline, warn=warner())
         with project:
             config = project.prepare(frozen=frozen, progress=bar, on_locked=on_locked)
-    approvals.require(config, _approver(allow_capabilities, json_out))
+    if config.origin is not None:  # someone else's app: only then is the approvals module loaded (start-up)
+        from cspm import approvals
+
+        approvals.require(config, _approver(allow_capabilities, json_out))
     if not json_out and sys.stderr.isatty():  # progress for a person waiting, like the download bar
         cold = compiler.uncompiled((c.plugin_path, c.digest) for c in config.components.values()
                                    if c.plugin_path is not None)
