@@ -227,3 +227,12 @@ def test_at_a_terminal_the_user_is_asked(registry: Path, tmp_path: Path, answer:
     assert "connect to" in screen and "a.example" in screen and "keep memory (kv)" in screen
     assert returncode == code, screen
     assert (tmp_path / "config" / "approvals.json").exists() == (code == 0)
+
+
+def test_a_damaged_approvals_file_is_refused_with_what_to_do(registry: Path, tmp_path: Path) -> None:
+    serve_app(registry, "asks2", app_with(", grant: {hosts: [a.example]}"))
+    approvals_file = tmp_path / "config" / "approvals.json"
+    for text in ("[" * 100_000 + "]" * 100_000, '{"cspm-approvals": 9, "apps": {}}', "not json"):
+        approvals_file.write_text(text)
+        refused("run", "test/asks2", "-i", "x", code=1, expect="approvals.json")
+        assert approvals_file.read_text() == text  # nothing rewritten
