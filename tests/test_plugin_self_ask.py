@@ -420,6 +420,40 @@ def test_calculate_follow_ups_go_to_the_calculator(calc_app: Callable[..., Runti
     assert [(s.name, s.input) for s in tools][1] == ("calculator", "1871 - 1815")
 
 
+def test_with_choices_the_operands_are_chosen_among_the_tools_answers(calc_app: Callable[..., Runtime],
+                                                                        llm: ScriptedServer,
+                                                                        serp: ScriptedServer) -> None:
+    """config `calculator` with `choices`: a small model copies a number from lines back less reliably
+    than it knows which fact comes first, so "Calculate X - Y" is asked again with llm_input `choices`:
+    the ordered pairs of the numbers the tools answered (never the question's), the model's operator."""
+    question = "How old was Ada Lovelace in 1848 when Charles Babbage was 56?"
+    say(llm, " Yes.\nFollow up: When was Ada Lovelace born?", "Follow up: When was Charles Babbage born?",
+        "Follow up: Calculate 1815 - 1797x", " 1791 - 1815", "So the final answer is: -24")
+    found(serp, "Ada Lovelace — born: 1815 (London)", "Charles Babbage — born: 1791")
+    result = run(calc_app(calculator="calculator", choices=True), question)
+    assert (result.output, result.finish_reason) == ("-24", "final_answer")
+    assert prompts(llm)[3] == prompts(llm)[2] + "Follow up: Calculate"
+    tools = [s for s in result.trace.children if s.kind == "tool"]
+    assert [(s.name, s.input) for s in tools][2] == ("calculator", "1791 - 1815")
+    assert prompts(llm)[4].endswith("Follow up: Calculate 1791 - 1815\nIntermediate answer: -24\n")
+    # an answer outside the choices (an llm that ignores them, or a number of the question's) leaves the
+    # model's own expression
+    for outside in (" 42", " 1848 - 1815", " 1815 + 1791"):
+        say(llm, " Yes.\nFollow up: When was Ada Lovelace born?", "Follow up: When was Charles Babbage born?",
+            "Follow up: Calculate 1815 - 1791", outside, "So the final answer is: 24")
+        found(serp, "1815", "1791")
+        run(calc_app(calculator="calculator", choices=True), question)
+        assert prompts(llm)[-1].endswith("Follow up: Calculate 1815 - 1791\nIntermediate answer: 24\n")
+    # one number seen, or an expression that is not "X op Y": no choice is asked
+    say(llm, " Yes.\nFollow up: When was Ada Lovelace born?", "Follow up: Calculate 1815 - 1791",
+        "Follow up: Calculate sqrt(16)", "So the final answer is: 4")
+    found(serp, "1815")
+    calls = len(llm.seen)
+    run(calc_app(calculator="calculator", choices=True), question)
+    assert all("choices" not in seen.json for seen in llm.seen[calls:])
+    assert len(llm.seen) == calls + 4
+
+
 def test_without_config_calculator_everything_goes_to_the_tool(calc_app: Callable[..., Runtime],
                                                                llm: ScriptedServer, serp: ScriptedServer) -> None:
     say(llm, " Yes.\nFollow up: Calculate 2 + 2", "So the final answer is: 4")

@@ -49,6 +49,9 @@ def test_a_yanked_pin_is_warned_about_kept_by_lock_and_left_by_an_upgrade(app: P
 
     ran = cspm("run", str(app), "-i", "ahoy")
     assert ran.returncode == 0 and ran.stdout.strip() == "ahoy" and warned(ran.stderr), ran.stderr
+    ran_json = cspm("run", str(app), "-i", "ahoy", "--json")  # a script reads stdout only
+    assert ran_json.returncode == 0 and warned(ran_json.stderr)
+    assert any(REASON in w for w in json.loads(ran_json.stdout)["warnings"])
 
     kept = cspm("lock", str(app), "--json")  # a plain lock never moves a pin, yanked or not
     assert kept.returncode == 0 and warned(kept.stderr)
@@ -58,8 +61,8 @@ def test_a_yanked_pin_is_warned_about_kept_by_lock_and_left_by_an_upgrade(app: P
     moved = ok("lock", str(app), "--upgrade-package", "test/echo")  # 1.0.0 still matches ^1: off the yank
     assert moved["changes"] == [{"name": "test/echo", "old": "1.1.0", "new": "1.0.0", "change": "updated"}]
     assert moved["warnings"] == []
-    again = cspm("run", str(app), "-i", "ahoy")
-    assert again.returncode == 0 and "yanked" not in again.stderr
+    again = cspm("run", str(app), "-i", "ahoy", "--json")
+    assert again.returncode == 0 and "yanked" not in again.stderr and json.loads(again.stdout)["warnings"] == []
 
 
 def test_upgrade_everything_leaves_a_yanked_pin_too(app: Path, registry: Path) -> None:

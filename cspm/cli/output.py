@@ -124,8 +124,11 @@ def fields(rows: list[tuple[str, str | Text]]) -> None:
             out.print(head + part, soft_wrap=True)
 
 
-def warner() -> Callable[[str], None]:
-    """Warnings go to stderr in both modes, so --json output on stdout stays one document."""
+def warner(into: list[str] | None = None) -> Callable[[str], None]:
+    """Warnings go to stderr in both modes, so --json output on stdout stays one document; `into`
+    also keeps them for a --json document's `warnings` (a script reads stdout only)."""
     def warn(message: str) -> None:
         err.print(f"[yellow]warning:[/] {shown(message)}", markup=True, highlight=False)
+        if into is not None:
+            into.append(message)
     return warn

@@ -63,6 +63,7 @@ def run(
 ) -> None:
     """Run an app: lock and install its registry plug-ins if needed, load them, then answer requests."""
     streamed = Streamed()
+    warnings: list[str] = []  # also in --json (a yanked pin, a registry that could not be reached)
 
     def on_chunk(_name: str, text: str) -> None:
         if not json_out and not streamed.cancelled:
@@ -80,10 +81,10 @@ def run(
 
     with download_bar(not json_out) as bar:
         if is_package_reference(app):
-            project = open_package(app, offline=offline, refresh=refresh, warn=warner(), progress=bar)
+            project = open_package(app, offline=offline, refresh=refresh, warn=warner(warnings), progress=bar)
             frozen = True  # a published app runs with the lock it was published with
         else:
-            project = Project(Path(app), offline=offline, warn=warner())
+            project = Project(Path(app), offline=offline, warn=warner(warnings))
         with project:
             config = project.prepare(frozen=frozen, progress=bar, on_locked=on_locked)
     if config.origin is not None:  # someone else's app: only then is the approvals module loaded (start-up)
@@ -106,12 +107,12 @@ def run(
                 if trace and not json_out:
                     err.print(trace_tree(exc.trace), soft_wrap=False)
                 raise
-            _show(runtime, result, json_out, trace, streamed.any)
+            _show(runtime, result, json_out, trace, streamed.any, warnings=warnings)
             _report_dropped(runtime, verbose)
             if result.finish_reason == "error":
                 raise typer.Exit(1)
             return
-        _interactive(runtime, json_out, trace, streamed, verbose)
+        _interactive(runtime, json_out, trace, streamed, verbose, warnings)
 
 
 def _approver(allow: bool, json_out: bool) -> approvals.Approver:
@@ -148,7 +149,8 @@ def _report_dropped(runtime: Runtime, verbose: int) -> None:
         node.dropped_logs = 0
 
 
-def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Streamed, verbose: int) -> None:
+def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Streamed, verbose: int,
+                 warnings: list[str]) -> None:
     entry = runtime.app.entry
     at_terminal = sys.stdin.isatty()
     if not json_out:
@@ -203,7 +205,7 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Stream
                     out.print()
                     err.print("[yellow]cancelled[/]")
                 continue
-            _show(runtime, result, json_out, trace, streamed.any, lines=True)
+            _show(runtime, result, json_out, trace, streamed.any, lines=True, warnings=warnings)
             _report_dropped(runtime, verbose)
     finally:
         if history is not None:
@@ -284,11 +286,11 @@ def _json_line(data: dict[str, Any]) -> None:
 
 
 def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_streamed: bool,
-          lines: bool = False) -> None:
+          lines: bool = False, warnings: list[str] | None = None) -> None:
     """`lines`: the chat loop's --json, one object per line; a one-shot run prints one indented document."""
     if json_out:
         data = {"output": result.output, "finish_reason": result.finish_reason, "session": result.session,
-                "entry": runtime.app.entry, "response": result.response}
+                "entry": runtime.app.entry, "response": result.response, "warnings": warnings or []}
         if trace:
             data["trace"] = result.trace.to_dict()
         if lines:

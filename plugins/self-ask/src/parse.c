@@ -106,3 +106,60 @@ bool parse_choices(text_view question, text_view *a, text_view *b) {
     *b = text_trim(text_of(q.p + or_at + 4, q.n - (size_t)or_at - 4));
     return a->n > 0 && b->n > 0;
 }
+
+/* Length of a number at `at` ("-12", "1867", "3.5"), or 0; a sign only where no word precedes it. */
+static size_t number_at(text_view t, size_t at) {
+    size_t i = at;
+    if (i < t.n && t.p[i] == '-') i++;
+    size_t digits = i;
+    while (i < t.n && t.p[i] >= '0' && t.p[i] <= '9') i++;
+    if (i == digits) return 0;
+    if (i + 1 < t.n && t.p[i] == '.' && t.p[i + 1] >= '0' && t.p[i + 1] <= '9')
+        for (i++; i < t.n && t.p[i] >= '0' && t.p[i] <= '9';) i++;
+    return i - at;
+}
+
+bool parse_binary(text_view expression, char *op) {
+    text_view e = text_trim(expression);
+    size_t x = number_at(e, 0);
+    if (!x) return false;
+    size_t i = x;
+    while (i < e.n && e.p[i] == ' ') i++;
+    if (i >= e.n || (e.p[i] != '+' && e.p[i] != '-' && e.p[i] != '*' && e.p[i] != '/')) return false;
+    *op = e.p[i++];
+    while (i < e.n && e.p[i] == ' ') i++;
+    return number_at(e, i) > 0; /* what follows the second number is the model's to lose: both are chosen */
+}
+
+static bool is_word_byte(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || (unsigned char)c >= 0x80;
+}
+
+size_t operands_seen(text_view pad, text_view out[MAX_OPERANDS]) {
+    static const char MARK[] = "\nintermediate answer:";
+    size_t n = 0;
+    for (long at = 0; (at = text_find_ci(pad, (size_t)at, MARK)) >= 0;) {
+        size_t i = (size_t)at + sizeof MARK - 1;
+        size_t end = i;
+        while (end < pad.n && pad.p[end] != '\n') end++;
+        for (; i < end; i++) {
+            if (i > 0 && is_word_byte(pad.p[i - 1])) continue; /* inside a word: "A1", "x2" */
+            size_t len = number_at(text_of(pad.p, end), i);
+            if (!len || (i + len < end && is_word_byte(pad.p[i + len]))) continue;
+            text_view num = text_of(pad.p + i, len);
+            bool seen = false;
+            for (size_t k = 0; k < n && !seen; k++)
+                seen = out[k].n == num.n && cs_memcmp(out[k].p, num.p, num.n) == 0;
+            if (!seen) {
+                if (n == MAX_OPERANDS) { /* keep the most recent */
+                    for (size_t k = 1; k < n; k++) out[k - 1] = out[k];
+                    n--;
+                }
+                out[n++] = num;
+            }
+            i += len - 1;
+        }
+        at = (long)end;
+    }
+    return n;
+}

@@ -27,6 +27,16 @@ parsed_step parse_step(text_view output);
  * for the calculator tool, which answers arithmetic exactly where a model would guess. */
 bool parse_calculation(text_view question, text_view *expression);
 
+/* "1867 - 1821" -> true and the operator '-'; false unless the expression starts with two numbers
+ * around one of + - * / (the form whose operands are chosen among operands_seen). */
+bool parse_binary(text_view expression, char *op);
+
+#define MAX_OPERANDS 6 /* numbers offered as operands: 6 give 30 ordered pairs */
+
+/* The numbers the tools answered in the scratchpad (in its "Intermediate answer:" lines), distinct, the
+ * most recent MAX_OPERANDS in order of appearance; returns how many were written to out. */
+size_t operands_seen(text_view pad, text_view out[MAX_OPERANDS]);
+
 /* The two alternatives a question offers, "…, A or B?" -> A and B (the text after the last ", "
  * before the last " or ", and from there to the "?"); false for other questions. */
 bool parse_choices(text_view question, text_view *a, text_view *b);

@@ -158,23 +158,12 @@ static bool continue_pad(const settings *s, const cs_jw *pad, cs_llm_response *r
     return false;
 }
 
-/* The final answer of a question that offers alternatives (config `choices`): the scratchpad through
- * "So the final answer is:" goes back to the llm with `choices` (llm_input, docs/abi.md), so the
- * answer is one of the question's own names, spelt as there. An llm that ignores `choices` answers
- * free text: kept only when it is one of them; otherwise the model's own answer stands. */
-static text_view choose_final(const settings *s, const cs_jw *pad, const cs_llm_response *r, text_view a,
-                              text_view b, text_view fallback, cs_json_doc **doc) {
-    text_view content = text_of(r->content, r->content_len);
-    long at = text_find_ci(content, 0, "so the final answer is");
-    if (at < 0) return fallback;
-    size_t end = (size_t)at + 22;
-    while (end < content.n && content.p[end] == ' ') end++;
-    if (end < content.n && content.p[end] == ':') end++;
-    cs_jw req, prompt;
+/* Asks the llm to continue the scratchpad plus `prefix` with one of `options` (llm_input `choices`,
+ * docs/abi.md): the index of the one it chose, or -1 when the call failed or it answered anything
+ * else (an llm that ignores `choices` answers free text). */
+static int choose(const settings *s, const cs_jw *pad, text_view prefix, const text_view *options, int n) {
+    cs_jw req;
     cs_jw_init(&req);
-    cs_jw_init(&prompt);
-    cs_jw_append(&prompt, pad->data, pad->len);
-    cs_jw_append(&prompt, content.p, end);
     cs_jw_object_begin(&req);
     cs_jw_key(&req, "name");
     cs_jw_string(&req, s->llm);
@@ -184,20 +173,17 @@ static text_view choose_final(const settings *s, const cs_jw *pad, const cs_llm_
     cs_jw_key(&req, "role");
     cs_jw_string(&req, "user");
     cs_jw_key(&req, "content");
+    cs_jw prompt;
+    cs_jw_init(&prompt);
+    cs_jw_append(&prompt, pad->data, pad->len);
+    put_view(&prompt, prefix);
     cs_jw_string_n(&req, prompt.data ? prompt.data : "", prompt.len);
+    cs_jw_free(&prompt);
     cs_jw_object_end(&req);
     cs_jw_array_end(&req);
     cs_jw_key(&req, "choices");
     cs_jw_array_begin(&req);
-    const text_view options[2] = {a, b};
-    for (int i = 0; i < 2; i++) {
-        cs_jw option;
-        cs_jw_init(&option);
-        put(&option, " ");
-        put_view(&option, options[i]);
-        cs_jw_string_n(&req, option.data ? option.data : "", option.len);
-        cs_jw_free(&option);
-    }
+    for (int i = 0; i < n; i++) cs_jw_string_n(&req, options[i].p, options[i].n);
     cs_jw_array_end(&req);
     cs_jw_key(&req, "stop");
     cs_jw_array_begin(&req);
@@ -208,21 +194,91 @@ static text_view choose_final(const settings *s, const cs_jw *pad, const cs_llm_
         cs_jw_double(&req, s->temperature);
     }
     cs_jw_object_end(&req);
-    text_view chosen = fallback;
+    int chosen = -1;
     cs_buf raw = {0};
     if (cs_jw_ok(&req) && cs_host_call("call_llm", req.data, req.len, &raw) == CS_OK) {
         cs_json_error err;
-        *doc = cs_json_parse(raw.data, raw.len, &err);
-        const cs_json *root = *doc ? cs_json_root(*doc) : NULL;
+        cs_json_doc *doc = cs_json_parse(raw.data, raw.len, &err);
+        const cs_json *root = doc ? cs_json_root(doc) : NULL;
         const cs_json *c = root ? cs_json_get(root, "content") : NULL;
         text_view got = cs_json_is(c, CS_JSON_STRING) ? text_trim(text_of(c->str, c->len)) : text_of("", 0);
-        for (int i = 0; i < 2; i++)
-            if (got.n == options[i].n && got.n && cs_memcmp(got.p, options[i].p, got.n) == 0) chosen = options[i];
+        for (int i = 0; i < n && chosen < 0; i++) {
+            text_view option = text_trim(options[i]);
+            if (got.n && got.n == option.n && cs_memcmp(got.p, option.p, got.n) == 0) chosen = i;
+        }
+        if (doc) cs_json_doc_free(doc);
     }
     cs_buf_free(&raw);
     cs_jw_free(&req);
-    cs_jw_free(&prompt);
     return chosen;
+}
+
+/* The final answer of a question that offers alternatives (config `choices`): the scratchpad through
+ * "So the final answer is:" goes back to the llm with the question's two names as `choices`, so the
+ * answer is one of them, spelt as there. Otherwise the model's own answer stands. */
+static text_view choose_final(const settings *s, const cs_jw *pad, const cs_llm_response *r, text_view a,
+                              text_view b, text_view fallback) {
+    text_view content = text_of(r->content, r->content_len);
+    long at = text_find_ci(content, 0, "so the final answer is");
+    if (at < 0) return fallback;
+    size_t end = (size_t)at + 22;
+    while (end < content.n && content.p[end] == ' ') end++;
+    if (end < content.n && content.p[end] == ':') end++;
+    cs_jw options;
+    cs_jw_init(&options);
+    put(&options, " ");
+    put_view(&options, a);
+    put(&options, " ");
+    put_view(&options, b);
+    text_view chosen = fallback;
+    if (cs_jw_ok(&options)) {
+        const text_view views[2] = {text_of(options.data, a.n + 1), text_of(options.data + a.n + 1, b.n + 1)};
+        int i = choose(s, pad, text_of(content.p, end), views, 2);
+        if (i >= 0) chosen = i == 0 ? a : b; /* views into the question, which outlives options */
+    }
+    cs_jw_free(&options);
+    return chosen;
+}
+
+/* The operands of a calculation (config `calculator` with `choices`): a small model copies a number
+ * from lines back less reliably than it knows which fact comes first, so "X op Y" is chosen among the
+ * ordered pairs of numbers the tools answered (with the operator the model wrote). The chosen text
+ * goes into `chosen` (prefix through "Calculate" and " X op Y"); false leaves the model's own. */
+static bool choose_operands(const settings *s, const cs_jw *pad, const cs_llm_response *r, text_view expression,
+                            cs_jw *chosen) {
+    char op;
+    text_view seen[MAX_OPERANDS];
+    size_t n = operands_seen(text_of(pad->data ? pad->data : "", pad->len), seen);
+    if (!parse_binary(expression, &op) || n < 2) return false;
+    text_view prefix = text_trim_end(text_of(r->content, (size_t)(expression.p - r->content)));
+    cs_jw all;
+    cs_jw_init(&all);
+    size_t starts[MAX_OPERANDS * (MAX_OPERANDS - 1) + 1];
+    int count = 0;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) {
+            if (i == j) continue;
+            starts[count++] = all.len;
+            put(&all, " ");
+            put_view(&all, seen[i]);
+            const char mid[4] = {' ', op, ' ', 0};
+            put(&all, mid);
+            put_view(&all, seen[j]);
+        }
+    starts[count] = all.len;
+    bool ok = false;
+    if (cs_jw_ok(&all)) {
+        text_view options[MAX_OPERANDS * (MAX_OPERANDS - 1)];
+        for (int i = 0; i < count; i++) options[i] = text_of(all.data + starts[i], starts[i + 1] - starts[i]);
+        int i = choose(s, pad, prefix, options, count);
+        if (i >= 0) {
+            put_view(chosen, prefix);
+            put_view(chosen, options[i]);
+            ok = cs_jw_ok(chosen);
+        }
+    }
+    cs_jw_free(&all);
+    return ok;
 }
 
 static cs_status run(const settings *s, text_view question, cs_jw *out) {
@@ -257,12 +313,10 @@ static cs_status run(const settings *s, text_view question, cs_jw *out) {
         p.empty = empty ? p.empty + 1 : 0;
         text_view a, b;
         if (parsed.kind == STEP_FINAL) {
-            cs_json_doc *doc = NULL;
             text_view final = parsed.text;
-            if (s->choices && parse_choices(question, &a, &b)) final = choose_final(s, &pad, &r, a, b, final, &doc);
+            if (s->choices && parse_choices(question, &a, &b)) final = choose_final(s, &pad, &r, a, b, final);
             log_step(step, s->max_steps, "final answer: ", final);
             st = answer(out, "final_answer", final.p, final.n);
-            if (doc) cs_json_doc_free(doc);
             done = true;
         } else if (empty && p.empty >= MAX_EMPTY) {
             put(&msg, "the llm `");
@@ -278,12 +332,21 @@ static cs_status run(const settings *s, text_view question, cs_jw *out) {
             st = stop_error(out, &msg);
             done = true;
         } else if (parsed.kind == STEP_FOLLOW_UP) {
-            log_step(step, s->max_steps, "follow up: ", parsed.text);
-            cs_jw_append(&pad, r.content, parsed.keep);
-            p.question.len = p.observation.len = 0;
-            put_view(&p.question, parsed.text);
             text_view expression;
-            if (s->calculator && parse_calculation(parsed.text, &expression)) {
+            bool calculation = s->calculator && parse_calculation(parsed.text, &expression);
+            cs_jw written; /* what the model wrote, or with its operands chosen */
+            cs_jw_init(&written);
+            if (!(calculation && s->choices && choose_operands(s, &pad, &r, expression, &written))) {
+                written.len = 0;
+                cs_jw_append(&written, r.content, parsed.keep);
+            }
+            cs_jw_append(&pad, written.data, written.len);
+            parsed_step kept = parse_step(text_of(written.data ? written.data : "", written.len));
+            log_step(step, s->max_steps, "follow up: ", kept.text);
+            p.question.len = p.observation.len = 0;
+            put_view(&p.question, kept.text);
+            cs_jw_free(&written);
+            if (calculation && parse_calculation(text_of(p.question.data, p.question.len), &expression)) {
                 cs_jw expr;
                 cs_jw_init(&expr);
                 put_view(&expr, expression);
