@@ -38,6 +38,7 @@ REACHED_BY: dict[str, list[str]] = {
     "cspm/single.py:_local": ["call"],
     "cspm/single.py:call": ["call"],
     "cspm/models.py:add": ["model add"],
+    "cspm/scaffold.py:new": ["new"],
     "cspm/project.py:add": ["add"],
     "cspm/project.py:_plan": ["add"],
     "cspm/publish.py:pick_registry": ["publish", "yank"],

@@ -135,7 +135,7 @@ function hostCase(v: Json): Result<Json> {
   } else if (fn == "emit") {
     const t = req.getString("type");
     if (t == "chunk") out = emptyOr(emitChunk(req.getString("text")));
-    else if (t == "log") out = emptyOr(emitLog(req.getString("message"), req.getStringOrNull("level")));
+    else if (t == "log") out = emptyOr(emitLog(req.getStringOrNull("level"), req.getString("message")));
     else if (t == "progress")
       out = emptyOr(emitProgress(req.getStringOrNull("message"), req.getInt("done", -1), req.getInt("total", -1)));
     else out = emptyOr(emitEvent(req));

@@ -24,8 +24,8 @@ import (
 // and returns 0; if f fails (or panics) it sets the error message instead and returns 1, which
 // is what the host expects from a failing export. Use it as `return sdk.Run(f)`.
 func Run(f func(input []byte) ([]byte, error)) (rc int32) {
-	// A panic would otherwise abort the whole Go runtime (and trap the instance): report it as
-	// this call's error and keep the instance usable.
+	// A panic would otherwise abort the whole Go runtime with a bare trap: report it as this
+	// call's error instead (the host then replaces the instance, as after any failed call).
 	defer func() {
 		if p := recover(); p != nil {
 			SetError(fmt.Sprint("panic: ", p))

@@ -437,6 +437,22 @@ pub fn emit(a: Allocator, event: Event) Error!void {
     _ = try typedCall(struct {}, a, .emit, event);
 }
 
+/// Streams a piece of the answer (`emit` of a chunk).
+pub fn emitChunk(a: Allocator, text: []const u8) Error!void {
+    return emit(a, .{ .chunk = .{ .text = text } });
+}
+
+/// Reports progress (`emit` of progress); each of `message`, `done` and `total` may be null.
+pub fn emitProgress(a: Allocator, message: ?[]const u8, done: ?u64, total: ?u64) Error!void {
+    return emit(a, .{ .progress = .{ .message = message, .done = done, .total = total } });
+}
+
+/// Logs through the Chainsocket layer (`emit` of a log line), level first like `log` here, `EmitLog`
+/// in Go and `cs_emit_log` in C; a null level is the host's default.
+pub fn emitLog(a: Allocator, level: ?LogLevel, message: []const u8) Error!void {
+    return emit(a, .{ .log = .{ .level = level, .message = message } });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing exports
 // ---------------------------------------------------------------------------------------------

@@ -153,9 +153,12 @@ export function emitProgress(message: string | null, done: i64 = -1, total: i64 
   return emitEvent(e);
 }
 
-/** Logs through the Chainsocket layer; `level` is debug/info/warn/error, null = host default. */
-export function emitLog(message: string, level: string | null = null): HostError | null {
+/**
+ * Logs through the Chainsocket layer; `level` is "debug", "info", "warn" or "error" (null or "" =
+ * the host's default). Level first, as in Go's `EmitLog(level, message)` and C's `cs_emit_log`.
+ */
+export function emitLog(level: string | null, message: string): HostError | null {
   const e = Json.object().set("type", Json.str("log"));
-  if (level !== null) e.set("level", Json.str(level));
+  if (level !== null && level.length > 0) e.set("level", Json.str(level));
   return emitEvent(e.set("message", Json.str(message)));
 }

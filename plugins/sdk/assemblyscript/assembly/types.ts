@@ -3,7 +3,8 @@
 // host-function wrappers send / receive them.
 //
 // AssemblyScript has no `i64 | null`, so absent optional numbers use a sentinel, documented on
-// each field (`maxTokens` 0, `temperature` NaN); absent optional strings and lists are `null`.
+// each field (`maxTokens` 0, `temperature` and `topP` NaN, `seed` with `hasSeed`); absent optional
+// strings and lists are `null`.
 
 import { Json } from "./json";
 
@@ -209,8 +210,18 @@ export class LlmInput {
   maxTokens: i64 = 0;
   /** Sampling temperature 0..2; NaN = not set. */
   temperature: f64 = NaN;
+  /** Nucleus sampling 0..1; NaN = not set. */
+  topP: f64 = NaN;
+  /** Sampling seed, sent only when `hasSeed` (every i64 is a valid seed, so no sentinel). */
+  seed: i64 = 0;
+  hasSeed: bool = false;
   /** Ask the LLM to stream chunks (sent only when true). */
   stream: bool = false;
+  /**
+   * The answer must be one of these (1 to 64 non-empty strings); null = free text. An LLM that can
+   * score them answers the likeliest, spelt as given; others ignore the field (check the reply).
+   */
+  choices: string[] | null = null;
   /** Tools the LLM may call, or null. */
   tools: ToolSpec[] | null = null;
   /** `auto`, `none`, `required` or a tool name; null = not set. */
@@ -226,7 +237,14 @@ export class LlmInput {
     r.stop = stringList(v.getArray("stop"));
     r.maxTokens = v.getInt("max_tokens", 0);
     r.temperature = v.getNumber("temperature", NaN);
+    r.topP = v.getNumber("top_p", NaN);
+    const seed = v.get("seed");
+    if (seed !== null && seed.isNumber) {
+      r.seed = seed.asInt();
+      r.hasSeed = true;
+    }
     r.stream = v.getBool("stream");
+    r.choices = stringList(v.getArray("choices"));
     const ts = v.getArray("tools");
     if (ts !== null) {
       const tools: ToolSpec[] = [];
@@ -245,7 +263,11 @@ export class LlmInput {
     if (stop !== null) o.set("stop", Json.strings(stop));
     if (this.maxTokens > 0) o.set("max_tokens", Json.int(this.maxTokens));
     if (!isNaN(this.temperature)) o.set("temperature", Json.number(this.temperature));
+    if (!isNaN(this.topP)) o.set("top_p", Json.number(this.topP));
+    if (this.hasSeed) o.set("seed", Json.int(this.seed));
     if (this.stream) o.set("stream", Json.bool(true));
+    const choices = this.choices;
+    if (choices !== null) o.set("choices", Json.strings(choices));
     const tools = this.tools;
     if (tools !== null) {
       const a = Json.array();
@@ -336,6 +358,16 @@ export class ToolOutput {
     public isError: bool = false,
   ) {}
 
+  /** A successful result. */
+  static ok(output: string): ToolOutput {
+    return new ToolOutput(output, false);
+  }
+
+  /** A failure reported to the caller as data (`is_error`): the tool ran, the plug-in did not fail. */
+  static error(output: string): ToolOutput {
+    return new ToolOutput(output, true);
+  }
+
   static fromJson(v: Json): ToolOutput {
     return new ToolOutput(v.getString("output"), v.getBool("is_error"));
   }
@@ -421,6 +453,16 @@ export class AgentOutput {
     /** `final_answer`, `max_steps` or `error`. */
     public finishReason: string = "final_answer",
   ) {}
+
+  /** An answer (`final_answer`). */
+  static finalAnswer(output: string): AgentOutput {
+    return new AgentOutput(output, "final_answer");
+  }
+
+  /** A failure reported as data (`error`): the output says why; the plug-in did not fail. */
+  static error(output: string): AgentOutput {
+    return new AgentOutput(output, "error");
+  }
 
   static fromJson(v: Json): AgentOutput {
     return new AgentOutput(v.getString("output"), v.getString("finish_reason", "final_answer"));
