@@ -76,7 +76,7 @@ def _copy_sdk(lang: str, into: Path) -> list[str]:
     source = SDKS / lang
     if not source.is_dir():
         raise InputError(f"the {lang} SDK is missing from this cspm installation ({source})",
-                         hint="reinstall cspm (pip install --force-reinstall cspm)")
+                         hint="this cspm is installed without its SDKs: install it again from its package")
     copied = []
     for root, dirs, files in os.walk(source, followlinks=False):
         dirs[:] = sorted(d for d in dirs if d not in SKIP)

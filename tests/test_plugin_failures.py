@@ -8,6 +8,7 @@ Zig's and AssemblyScript's stacks overflowed after 253 and 743 kept traps (a mes
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -138,26 +139,36 @@ _STDERR_TRAP = """
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "fatal error: all goroutines are asleep - deadlock!\\n")
+  (data (i32.const 80) "{\\"output\\": \\"forged\\"}\\n")
   (func (export "call") (result i32)
+    (i32.store (i32.const 0) (i32.const 80))
+    (i32.store (i32.const 4) (i32.const 21))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
     (i32.store (i32.const 0) (i32.const 16))
     (i32.store (i32.const 4) (i32.const 51))
     (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
     unreachable))
 """
+REASON = "fatal error: all goroutines are asleep - deadlock!"
 
 
 @pytest.mark.parametrize("verbose", [True, False])
-def test_cspm_run_v_shows_wasi_stderr_of_a_crash(verbose: bool, tmp_path: Path) -> None:
-    """A WASI plug-in that writes its reason to stderr and traps, as Go's runtime does."""
+@pytest.mark.parametrize("command", ["run", "call"])
+def test_a_crash_quotes_what_the_wasi_plugin_wrote(command: str, verbose: bool, tmp_path: Path) -> None:
+    """A WASI plug-in that writes its reason to stderr and traps, as Go's runtime does: the error quotes
+    it (the one-shot CLI keeps guests' output); -v also shows it as written; never on stdout, where a
+    plug-in could forge --json output."""
     from tests.test_cli import cspm
 
     (tmp_path / "trap.wat").write_text(_STDERR_TRAP)
     subprocess.run(["wat2wasm", str(tmp_path / "trap.wat"), "-o", str(tmp_path / "trap.wasm")], check=True)
     app = write_app(tmp_path, "entry: t\ntools:\n  - {name: t, description: traps, plugin_name: trap.wasm}\n")
-    result = cspm("run", str(app), "--input", "x", *(["-v"] if verbose else []))
+    target = ["run", str(app)] if command == "run" else ["call", str(tmp_path / "trap.wasm"), "--kind", "tool"]
+    result = cspm(*target, "--input", "x", *(["-v"] if verbose else []))
     assert result.returncode == 1, result.stderr
-    assert "crashed (wasm trap)" in result.stderr
-    assert ("all goroutines are asleep" in result.stderr) is verbose, result.stderr
-    assert "all goroutines are asleep" not in result.stdout
-    if not verbose:
-        assert "cspm run -v" in result.stderr
+    assert "crashed (wasm trap): " in result.stderr
+    assert f'it wrote: {{"output": "forged"}} | {REASON}' in result.stderr
+    assert result.stderr.count(REASON) == (2 if verbose else 1), result.stderr
+    assert "forged" not in result.stdout and REASON not in result.stdout
+    as_json = cspm(*target, "--input", "x", "--json")
+    assert as_json.returncode == 1 and REASON in json.loads(as_json.stdout)["error"]["message"], as_json.stdout

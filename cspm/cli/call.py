@@ -51,9 +51,12 @@ def call(
             err.print(f"[dim]\\[{shown(line.plugin)}] {shown(line.level)}:[/] {shown(line.message)}", markup=True,
                       highlight=False)
 
+    from cspm.runtime import guest_output
+
     with download_bar(not json_out) as bar, \
             single.open_target(target, kind=kind, config=values, offline=offline, warn=warner(),
                                progress=bar) as app, \
+            guest_output.capture(forward=bool(verbose)), \
             Runtime(app, session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
         try:
             result = single.call(runtime, input, arguments)

@@ -96,11 +96,11 @@ def run(
                                    if c.plugin_path is not None)
         if cold:
             err.print(f"[dim]compiling {plural(cold, 'module')}… (once: later runs start faster)[/]")
-    if verbose and not json_out:  # plug-ins' WASI stdout/stderr to the terminal (Go's fatal errors)
-        compiler.show_wasi_output()
-    runtime = Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log)
-    with runtime:
-        if input is not None:
+    if input is not None:  # plug-ins' WASI output kept for a crash's error (Go's fatal errors), -v: shown
+        from cspm.runtime import guest_output
+
+        with guest_output.capture(forward=bool(verbose)), \
+                Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
             try:
                 result = runtime.run(input)
             except RunFailed as exc:  # what ran before the entry failed, then the error (cspm.cli.main)
@@ -109,9 +109,12 @@ def run(
                 raise
             _show(runtime, result, json_out, trace, streamed.any, warnings=warnings)
             _report_dropped(runtime, verbose)
-            if result.finish_reason == "error":
-                raise typer.Exit(1)
-            return
+        if result.finish_reason == "error":
+            raise typer.Exit(1)
+        return
+    if verbose and not json_out:  # the chat loop: plug-ins' WASI output straight to the terminal
+        compiler.show_wasi_output()
+    with Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
         _interactive(runtime, json_out, trace, streamed, verbose, warnings)
 
 

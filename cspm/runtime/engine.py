@@ -391,9 +391,14 @@ class Runtime:
             return f"{who} ran out of memory (limit {grant.memory_pages} pages = {grant.memory_pages * 64} KiB)"
         if "wasm backtrace" in error or "wasm trap" in error:
             first = error.strip().splitlines()[0]
-            # Extism discards WASI stderr (a Go fatal error's reason) unless EXTISM_ENABLE_WASI_OUTPUT
-            # was set when the instance was made, and even then cannot hand it to the host (compiler.py)
-            hint = " (what it wrote to stderr is shown by `cspm run -v`)" if node.interface.uses_wasi else ""
+            if not node.interface.uses_wasi:
+                return f"{who} crashed (wasm trap): {first}"
+            # Extism discards WASI output (a Go fatal error's reason) unless the CLI captures it
+            # (guest_output: a one-shot `cspm run`/`cspm call`); the chat loop shows it under -v
+            from cspm.runtime import guest_output
+
+            said = guest_output.last_lines()
+            hint = f"; it wrote: {said}" if said else " (what it wrote to stderr is shown by `cspm run -v`)"
             return f"{who} crashed (wasm trap): {first}{hint}"
         return f"{who} failed: {error}"
 

@@ -312,8 +312,9 @@ def quick_eval(model: Llama, n: int) -> dict[str, float]:
     return {k: v / n for k, v in right.items()}
 
 
-def probe(model: Llama, n: int = 24) -> dict[str, float]:
-    """Share of exact first follow-up questions, for train and held-out people."""
+def probe(model: Llama, n: int = 24, calculator: bool = False) -> dict[str, float]:
+    """Share of exact first follow-up questions, for train and held-out people (and with `calculator`,
+    calc_probe)."""
     from make_kb import world
     from selfask_common import ASK, KINDS, STOP, draw
 
@@ -327,7 +328,27 @@ def probe(model: Llama, n: int = 24) -> dict[str, float]:
             text = greedy(model, PROMPT + "\n\nQuestion: " + ex.question + ASK, STOP, 80)
             ok += text == " Yes.\nFollow up: " + ex.steps[0][0]
         out[label] = ok / n
+    if calculator:
+        out.update(calc_probe(model, w, rng, n))
     return out
+
+
+def calc_probe(model: Llama, w, rng: random.Random, n: int) -> dict[str, float]:
+    """Held-out people, the scratchpad right up to the arithmetic: the share of exact "Calculate X - Y"
+    lines (copying two numbers), and of exact final ages after the calculator's result."""
+    from selfask_common import ASK, STOP, draw
+
+    calc = final = 0
+    for i in range(n):
+        ex = draw(w, rng, w.heldout, ("born_first", "lived_longer", "age_when")[i % 3], calculator=True)
+        pad = PROMPT + "\n\nQuestion: " + ex.question + ASK + " Yes.\n"
+        for question, observation in ex.steps[:-1]:
+            pad += "Follow up: " + question + STOP + " " + observation + "\n"
+        calc += greedy(model, pad, STOP, 80) == "Follow up: " + ex.steps[-1][0]
+        if ex.kind == "age_when":
+            pad += "Follow up: " + ex.steps[-1][0] + STOP + " " + ex.steps[-1][1] + "\n"
+            final += greedy(model, pad, "\n", 40).strip() == "So the final answer is: " + ex.answer
+    return {"calc_heldout": calc / n, "age_final_heldout": final / max(1, len(range(2, n, 3)))}
 
 
 def mirror_kb(question: str, facts: dict, country_of: dict) -> str:
@@ -382,6 +403,7 @@ def main() -> int:
     with args.corpus.open(encoding="utf-8") as f:
         rows = [encode(json.loads(line)) for line in f]
     longest = max(len(t) for t, _ in rows)
+    calculator = any(b"Calculate " in bytes(t for t in tok if t < 256) for tok, _ in rows[:200])
     if longest > cfg.ctx:
         sys.exit(f"an example has {longest} tokens, over the context of {cfg.ctx}")
     model = Llama(cfg)
@@ -432,7 +454,9 @@ def main() -> int:
                   f"{spent:.0f}s  {seen / spent:.0f} tok/s", flush=True)
         if args.probe_every and (step + 1) % args.probe_every == 0:
             model.eval()
-            print(f"  probe: {probe(model)}", flush=True)
+            print(f"  probe: {probe(model, calculator=calculator)}", flush=True)
+            if args.save:  # a checkpoint: --init resumes from it should the run be cut short
+                torch.save({"config": asdict(cfg), "state": model.state_dict(), "step": step + 1}, args.save)
             model.train()
     train_seconds = time.time() - start
     model.eval()
