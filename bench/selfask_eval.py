@@ -38,6 +38,7 @@ from selfask_common import (  # noqa: E402
     KINDS,
     MODEL_FILE,
     PROMPT,
+    SEED,
     Example,
     choices,
     direct_answer,
@@ -111,9 +112,10 @@ class Outcome:
 
     @property
     def invented(self) -> bool:
-        """A comparison answered with a name that is not one of the question's two."""
+        """A comparison's final answer that is not one of the question's two names (an error is no answer)."""
         options = choices(self.example.question)
-        return bool(options) and normalize(self.self_ask) not in {normalize(o) for o in options}
+        return (bool(options) and self.finish_reason == "final_answer"
+                and normalize(self.self_ask) not in {normalize(o) for o in options})
 
     @property
     def direct_ok(self) -> bool:
@@ -176,6 +178,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", type=int, metavar="N", help="only the first N questions")
     ap.add_argument("--n", type=int, default=200, help="held-out questions (default 200)")
+    ap.add_argument("--seed", type=int, default=SEED,
+                    help="another seed draws other held-out questions (the default set is the README's)")
     ap.add_argument("--model", type=Path, default=MODEL_FILE)
     ap.add_argument("--kb", type=Path, default=KB_FILE)
     ap.add_argument("--json", type=Path, metavar="OUT", help="write the results as JSON")
@@ -183,7 +187,7 @@ def main() -> int:
     ap.add_argument("-v", "--verbose", action="store_true", help="one line per question")
     args = ap.parse_args()
 
-    examples = eval_questions(world(), args.n)
+    examples = eval_questions(world(), args.n, args.seed)
     if args.quick:
         examples = examples[: args.quick]
 

@@ -28,9 +28,8 @@ import selfask_common as common
 # 40 of the 200 held-out questions (ten of each kind) self-ask + kb answers 70% (45% before the agent's
 # `choices`), the model alone 7.5%; the comparisons 80% and 100%; no answer names anyone else.
 QUICK = 40
-MIN_SELF_ASK = 0.6
+MIN_SELF_ASK = 0.9  # the issue-16 goal, per form; the full 200 measured 100/98/100/100 % (README)
 MIN_GAP = 0.5
-MIN_COMPARISON = 0.7
 # The README's question (two people of the knowledge base; the model answers it right)
 DEMO_QUESTION = "Who was born first, Kogail Bagrol or Stolvle Thema?"
 DEMO_ANSWER = "Kogail Bagrol"
@@ -59,23 +58,41 @@ def test_the_corpus_uses_train_people_only(world: common.World) -> None:
     text = "\n".join("".join(t for t, _ in row["segments"]) for row in rows)
     assert not [p.name for p in world.heldout if p.name in text]
     assert sum(p.name in text for p in world.train) > 100
-    # exactly the scratchpad self-ask builds: prompt, question, " Yes.", follow-ups, final answer
-    # the shipped format: two follow-ups, then the final answer
-    first = next(row for row in rows if row["mode"] == "self-ask")
-    pad = "".join(t for t, _ in first["segments"])
-    assert pad.startswith(common.PROMPT + "\n\nQuestion: ") and "\nAre follow up questions needed here: Yes.\n" in pad
-    assert pad.count("\nIntermediate answer: ") == 2 and "\nSo the final answer is: " in pad
-    assert "Calculate" not in text
-    # --calculator (the experiment in training/selfask/README.md): arithmetic ends with a "Calculate" follow-up
-    rows = make_corpus.corpus(300, 0.2, calculator=True)
+    # exactly the scratchpad self-ask builds: prompt, question, " Yes.", follow-ups, final answer; arithmetic
+    # ends with a "Calculate" follow-up (the shipped format)
     for kind in common.KINDS:
         first = next(row for row in rows if row["mode"] == "self-ask" and row["kind"] == kind)
         pad = "".join(t for t, _ in first["segments"])
+        assert pad.startswith(common.PROMPT + "\n\nQuestion: ")
+        assert "\nAre follow up questions needed here: Yes.\n" in pad
         assert pad.count("\nIntermediate answer: ") == (2 if kind == "country" else 3)
-        assert ("\nFollow up: Calculate " in pad) == (kind != "country")
+        assert ("\nFollow up: Calculate " in pad) == (kind != "country") and "\nSo the final answer is: " in pad
         # the calculator's result is never a training target (held-out arithmetic cannot be guessed)
         result = pad.split("\nIntermediate answer: ")[-1].split("\n")[0]
         assert kind == "country" or [t for t, w in first["segments"] if t == f" {result}\n" and w == 0]
+    # fresh facts: a self-ask example's years are not the kb's (only copying predicts them, never recall),
+    # a direct answer's are (the baseline recalls)
+    born = {p.name: p.born for p in world.train}
+    def years(kind: str, mode: str) -> list[tuple[int, int]]:
+        out = []
+        for row in rows:
+            if row["kind"] == kind and row["mode"] == mode:
+                pad = "".join(t for t, _ in row["segments"])
+                a = next(n for n in born if n in pad)
+                if mode == "self-ask":
+                    out.append((int(pad.split(f"{a} — born: ")[1][:4]), born[a]))
+                else:
+                    b = next(n for n in born if n in pad and n != a)
+                    answer = pad.rsplit("Answer: ", 1)[1].strip()
+                    out.append((0 if born[a] < born[b] else 1, 0 if answer == a else 1) if answer in (a, b) else (0, 1))
+        return out
+    asked = years("born_first", "self-ask")
+    assert asked and sum(mine != kb for mine, kb in asked) > 0.9 * len(asked)
+    recalled = years("born_first", "direct")
+    assert recalled and all(mine == kb for mine, kb in recalled)
+    # the first two training stages' corpora (training/selfask/README.md)
+    assert "Calculate" not in "".join(t for row in make_corpus.corpus(50, 0.2, calculator=False, fresh_facts=False)
+                                      for t, _ in row["segments"])
 
 
 @pytest.fixture(scope="module")
@@ -176,13 +193,15 @@ def test_self_ask_beats_the_direct_answer_on_held_out_questions(tmp_path: Path) 
     overall = result["accuracy"]["all"]
     assert overall["self_ask"] >= MIN_SELF_ASK, done.stdout
     assert overall["self_ask"] - overall["direct"] >= MIN_GAP, done.stdout
-    for kind in ("born_first", "lived_longer", "country"):
-        assert result["accuracy"][kind]["self_ask"] >= MIN_COMPARISON, done.stdout
+    for kind in common.KINDS:
+        assert result["accuracy"][kind]["self_ask"] >= MIN_SELF_ASK, done.stdout
     # a comparison's answer is one of the question's two names, spelt as there (config `choices`)
     assert result["invented_names"] == 0, done.stdout
-    # the agent really asked the kb: two follow-ups per question, phrased as in training
+    # the agent really asked: two kb follow-ups per question, and the calculator for all but the country
     asked = [q for o in result["outcomes"] for q in o["follow_ups"]]
     assert len(asked) >= 2 * QUICK * MIN_SELF_ASK
+    calculated = [o for o in result["outcomes"] if any(q.startswith("Calculate ") for q in o["follow_ups"])]
+    assert len(calculated) >= 3 / 4 * QUICK * MIN_SELF_ASK
 
 
 def test_the_published_demo_runs_offline_with_a_trace(tmp_path: Path, world: common.World) -> None:
@@ -197,15 +216,20 @@ def test_the_published_demo_runs_offline_with_a_trace(tmp_path: Path, world: com
     result = json.loads(ran.stdout)
     assert (result["output"], result["finish_reason"]) == (DEMO_ANSWER, "final_answer")
     steps = result["trace"]["children"]
-    # two kb lookups, the model's final answer, then its choice between the question's two names
+    # two kb lookups; "Calculate X - Y" with its operands chosen among the facts, the calculator; the
+    # model's final answer, then its choice between the question's two names
     assert [(s["kind"], s["name"]) for s in steps] == [
-        ("llm", "tiny"), ("tool", "kb"), ("llm", "tiny"), ("tool", "kb"), ("llm", "tiny"), ("llm", "tiny")]
+        ("llm", "tiny"), ("tool", "kb"), ("llm", "tiny"), ("tool", "kb"), ("llm", "tiny"), ("llm", "tiny"),
+        ("tool", "calculator"), ("llm", "tiny"), ("llm", "tiny")]
     people = {p.name: p for p in world.people}
+    a, b = (people[n] for n in DEMO_QUESTION[:-1].split(", ")[1].split(" or "))
     for step in steps[1:4:2]:  # each lookup is a real answer of the kb, about a person of the question
         name = next(n for n in people if n in step["input"])
         assert step["output"].startswith(f"{name} — born: {people[name].born}")
-    assert steps[4]["output"].strip().startswith("So the final answer is:")
-    assert steps[5]["output"] == f" {DEMO_ANSWER}"
+    assert steps[4]["output"].strip().startswith("Follow up: Calculate ")
+    assert (steps[6]["input"], steps[6]["output"]) == (f"{a.born} - {b.born}", str(a.born - b.born))
+    assert steps[7]["output"].strip().startswith("So the final answer is:")
+    assert steps[8]["output"] == f" {DEMO_ANSWER}"
     # the same run for a person: answer on stdout, the trace tree on stderr
     shown = cspm("run", "chainsocket/self-ask-demo", "--offline", "--input", DEMO_QUESTION, "--trace", env=env)
     assert shown.returncode == 0, shown.stderr

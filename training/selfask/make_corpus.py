@@ -4,7 +4,8 @@ run, with the intermediate answers exactly as plugins/kb gives them (checked aga
 by tests/test_selfask_demo.py), plus a share of direct answers ("Question: ...\\nAnswer: X") so that
 the baseline of the evaluation is the same model asked without the tool.
 
-    python training/selfask/make_corpus.py [--n 40000] [--direct 0.15] [--copy-weight 4] [--calculator] [--out FILE]
+    python training/selfask/make_corpus.py [--n 40000] [--direct 0.15] [--copy-weight 4] [--no-calculator]
+        [--no-fresh-facts] [--out FILE]
 
 Each line is {"kind", "mode", "segments": [[text, weight], ...]}: the loss weight of each piece of
 text. 0: context only (the prompt, the question, the facts the kb answers); 1: what the model writes
@@ -24,21 +25,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from make_kb import world
-from selfask_common import COPY_WEIGHT, KINDS, SEED, direct_segments, draw, scratchpad_segments
+from make_kb import AGES, YEARS, world
+from selfask_common import COPY_WEIGHT, KINDS, SEED, Person, direct_segments, draw, scratchpad_segments
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "build" / "corpus.jsonl"
 
 
-def corpus(n: int, direct: float, copy: float = COPY_WEIGHT, seed: int = SEED, calculator: bool = False) -> list[dict]:
+def corpus(n: int, direct: float, copy: float = COPY_WEIGHT, seed: int = SEED, calculator: bool = True,
+           fresh_facts: bool = True) -> list[dict]:
+    """n examples; with `fresh_facts` every self-ask example gives its people a new birth year and age
+    (the kb's answers in its scratchpad say so), so that a year can only be copied from the scratchpad,
+    never recalled: a model that memorised the train people's years copies nothing for held-out ones."""
     w = world(seed)
     rng = random.Random(seed * 1000 + 2)
+
+    def fresh(p: Person) -> Person:
+        return Person(p.name, rng.randint(*YEARS), rng.randint(*AGES), p.city)
+
     out = []
     for _ in range(n):
         kind = rng.choice(KINDS)
-        ex = draw(w, rng, w.train, kind, calculator)
-        mode = "direct" if rng.random() < direct else "self-ask"
+        if fresh_facts:  # the mode first: a direct answer keeps the kb's facts (the baseline recalls them)
+            mode = "direct" if rng.random() < direct else "self-ask"
+            ex = draw(w, rng, w.train, kind, calculator, fresh if mode == "self-ask" else None)
+        else:  # this order of draws reproduces the corpora of the first two training stages (README)
+            ex = draw(w, rng, w.train, kind, calculator)
+            mode = "direct" if rng.random() < direct else "self-ask"
         segs = direct_segments(ex) if mode == "direct" else scratchpad_segments(ex, copy=copy)
         out.append({"kind": kind, "mode": mode, "segments": [[t, m] for t, m in segs]})
     return out
@@ -49,11 +62,13 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=40000, help="examples")
     ap.add_argument("--direct", type=float, default=0.15, help="share of direct-answer examples")
     ap.add_argument("--copy-weight", type=float, default=COPY_WEIGHT, help="loss weight of copied names")
-    ap.add_argument("--calculator", action="store_true",
-                    help='end comparisons and ages with "Follow up: Calculate X - Y" (an experiment: README)')
+    ap.add_argument("--calculator", action=argparse.BooleanOptionalAction, default=True,
+                    help='end comparisons and ages with "Follow up: Calculate X - Y" (the shipped format)')
+    ap.add_argument("--fresh-facts", action=argparse.BooleanOptionalAction, default=True,
+                    help="new years and ages in every self-ask example (copying, not recall, predicts them)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = ap.parse_args()
-    rows = corpus(args.n, args.direct, args.copy_weight, calculator=args.calculator)
+    rows = corpus(args.n, args.direct, args.copy_weight, calculator=args.calculator, fresh_facts=args.fresh_facts)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w", encoding="utf-8") as f:
         for row in rows:

@@ -9,8 +9,8 @@ through each "Follow up: ..." line (the llm is stopped at "\\nIntermediate answe
 "\\nIntermediate answer: {tool output}\\n" appended by the agent, until the model writes
 "So the final answer is: ...".
 
-With `calculator=True` (make_corpus.py --calculator; an experiment, not the shipped model's format)
-arithmetic is the calculator's: each comparison and the age question end with "Follow up: Calculate
+With `calculator=True` (make_corpus.py's default, the shipped model's format) arithmetic is the
+calculator's: each comparison and the age question end with "Follow up: Calculate
 X - Y", which the agent sends to its `calculator` tool (plugins/calculator, "1867 - 1821" -> "46"); a
 comparison's answer is then one of the question's two names (the sign says which), the age is the
 difference itself. The agent's `choices` (llm_input `choices`) keeps a comparison's answer to the
@@ -19,6 +19,7 @@ question's two names in either format.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,13 +155,19 @@ def valid_pair(kind: str, a: Person, b: Person) -> bool:
     return True
 
 
-def draw(world: World, rng, people: list[Person], kind: str, calculator: bool = False) -> Example:
-    """One random question of `kind` about `people` (rng: random.Random)."""
+def draw(world: World, rng, people: list[Person], kind: str, calculator: bool = False,
+         facts: Callable[[Person], Person] | None = None) -> Example:
+    """One random question of `kind` about `people` (rng: random.Random); `facts` gives each person
+    drawn other facts (make_corpus.py --fresh-facts)."""
+    def pick() -> Person:
+        who = rng.choice(people)
+        return facts(who) if facts else who
+
     while True:
-        a = rng.choice(people)
+        a = pick()
         if kind == "country":
             return example(world, kind, a)
-        b = rng.choice(people)
+        b = pick()
         if valid_pair(kind, a, b):
             return example(world, kind, a, b, calculator)
 
