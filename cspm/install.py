@@ -311,6 +311,7 @@ def _mount_models(component: app_format.Component, lock: Lock, store: Store) -> 
         return
     locked = lock.by_name()
     mounts: dict[str, str] = {}
+    digests: dict[str, str] = {}
     for kind, refs in (("model", component.models), ("data", component.data)):
         for key, ref in refs.items():
             found = locked.get(parse_requirement(ref).name)
@@ -320,12 +321,15 @@ def _mount_models(component: app_format.Component, lock: Lock, store: Store) -> 
             if not store.has(found.digest):
                 raise CspmError(f"{found.name} {found.version} is not installed", hint="run `cspm install`")
             if kind == "model":
-                mounts[str(materialize_model(store, found.digest))] = f"{MODEL_GUEST_ROOT}/{key}"
+                folder = str(materialize_model(store, found.digest))
+                mounts[folder] = f"{MODEL_GUEST_ROOT}/{key}"
             else:
-                file = str(found.manifest.get("file") or "data")
-                mounts[str(materialize_model(store, found.digest, file))] = f"{DATA_GUEST_ROOT}/{key}"
+                folder = str(materialize_model(store, found.digest, str(found.manifest.get("file") or "data")))
+                mounts[folder] = f"{DATA_GUEST_ROOT}/{key}"
+            digests[folder] = found.digest
     # kept apart from `grant.paths`: the app's own packages, from the store, are not host folders it asks for
     component.package_mounts = mounts
+    component.package_digests = digests
     component.grant = dataclasses.replace(component.grant, wasi=True)
 
 

@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "login": ("publish", "login"), "logout": ("publish", "logout"), "keygen": ("trust", "keygen"),
     "verify": ("trust", "verify"), "registry": ("registry", "app"), "trust": ("trust", "app"),
     "model": ("model", "app"), "cache": ("cache", "app"), "index": ("index_cmd", "app"),
-    "init": ("init", "init"), "new": ("new", "new"),
+    "init": ("init", "init"), "new": ("new", "new"), "plan": ("plan", "plan"),
     "session": ("session", "app"), "call": ("call", "call"),
 }
 

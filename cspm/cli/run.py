@@ -28,6 +28,7 @@ from cspm.wording import plural
 
 if TYPE_CHECKING:
     from cspm import approvals
+    from cspm.formats.app import AppConfig
 
 EXIT_WORDS = {"exit", "quit", ":q"}
 HISTORY_FILE = "chat_history"  # in the user data dir
@@ -75,22 +76,8 @@ def run(
             err.print(f"[dim]\\[{shown(line.plugin)}] {shown(line.level)}:[/] {shown(line.message)}", markup=True,
                       highlight=False)
 
-    def on_locked(outcome: LockOutcome) -> None:
-        if not json_out:
-            err.print(f"[dim]locked {plural(len(outcome.lock.plugins), 'plug-in')} in {outcome.lock.path}[/]")
-
-    with download_bar(not json_out) as bar:
-        if is_package_reference(app):
-            project = open_package(app, offline=offline, refresh=refresh, warn=warner(warnings), progress=bar)
-            frozen = True  # a published app runs with the lock it was published with
-        else:
-            project = Project(Path(app), offline=offline, warn=warner(warnings))
-        with project:
-            config = project.prepare(frozen=frozen, progress=bar, on_locked=on_locked)
-    if config.origin is not None:  # someone else's app: only then is the approvals module loaded (start-up)
-        from cspm import approvals
-
-        approvals.require(config, _approver(allow_capabilities, json_out))
+    config = prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
+                      allow_capabilities=allow_capabilities, warnings=warnings)
     if not json_out and sys.stderr.isatty():  # progress for a person waiting, like the download bar
         cold = compiler.uncompiled((c.plugin_path, c.digest) for c in config.components.values()
                                    if c.plugin_path is not None)
@@ -116,6 +103,29 @@ def run(
         compiler.show_wasi_output()
     with Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
         _interactive(runtime, json_out, trace, streamed, verbose, warnings)
+
+
+def prepared(app: str, *, offline: bool, frozen: bool, refresh: bool, json_out: bool, allow_capabilities: bool,
+             warnings: list[str]) -> AppConfig:
+    """The app locked, installed and bound to its stored modules (a published app also approved): what
+    `cspm run` runs and `cspm plan` prints."""
+    def on_locked(outcome: LockOutcome) -> None:
+        if not json_out:
+            err.print(f"[dim]locked {plural(len(outcome.lock.plugins), 'plug-in')} in {outcome.lock.path}[/]")
+
+    with download_bar(not json_out) as bar:
+        if is_package_reference(app):
+            project = open_package(app, offline=offline, refresh=refresh, warn=warner(warnings), progress=bar)
+            frozen = True  # a published app runs with the lock it was published with
+        else:
+            project = Project(Path(app), offline=offline, warn=warner(warnings))
+        with project:
+            config = project.prepare(frozen=frozen, progress=bar, on_locked=on_locked)
+    if config.origin is not None:  # someone else's app: only then is the approvals module loaded (start-up)
+        from cspm import approvals
+
+        approvals.require(config, _approver(allow_capabilities, json_out))
+    return config
 
 
 def _approver(allow: bool, json_out: bool) -> approvals.Approver:

@@ -76,6 +76,7 @@ class Component:
     data: dict[str, str] = field(default_factory=dict)  # key -> `ns/name@spec` of a data package
     env_reads: frozenset[str] = frozenset()  # variables its `config` and `grant` interpolate
     package_mounts: dict[str, str] = field(default_factory=dict)  # store folder -> guest dir (models, data)
+    package_digests: dict[str, str] = field(default_factory=dict)  # store folder -> the package's digest
 
     @property
     def declared(self) -> dict[Kind, tuple[str, ...]]:

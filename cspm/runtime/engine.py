@@ -19,6 +19,7 @@ from typing import Any
 import extism
 from extism.extism import CompiledPlugin
 
+from cspm import planner
 from cspm.errors import CapabilityError, CspmError, PluginError, PluginFileMissing
 from cspm.formats import bounded_json
 from cspm.formats.app import AppConfig, Component
@@ -156,8 +157,7 @@ class Runtime:
     # ---- loading -------------------------------------------------------------------------------
 
     def _where(self, component: Component) -> str:
-        line = f":{component.line}" if component.line else ""
-        return f"{self.app.path}{line}: {component.kind} `{component.name}`"
+        return planner.where(self.app, component)
 
     def _load(self, component: Component) -> Node:
         where = self._where(component)
@@ -212,28 +212,11 @@ class Runtime:
         self._logs.register(str(node.plugin.id), lambda level, message: self._log(node, level, message))
 
     def _mounts(self, component: Component) -> tuple[tuple[str, str], ...]:
-        out = []
-        for host, guest in component.grant.paths.items():
-            writable = host.startswith("rw:")
-            try:
-                host_path = Path(host[3:] if writable else host).expanduser()
-            except RuntimeError:  # `~someone/...` for a user this machine does not have
-                raise PluginError(f"{self._where(component)}: granted path {host!r}: no such user's home "
-                                  f"folder") from None
-            if not host_path.is_absolute():
-                host_path = self.app.path.parent / host_path
-            if not host_path.is_dir():
-                raise PluginError(f"{self._where(component)}: granted path {host_path} is not a directory")
-            out.append((("" if writable else "ro:") + str(host_path.resolve()), guest))
-        out.extend(("ro:" + host, guest) for host, guest in component.package_mounts.items())
-        return tuple(out)
+        return tuple((("" if m.writable else "ro:") + m.host, m.guest) for m in planner.mounts(self.app, component))
 
     @staticmethod
     def _config(component: Component) -> dict[str, str]:
-        config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in component.config.items()}
-        if component.prompt is not None:
-            config["prompt"] = component.prompt
-        return config
+        return planner.config_strings(component)
 
     def _log(self, node: Node, level: str, message: str) -> None:
         """Keep a line within the plug-in's bounds (each line cut to MAX_LINE_CHARS; MAX_LOG_LINES lines
