@@ -115,7 +115,7 @@ def main() -> None:
         work = Path(tmp)
         for var in ("CSPM_CACHE_DIR", "CSPM_DATA_DIR", "CSPM_CONFIG_DIR"):  # keep the user's dirs clean
             os.environ[var] = str(work / var.lower())
-        from cspm.runtime.engine import load_app
+        from cspm.planner import load_app
 
         _, cli = build()
         model = quick_model(work, args.smoke) if args.quick else args.model.resolve()

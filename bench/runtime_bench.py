@@ -65,6 +65,7 @@ def per_call_us(fn, n: int) -> float:
 
 
 def routed_hop(wasm: Path, n: int) -> dict:
+    from cspm import planner
     from cspm.formats import app as app_format
     from cspm.runtime.engine import Runtime
 
@@ -78,7 +79,7 @@ agents:
   - {{name: with_tool, description: routes to t, plugin_name: {wasm}, config: {{kind: agent}}, tools: [t]}}
   - {{name: alone, description: answers itself, plugin_name: {wasm}, config: {{kind: agent}}}}
 """)
-        with Runtime(app_format.load(path)) as rt:
+        with Runtime(planner.build(app_format.load(path))) as rt:
             tool = rt.nodes["t"].plugin
             payload = json.dumps({"input": "hello"}).encode()
             bare = per_call_us(lambda: tool.call("call", payload), n)

@@ -125,7 +125,7 @@ class Outcome:
 def evaluate(examples: list[Example], model: Path = MODEL_FILE, kb: Path = KB_FILE,
              progress: Callable[[int, Outcome], None] | None = None) -> tuple[list[Outcome], dict[str, float]]:
     """Runs every example through the agent and the baseline; the outcomes and the seconds each took."""
-    from cspm.runtime.engine import load_app
+    from cspm.planner import load_app
 
     seconds = {"self-ask": 0.0, "direct": 0.0}
     outcomes: list[Outcome] = []

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 from cspm.errors import CspmError, FormatError, InputError
 from cspm.fetch import Download, Progress, fetch_all
@@ -332,9 +331,5 @@ def _mount_models(component: app_format.Component, lock: Lock, store: Store) -> 
     component.package_digests = digests
     component.grant = dataclasses.replace(component.grant, wasi=True)
 
-
-def describe(plugin: LockedPlugin) -> dict[str, Any]:
-    return {"name": plugin.name, "version": str(plugin.version), "registry": plugin.registry,
-            "digest": plugin.digest, "kind": plugin.kind}
 
 

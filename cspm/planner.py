@@ -13,12 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from cspm.errors import CapabilityError, PluginError, PluginFileMissing
 from cspm.formats.app import AppConfig, Component
-from cspm.formats.plan import Calls, Module, Mount, Origin, Plan, PlanComponent, PlanGrant, SecretRef
+from cspm.formats.plan import MAX_MODULE_BYTES, Calls, Module, Mount, Origin, Plan, PlanComponent, PlanGrant, SecretRef
 
-MAX_WASM_BYTES = 64 * 1024 * 1024
+if TYPE_CHECKING:
+    from cspm.runtime.engine import Runtime
+
 
 
 def where(app: AppConfig, component: Component) -> str:
@@ -34,8 +37,8 @@ def _module(app: AppConfig, component: Component) -> Module:
     path = component.plugin_path
     try:
         size = path.stat().st_size
-        if size > MAX_WASM_BYTES:
-            raise PluginError(f"{place}: {path} is larger than {MAX_WASM_BYTES // 2**20} MiB")
+        if size > MAX_MODULE_BYTES:
+            raise PluginError(f"{place}: {path} is larger than {MAX_MODULE_BYTES // 2**20} MiB")
         digest = component.digest
         if digest is None:  # the app's own file: hashed now, checked again when a host loads it
             hasher = hashlib.sha256()
@@ -71,6 +74,15 @@ def mounts(app: AppConfig, component: Component) -> tuple[Mount, ...]:
     return tuple(out)
 
 
+def _source(app: AppConfig, source: str) -> str:
+    """`file:` relative to the app file (and `~`) made absolute: a plan holds no path a host must resolve."""
+    from cspm.runtime.secrets import local_path
+
+    if source.startswith("file:"):
+        return "file:" + str(local_path(source[5:], app.path.parent))
+    return source
+
+
 def config_strings(component: Component) -> dict[str, str]:
     """What the plug-in reads with config_get: strings as they are, the rest as JSON; an agent's prompt."""
     config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in component.config.items()}
@@ -80,8 +92,18 @@ def config_strings(component: Component) -> dict[str, str]:
 
 
 def input_schema(component: Component) -> dict | None:
+    """What the host tells agents a tool takes, and checks its arguments against: the manifest's
+    `input_schema`, else `config.input_schema` (which may arrive as JSON text: `--config input_schema=…`)."""
     manifest = component.manifest
     schema = manifest.input_schema if manifest else component.config.get("input_schema")
+    if isinstance(schema, str):
+        from cspm.formats import bounded_json
+        from cspm.runtime.arguments import MAX_SCHEMA_BYTES, MAX_SCHEMA_DEPTH
+
+        try:
+            schema = bounded_json.loads(schema, max_bytes=MAX_SCHEMA_BYTES, max_depth=MAX_SCHEMA_DEPTH)
+        except bounded_json.JsonRejected as exc:
+            raise PluginError(f"the input_schema of tool `{component.name}` is invalid: {exc}") from None
     return schema if isinstance(schema, dict) else None
 
 
@@ -92,13 +114,16 @@ def component_plan(app: AppConfig, component: Component) -> PlanComponent:
         kind=component.kind,
         description=component.description,
         where=where(app, component),
+        package=component.manifest.name if component.manifest is not None else None,
+        features=tuple(sorted(component.manifest.features)) if component.manifest is not None else (),
         module=_module(app, component),
         grant=PlanGrant(hosts=tuple(dict.fromkeys(g.hosts)), mounts=mounts(app, component), kv=g.kv, wasi=g.wasi,
                         memory_pages=g.memory_pages, timeout_ms=g.timeout_ms),
         config=config_strings(component),
-        secrets=tuple(SecretRef(s.name, s.source, s.header, s.format, s.hosts, s.query) for s in component.secrets),
+        secrets=tuple(SecretRef(s.name, _source(app, s.source), s.header, s.format, s.hosts, s.query)
+                      for s in component.secrets),
         calls=Calls(component.llms, component.tools, component.agents),
-        input_schema=input_schema(component) if component.kind == "tool" else None,
+        input_schema=input_schema(component),
     )
 
 
@@ -109,4 +134,13 @@ def build(app: AppConfig) -> Plan:
     origin = (Origin(app.origin.name, app.origin.version, app.origin.registry, app.origin.registry_url)
               if app.origin is not None else None)
     return Plan(app_name=app.name, source=str(app.path), origin=origin, entry=app.entry, kv_scope=app.kv_scope,
-                components={c.name: component_plan(app, c) for c in app.components.values()})
+                components={c.name: component_plan(app, c) for c in app.components.values()},
+                approved=True)  # a published app reaches here only approved
+
+
+def load_app(path: Path | str, **kwargs: Any) -> Runtime:
+    """A Runtime for an app file whose plug-ins are all local (no lock needed): tests, benchmarks."""
+    from cspm.formats import app as app_format
+    from cspm.runtime.engine import Runtime
+
+    return Runtime(build(app_format.load(path)), **kwargs)

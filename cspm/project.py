@@ -206,9 +206,6 @@ class Project:
                                   only=targets, fresh={p.digest for p in missing})
         return locked, InstallOutcome(locked.lock, downloaded, sum(p.size for p in missing), verdicts)
 
-    def missing(self, lock: Lock) -> list[str]:
-        return [p.digest for p in lock.plugins if not self.store.has(p.digest)]
-
     def prepare(self, *, frozen: bool = False, progress: Progress | None = None,
                 on_locked: Callable[[LockOutcome], None] | None = None) -> AppConfig:
         """The app, with every registry reference bound to its stored module, ready for the runtime."""

@@ -135,7 +135,7 @@ def call(runtime: Runtime, text: str | None = None, arguments: dict[str, Any] | 
     from cspm.runtime.engine import CalleeFailed, RunFailed, RunResult
     from cspm.runtime.trace import Span
 
-    node = runtime.nodes[runtime.app.entry]
+    node = runtime.nodes[runtime.plan.entry]
     if node.component.kind != "tool":
         raise InputError(f"--args is for tools; `{node.name}` is {app_format._a(node.component.kind)}",
                          hint="give it text with --input")

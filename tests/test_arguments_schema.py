@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cspm import planner
 from cspm.formats import app as app_format
 from cspm.runtime.engine import Runtime
 from tests.conftest import PLUGINS, conformance_wasm, plugin_wasm, write_app
@@ -22,14 +23,14 @@ def runtime(tmp_path: Path, schema: Any = None) -> Runtime:
     plugin_wasm("calculator")
     wasm = conformance_wasm("rust")
     config = f", config: {{input_schema: {json.dumps(schema)}}}" if schema is not None else ""
-    return Runtime(app_format.load(write_app(tmp_path, f"""
+    return Runtime(planner.build(app_format.load(write_app(tmp_path, f"""
 entry: sut
 tools:
   - {{name: calc, plugin_name: {PLUGINS / 'calculator'}}}
   - {{name: echo, description: echo, plugin_name: {wasm}{config}}}
 agents:
   - {{name: sut, plugin_name: {wasm}, config: {{kind: agent}}, tools: [calc, echo]}}
-""")))
+"""))))
 
 
 def call_tool(rt: Runtime, request: dict[str, Any]) -> dict[str, Any]:

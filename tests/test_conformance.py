@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cspm import planner
 from cspm.formats import app as app_format
 from cspm.runtime.engine import Runtime
 from tests.conftest import LANGUAGES, conformance_wasm, write_app
@@ -53,7 +54,7 @@ def lang(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def runtime(lang: str, tmp_path: Path, echo_server: tuple[str, list[dict]]) -> Any:
     chunks: list[tuple[str, str]] = []
-    rt = Runtime(app_format.load(make_app(tmp_path, conformance_wasm(lang), echo_server[0])),
+    rt = Runtime(planner.build(app_format.load(make_app(tmp_path, conformance_wasm(lang), echo_server[0]))),
                  session="s1", on_chunk=lambda name, text: chunks.append((name, text)))
     rt.chunks = chunks  # type: ignore[attr-defined]
     yield rt
@@ -147,7 +148,7 @@ def test_kv_persists_across_restarts_and_is_scoped(runtime: Runtime, lang: str, 
     assert host(runtime, "kv_get", {"key": "k"}) == {"value": value}
     assert host(runtime, "kv_get", {"key": "absent"}) == {"value": None}
     runtime.close()
-    app = app_format.load(tmp_path / "app.yaml")
+    app = planner.build(app_format.load(tmp_path / "app.yaml"))
     with Runtime(app, session="s1") as again:
         assert host(again, "kv_get", {"key": "k"}) == {"value": value}
     with Runtime(app, session="s2") as other_session:

@@ -10,7 +10,7 @@ import pytest
 
 from cspm.errors import CspmError, FormatError
 from cspm.formats import app, userconfig, yamlsrc
-from cspm.formats.app import Secret
+from cspm.formats.plan import SecretRef
 
 # `? [...]`: a mapping key that is a sequence of nested aliases. The key was built without the node
 # budget and then printed with repr() in the error: a 580 MB message and 10 s for these 200 bytes,
@@ -88,7 +88,7 @@ def test_a_secret_file_in_the_home_of_a_user_that_does_not_exist(tmp_path: Path)
     from cspm.runtime.secrets import resolve
 
     with pytest.raises(CspmError, match=r"secret `key` of tool a: cannot read ~nosuchuser-cspm/key: "):
-        resolve("tool a", Secret(name="key", source="file:~nosuchuser-cspm/key"), tmp_path)
+        resolve("tool a", SecretRef("key", "file:~nosuchuser-cspm/key", "Authorization", "Bearer {}", None, None))
 
 
 def test_a_granted_path_in_the_home_of_a_user_that_does_not_exist(tmp_path: Path) -> None:

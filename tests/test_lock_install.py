@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
+from cspm import planner
 from cspm.formats import app as app_format
 from cspm.formats import lock as lock_format
 from cspm.formats import manifest as manifest_format
@@ -62,7 +63,7 @@ def test_lock_install_and_run(tmp_path: Path, registry: Path) -> None:
     assert stale_reasons(app, lock_format.load(lock.path)) == []
     bind_locked(app, lock_format.load(lock.path), store)
     assert app.components["echo"].description == "test/echo 1.0.0"
-    with Runtime(app) as runtime:
+    with Runtime(planner.build(app)) as runtime:
         assert runtime.run("ahoy").output == "ahoy"
 
 
@@ -91,7 +92,7 @@ def test_corrupted_store_blob_is_refused_at_load(tmp_path: Path, registry: Path)
     bind_locked(app, lock, store)
     from cspm.errors import PluginError
     with pytest.raises(PluginError, match="is corrupted"):
-        Runtime(app)
+        Runtime(planner.build(app))
 
 
 def test_an_upgrade_signed_by_someone_else_stops(tmp_path: Path) -> None:

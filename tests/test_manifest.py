@@ -158,7 +158,7 @@ def _conformance_folder(tmp_path: Path, name: str, kind: str, extra: str = "") -
 
 
 def test_descriptors_carry_manifest_description_and_input_schema(tmp_path: Path) -> None:
-    from cspm.runtime.engine import load_app
+    from cspm.planner import load_app
 
     _conformance_folder(tmp_path, "calc", "tool", "input_schema: {type: object, properties: {x: {type: number}}}\n")
     _conformance_folder(tmp_path, "boss", "agent")
@@ -176,7 +176,7 @@ def test_descriptors_carry_manifest_description_and_input_schema(tmp_path: Path)
 def test_tools_refused_to_llm_without_tool_calling(tmp_path: Path) -> None:
     import json
 
-    from cspm.runtime.engine import load_app
+    from cspm.planner import load_app
 
     _conformance_folder(tmp_path, "plain", "llm")
     _conformance_folder(tmp_path, "smart", "llm", "features: [tool_calling]\n")

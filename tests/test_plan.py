@@ -7,6 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,39 @@ agents:
         {"name": "k", "source": "literal:sk-1", "header": "h", "format": "{}", "hosts": None, "query": None}),
         "components/echo/secrets/0/source")
     refused(lambda d: d["components"]["echo"]["config"].update(n=3), "components/echo/config/n")
+
+
+def test_the_runtime_takes_a_plan_and_imports_nothing_of_the_package_manager() -> None:
+    """A run is app + lock + store → plan → runtime: the runtime's modules load none of app.yaml's
+    format, the lock, the index, the project or the planner (what a host in another language lacks)."""
+    code = ("import sys, cspm.runtime.engine, cspm.runtime.guest_output, cspm.runtime.arguments\n"
+            "print('\\n'.join(m for m in sys.modules if m.startswith('cspm')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    loaded = set(done.stdout.split())
+    assert "cspm.formats.plan" in loaded
+    for forbidden in ("cspm.formats.app", "cspm.formats.lock", "cspm.install", "cspm.project", "cspm.planner",
+                      "cspm.index", "cspm.resolver", "cspm.fetch", "cspm.formats.manifest"):
+        assert forbidden not in loaded, forbidden
+
+
+def test_a_plan_read_back_from_json_runs(tmp_path: Path) -> None:
+    """The plan is the whole hand-off: written to JSON and read back, it runs the same."""
+    from cspm.runtime.engine import Runtime
+
+    wasm = conformance_wasm("c")
+    app = write_app(tmp_path, f"""
+entry: agent
+tools:
+  - {{name: echo, description: echoes, plugin_name: {wasm}}}
+agents:
+  - {{name: agent, description: routes, plugin_name: {wasm}, config: {{kind: agent}}, tools: [echo]}}
+""")
+    text = planner.build(app_format.load(app)).to_json()
+    with Runtime(plan_format.from_dict(json.loads(text))) as rt:
+        result = rt.run("ahoy")
+    assert result.output == "ahoy" and [c.name for c in result.trace.children] == ["echo"]
+    # a module that is not the bytes the plan names is refused before anything is compiled
+    data = json.loads(text)
+    data["components"]["echo"]["module"]["digest"] = "sha256:" + "0" * 64
+    with pytest.raises(Exception, match="is not the module sha256:0000"):
+        Runtime(plan_format.from_dict(data))

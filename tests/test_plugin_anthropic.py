@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from cspm.errors import CspmError
+from cspm.planner import load_app
 from cspm.runtime import engine
-from cspm.runtime.engine import load_app
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, anthropic_error, anthropic_message

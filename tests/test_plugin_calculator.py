@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from cspm.runtime.engine import Runtime, load_app
+from cspm.planner import load_app
+from cspm.runtime.engine import Runtime
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, plugin_wasm, write_app
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from cspm import planner
 from cspm.errors import PluginError
 from cspm.formats import app as app_format
 from cspm.runtime.engine import Runtime
@@ -33,7 +34,7 @@ entry: t
 tools:
   - {{name: t, description: fails on demand, plugin_name: {conformance_wasm(lang)}}}
 """)
-    return Runtime(app_format.load(app))
+    return Runtime(planner.build(app_format.load(app)))
 
 
 @pytest.mark.parametrize("export", ["crash", "fail"])
@@ -63,9 +64,10 @@ def test_a_failure_renews_the_instance(tmp_path: Path) -> None:
 
 _TIMED = textwrap.dedent("""
     import sys, time
+    from cspm import planner
     from cspm.formats import app as app_format
     from cspm.runtime.engine import Runtime
-    with Runtime(app_format.load(sys.argv[1])) as rt:
+    with Runtime(planner.build(app_format.load(sys.argv[1]))) as rt:
         rt.call_export("t", "echo", b"warm")
         start = time.perf_counter()
         for i in range(100):
@@ -104,12 +106,13 @@ tools:
 
 _GO_STDERR = textwrap.dedent("""
     import sys
+    from cspm import planner
     from cspm.formats import app as app_format
     from cspm.runtime import compiler
     from cspm.runtime.engine import Runtime
     if sys.argv[2] == "shown":
         compiler.show_wasi_output()
-    with Runtime(app_format.load(sys.argv[1])) as rt:
+    with Runtime(planner.build(app_format.load(sys.argv[1]))) as rt:
         try:
             rt.call_export("t", "crash", b"why it died")
         except Exception as exc:

@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from cspm.errors import CspmError
+from cspm.planner import load_app
 from cspm.runtime import engine
-from cspm.runtime.engine import Runtime, load_app
+from cspm.runtime.engine import Runtime
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, plugin_wasm, write_app
 

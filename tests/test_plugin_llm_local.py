@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from cspm.errors import PluginError
-from cspm.runtime.engine import Runtime, load_app
+from cspm.planner import load_app
+from cspm.runtime.engine import Runtime
 from cspm.runtime.trace import Span
 from tests import llm_reference as R
 from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
@@ -392,7 +393,7 @@ def test_a_bare_model_name_is_a_package_key(models: Models, tmp_path: Path) -> N
 
 def test_the_module_and_manifest(rt: Runtime) -> None:
     node = rt.nodes["f32"]
-    assert node.component.manifest.name == "chainsocket/llm-local"
+    assert node.component.package == "chainsocket/llm-local"
     assert node.component.grant.memory_pages == 65536
     exports = set(node.interface.exports)
     assert {"call", "logits", "tokenize", "detokenize", "info", "bench"} <= exports

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from cspm.errors import FormatError
+from cspm.planner import load_app
 from cspm.runtime import engine
-from cspm.runtime.engine import load_app
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, openai_chat, openai_error

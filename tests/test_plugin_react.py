@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from cspm.runtime.engine import RunResult, load_app
+from cspm.planner import load_app
+from cspm.runtime.engine import RunResult
 from tests.conftest import PLUGINS, ROOT, conformance_wasm, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, openai_chat, openai_error
 

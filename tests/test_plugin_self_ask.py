@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from cspm.runtime.engine import RunResult, Runtime, load_app
+from cspm.planner import load_app
+from cspm.runtime.engine import RunResult, Runtime
 from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, openai_chat, openai_error, serpapi_search
 

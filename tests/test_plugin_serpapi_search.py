@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
+from cspm.planner import load_app
 from cspm.runtime import engine
-from cspm.runtime.engine import Runtime, load_app
+from cspm.runtime.engine import Runtime
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, plugin_wasm, write_app
 from tests.scripted import ScriptedServer, serpapi_search
@@ -108,7 +109,7 @@ def test_config_reaches_the_query_and_arguments_form(app: Callable[..., Runtime]
 
 
 def test_input_schema_reaches_agents(app: Callable[..., Runtime]) -> None:
-    schema = app().nodes["search"].component.manifest.input_schema
+    schema = app().nodes["search"].component.input_schema
     assert schema["required"] == ["query"] and schema["properties"]["query"]["type"] == "string"
 
 

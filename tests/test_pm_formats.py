@@ -149,3 +149,41 @@ def test_the_fast_index_line_check_agrees_with_jsonschema() -> None:
         assert agree or not fast(data), (path, data)  # fast "yes" must never be jsonschema "no"
         checked += 1
     assert checked == 3000 and fast(base) and not fast({**base, "size": -1})
+
+
+def test_a_component_s_module_is_never_its_data_or_model_package() -> None:
+    """Lock.for_component: a data or model package used by the same component, first in the lock (a name
+    that sorts first), is not the module the component runs."""
+    import dataclasses
+
+    from tests.conftest import ROOT
+
+    lock = lock_format.load(ROOT / "examples" / "self-ask-demo" / "app.lock")
+    data_first = dataclasses.replace(lock, plugins=sorted(lock.plugins, key=lambda p: p.kind != "data"))
+    assert data_first.plugins[0].kind == "data" and "kb" in data_first.plugins[0].used_by
+    assert data_first.for_component("kb").name == "chainsocket/kb"
+    model_first = dataclasses.replace(lock, plugins=sorted(lock.plugins, key=lambda p: p.kind != "model"))
+    assert model_first.for_component("tiny").name == "chainsocket/llm-local"
+
+
+def test_a_registry_name_is_one_rule_in_the_file_and_in_registry_add(tmp_path: Path) -> None:
+    """`registry add` refused `corp_eu`, which config.yaml and app.lock accept: now one rule for both."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "CSPM_CONFIG_DIR": str(tmp_path / "config")}
+
+    def cspm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cspm.cli.main", *args], capture_output=True, text=True,
+                              cwd=ROOT, env=env, timeout=60)
+
+    added = cspm("registry", "add", "corp_eu", "https://registry.corp.example", "--namespace", "corp")
+    assert added.returncode == 0, added.stderr
+    config = userconfig.load(tmp_path / "config" / "config.yaml")
+    assert "corp_eu" in [r.name for r in config.registries]
+    for bad in ("Corp", "_corp", "corp eu", "c" * 65):
+        refused = cspm("registry", "add", bad, "https://registry.corp.example")
+        assert refused.returncode == 2 and "registry name" in refused.stderr, (bad, refused.stderr)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cspm.errors import CspmError, PluginError
-from cspm.runtime.engine import MAX_DEPTH, load_app
+from cspm.planner import load_app
+from cspm.runtime.engine import MAX_DEPTH
 from tests.conftest import LANGUAGES, conformance_wasm, write_app
 
 TOOL_APP = """

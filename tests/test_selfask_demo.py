@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cspm.runtime.engine import Runtime, load_app
+from cspm.planner import load_app
+from cspm.runtime.engine import Runtime
 from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
 
 sys.path.insert(0, str(ROOT / "training" / "selfask"))

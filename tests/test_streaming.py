@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cspm.cli.output import plain
-from cspm.runtime.engine import load_app
+from cspm.planner import load_app
 from tests import llm_reference as R
 from tests.conftest import PLUGINS, plugin_wasm, write_app
 from tests.test_cli import cspm

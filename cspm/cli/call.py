@@ -29,7 +29,7 @@ def call(
                        ] = False,
 ) -> None:
     """Run one plug-in on its own (no app file, no driver agent) and print its answer like `cspm run`."""
-    from cspm import single
+    from cspm import planner, single
     from cspm.cli.run import Streamed, _report_dropped, _show
     from cspm.runtime.engine import RunFailed, Runtime
 
@@ -57,7 +57,7 @@ def call(
             single.open_target(target, kind=kind, config=values, offline=offline, warn=warner(),
                                progress=bar) as app, \
             guest_output.capture(forward=bool(verbose)), \
-            Runtime(app, session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
+            Runtime(planner.build(app), session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
         try:
             result = single.call(runtime, input, arguments)
         except RunFailed as exc:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cspm import planner
 from cspm.cli.output import err, out, plain, print_error, print_json, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
@@ -87,7 +88,7 @@ def run(
         from cspm.runtime import guest_output
 
         with guest_output.capture(forward=bool(verbose)), \
-                Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
+                Runtime(planner.build(config), session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
             try:
                 result = runtime.run(input)
             except RunFailed as exc:  # what ran before the entry failed, then the error (cspm.cli.main)
@@ -101,7 +102,7 @@ def run(
         return
     if verbose and not json_out:  # the chat loop: plug-ins' WASI output straight to the terminal
         compiler.show_wasi_output()
-    with Runtime(config, session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
+    with Runtime(planner.build(config), session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
         _interactive(runtime, json_out, trace, streamed, verbose, warnings)
 
 
@@ -164,11 +165,11 @@ def _report_dropped(runtime: Runtime, verbose: int) -> None:
 
 def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Streamed, verbose: int,
                  warnings: list[str]) -> None:
-    entry = runtime.app.entry
+    entry = runtime.plan.entry
     at_terminal = sys.stdin.isatty()
     if not json_out:
         ends = "'exit' or Ctrl-D ends; Ctrl-C stops an answer" if at_terminal else "'exit' or end of input ends"
-        err.print(f"[dim]{runtime.app.name}: talking to `{entry}` (session {runtime.session}); {ends}[/]")
+        err.print(f"[dim]{runtime.plan.app_name}: talking to `{entry}` (session {runtime.session}); {ends}[/]")
     history = _History() if at_terminal else None
     interrupted = False  # the last thing at the prompt was a Ctrl-C: a second one ends
     try:
@@ -303,7 +304,7 @@ def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_
     """`lines`: the chat loop's --json, one object per line; a one-shot run prints one indented document."""
     if json_out:
         data = {"output": result.output, "finish_reason": result.finish_reason, "session": result.session,
-                "entry": runtime.app.entry, "response": result.response, "warnings": warnings or []}
+                "entry": runtime.plan.entry, "response": result.response, "warnings": warnings or []}
         if trace:
             data["trace"] = result.trace.to_dict()
         if lines:

@@ -23,6 +23,9 @@ LOCK_VERSION = 1
 HEADER = "# This file is written by `cspm lock`: do not edit it by hand.\n"
 
 
+MODULE_KINDS = frozenset({"llm", "tool", "agent"})  # a lock also pins model, data and app packages
+
+
 @dataclass
 class LockedPlugin:
     name: str
@@ -61,8 +64,9 @@ class Lock:
         return {p.name: p for p in self.plugins}
 
     def for_component(self, component: str) -> LockedPlugin | None:
-        """The plug-in (not a model) a component runs."""
-        return next((p for p in self.plugins if component in p.used_by and p.kind != "model"), None)
+        """The plug-in a component runs: its module, never the model or data packages it also uses
+        (those are locked as used by it too, and may come first)."""
+        return next((p for p in self.plugins if component in p.used_by and p.kind in MODULE_KINDS), None)
 
 
 def lock_path(app_path: Path) -> Path:

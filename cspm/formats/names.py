@@ -39,6 +39,17 @@ def check_part(part: str, what: str = "namespace") -> str:
     return part
 
 
+REGISTRY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # as config.json and lock.json spell it
+
+
+def check_registry_name(name: str) -> str:
+    """A registry's name in the user config (and so in app.lock and credentials): one rule everywhere."""
+    if not isinstance(name, str) or not REGISTRY_NAME_RE.fullmatch(name):
+        raise NameError_(f"registry name {name!r} is not allowed: use lowercase letters, digits, '-' and '_' "
+                         f"(1-64 characters, starting with a letter or digit)")
+    return name
+
+
 def check_name(name: str) -> str:
     """A `namespace/name`, or an error saying exactly why not."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):

@@ -18,6 +18,7 @@ from typing import Any, Literal
 PLAN_VERSION = 1
 ABI_VERSION = 1
 SCHEMA = "plan.json"
+MAX_MODULE_BYTES = 64 * 1024 * 1024  # a module a host reads whole to hash and compile
 
 Kind = Literal["llm", "tool", "agent"]
 
@@ -79,6 +80,8 @@ class PlanComponent:
     kind: Kind
     description: str
     where: str  # file:line, for messages
+    package: str | None  # its plugin.yaml name, for messages
+    features: tuple[str, ...]  # optional ABI features it declares (tool_calling)
     module: Module
     grant: PlanGrant
     config: dict[str, str]
@@ -103,6 +106,9 @@ class Plan:
     entry: str
     kv_scope: str
     components: dict[str, PlanComponent] = field(default_factory=dict)
+    # a published app's capabilities were approved when this plan was built (cspm.planner); never read
+    # from a document: a plan from elsewhere is approved again by whoever runs it
+    approved: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +131,8 @@ def _component_dict(c: PlanComponent) -> dict[str, Any]:
         "kind": c.kind,
         "description": c.description,
         "where": c.where,
+        "package": c.package,
+        "features": list(c.features),
         "module": asdict(c.module),
         "grant": {"hosts": list(c.grant.hosts), "mounts": [asdict(m) for m in c.grant.mounts], "kv": c.grant.kv,
                   "wasi": c.grant.wasi, "memory_pages": c.grant.memory_pages, "timeout_ms": c.grant.timeout_ms},
@@ -154,8 +162,9 @@ def check(data: Any) -> None:
                     raise PlanInvalid(f"components/{name}/calls/{section}: {callee!r} is not a {kind} of the plan")
 
 
-def from_dict(data: Any) -> Plan:
-    """A plan read from JSON (a file, another process): checked, then trusted."""
+def from_dict(data: Any, *, approved: bool = False) -> Plan:
+    """A plan read from JSON (a file, another process): checked, then trusted. `approved`: its caller
+    approved a published app's capabilities (cspm.approvals); a Runtime refuses one otherwise."""
     check(data)
     origin = data["app"]["origin"]
     return Plan(
@@ -165,6 +174,7 @@ def from_dict(data: Any) -> Plan:
         entry=data["entry"],
         kv_scope=data["kv_scope"],
         components={name: _component(name, c) for name, c in data["components"].items()},
+        approved=approved,
     )
 
 
@@ -175,6 +185,8 @@ def _component(name: str, c: dict[str, Any]) -> PlanComponent:
         kind=c["kind"],
         description=c["description"],
         where=c["where"],
+        package=c["package"],
+        features=tuple(c["features"]),
         module=Module(**c["module"]),
         grant=PlanGrant(hosts=tuple(g["hosts"]), mounts=tuple(Mount(**m) for m in g["mounts"]), kv=g["kv"],
                         wasi=g["wasi"], memory_pages=g["memory_pages"], timeout_ms=g["timeout_ms"]),

@@ -15,7 +15,7 @@ import yaml
 from cspm import atomicfile, paths, schemas
 from cspm.errors import CspmError, FormatError
 from cspm.formats import yamlsrc
-from cspm.formats.names import check_part
+from cspm.formats.names import check_part, check_registry_name
 
 CONFIG_FILE = "config.yaml"
 BUNDLED_NAME = "chainsocket"
@@ -40,8 +40,9 @@ class UserConfig:
 
 
 def bundled_index() -> Path:
-    """The registry shipped with cspm (`index/` of the source tree)."""
-    return Path(__file__).resolve().parent.parent.parent / "index"
+    """The registry shipped with cspm: package data `cspm/bundled` (in a source tree, a link to `index/`,
+    resolved so that its URL, which scopes published apps' memory, is the same either way)."""
+    return (Path(__file__).resolve().parent.parent / "bundled").resolve()
 
 
 def default_registries() -> list[Registry]:
@@ -101,7 +102,7 @@ def save(config: UserConfig) -> None:
 def add_registry(config: UserConfig, name: str, url: str, namespaces: tuple[str, ...] = (),
                  first: bool = False) -> Registry:
     """A new or changed registry entry (same name: replaced in place); validated like the file."""
-    check_part(name, "registry name")
+    check_registry_name(name)
     for namespace in namespaces:
         check_part(namespace)
     registry = Registry(name, _normalise_url(url, Path.cwd()), tuple(namespaces))

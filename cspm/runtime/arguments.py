@@ -17,7 +17,7 @@ from cspm.formats import bounded_json
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-    from cspm.formats.app import Component
+    from cspm.formats.plan import PlanComponent
 
 MAX_SCHEMA_BYTES = 64 * 1024  # a tool's input schema as JSON; the largest bundled one is under 2 KiB
 MAX_SCHEMA_DEPTH = 32
@@ -27,21 +27,9 @@ class ArgumentsInvalid(ValueError):
     """The arguments do not fit the schema, or the schema itself is unusable; `str()` says which."""
 
 
-def schema_of(component: Component) -> dict[str, Any] | None:
-    """What the host tells agents a tool takes: the manifest's `input_schema`, else `config.input_schema`."""
-    manifest = component.manifest
-    schema = manifest.input_schema if manifest else component.config.get("input_schema")
-    if isinstance(schema, str):  # a config value may arrive as JSON text (`--config input_schema=…`)
-        try:
-            schema = bounded_json.loads(schema, max_bytes=MAX_SCHEMA_BYTES, max_depth=MAX_SCHEMA_DEPTH)
-        except bounded_json.JsonRejected as exc:
-            raise ArgumentsInvalid(f"the input_schema of tool `{component.name}` is invalid: {exc}") from None
-    return schema if isinstance(schema, dict) else None
-
-
-def check(component: Component, arguments: Any) -> None:
+def check(component: PlanComponent, arguments: Any) -> None:
     """ArgumentsInvalid naming the field and what is wrong; nothing when the tool declares no schema."""
-    schema = schema_of(component)
+    schema = component.input_schema
     if schema is None:
         return
     try:

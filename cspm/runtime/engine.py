@@ -19,10 +19,9 @@ from typing import Any
 import extism
 from extism.extism import CompiledPlugin
 
-from cspm import planner
 from cspm.errors import CapabilityError, CspmError, PluginError, PluginFileMissing
 from cspm.formats import bounded_json
-from cspm.formats.app import AppConfig, Component
+from cspm.formats.plan import MAX_MODULE_BYTES, Plan, PlanComponent
 from cspm.runtime import compiler, hostfns, logs
 from cspm.runtime.http import FetchRefused, HttpGateway
 from cspm.runtime.kv import KvKeyInvalid, KvStore, TooLarge
@@ -38,7 +37,6 @@ MAX_DEPTH = 8
 MAX_REQUEST_BYTES = 16 * 1024 * 1024  # one host-function request (JSON)
 MAX_ANSWER_BYTES = 16 * 1024 * 1024  # what one `call` returns (JSON)
 MAX_CHUNK_CHARS = 64 * 1024  # the text of one `emit` chunk; a longer one is refused, never buffered
-MAX_WASM_BYTES = 64 * 1024 * 1024
 KIND_MESSAGES = {"llm": ("llm_input", "llm_output"), "tool": ("tool_input", "tool_output"),
                  "agent": ("agent_input", "agent_output")}
 ROUTED = {"call_llm": "llm", "call_tool": "tool", "call_agent": "agent"}
@@ -65,7 +63,7 @@ class HostRefusal(Exception):
 
 @dataclass
 class Node:
-    component: Component
+    component: PlanComponent
     plugin: extism.Plugin
     interface: Interface
     secrets: tuple[ResolvedSecret, ...]
@@ -82,10 +80,8 @@ class Node:
 
     def descriptor(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "description": self.component.description}
-        manifest = self.component.manifest
-        schema = manifest.input_schema if manifest else self.component.config.get("input_schema")
-        if isinstance(schema, dict):
-            out["input_schema"] = schema
+        if self.component.input_schema is not None:
+            out["input_schema"] = self.component.input_schema
         return out
 
 
@@ -136,13 +132,13 @@ class RunResult:
 class Runtime:
     """A loaded app, ready to run; `close()` releases its plug-ins."""
 
-    def __init__(self, app: AppConfig, *, session: str | None = None, kv: KvStore | None = None,
+    def __init__(self, plan: Plan, *, session: str | None = None, kv: KvStore | None = None,
                  on_chunk: Callable[[str, str], None] | None = None,
                  on_log: Callable[[LogLine], None] | None = None) -> None:
-        if app.origin is not None and not app.approved:  # every host runs through here: none can forget
-            raise CapabilityError(f"{app.origin.name} {app.origin.version} is a published app whose capabilities "
+        if plan.origin is not None and not plan.approved:  # every host runs through here: none can forget
+            raise CapabilityError(f"{plan.origin.name} {plan.origin.version} is a published app whose capabilities "
                                   f"were not approved", hint="approve them: `cspm run NAME --allow-capabilities`")
-        self.app = app
+        self.plan = plan
         self.session = session or uuid.uuid4().hex[:16]
         self._kv = kv
         self.on_chunk = on_chunk
@@ -151,32 +147,29 @@ class Runtime:
         self.nodes: dict[str, Node] = {}
         self._interrupt: BaseException | None = None
         self._logs = LogCollector.get()
-        for component in app.components.values():
+        for component in plan.components.values():
             self.nodes[component.name] = self._load(component)
 
     # ---- loading -------------------------------------------------------------------------------
 
-    def _where(self, component: Component) -> str:
-        return planner.where(self.app, component)
-
-    def _load(self, component: Component) -> Node:
-        where = self._where(component)
-        if component.plugin_path is None:
-            raise PluginError(f"{where}: registry reference {component.plugin_ref!r} is not locked",
-                              hint="run `cspm lock` and `cspm install` (or `cspm run`, which does both)")
-        path = component.plugin_path
+    def _load(self, component: PlanComponent) -> Node:
+        where = component.where
+        path = Path(component.module.path)
         try:
-            if path.stat().st_size > MAX_WASM_BYTES:
-                raise PluginError(f"{where}: {path} is larger than {MAX_WASM_BYTES // 2**20} MiB")
+            if path.stat().st_size > MAX_MODULE_BYTES:
+                raise PluginError(f"{where}: {path} is larger than {MAX_MODULE_BYTES // 2**20} MiB")
             wasm = path.read_bytes()
-            if component.digest is not None and digest_of(wasm) != component.digest:
-                raise PluginError(f"{where}: the stored module {component.digest} is corrupted",
-                                  hint="run `cspm cache verify` and then `cspm install`")
         except FileNotFoundError:
             raise PluginFileMissing(f"{where}: plug-in file {path} does not exist",
                                     hint="build it first (see the plug-in's build.sh) or fix `plugin_name`") from None
         except OSError as exc:
             raise PluginError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        if digest_of(wasm) != component.module.digest:  # the plan names the bytes; a host runs only those
+            if path.name == component.module.digest.removeprefix("sha256:"):  # a content-addressed store blob
+                raise PluginError(f"{where}: the stored module {component.module.digest} is corrupted",
+                                  hint="run `cspm cache verify` and then `cspm install`")
+            raise PluginError(f"{where}: {path} is not the module {component.module.digest} the plan names "
+                              f"(it changed since it was planned)", hint="run again, so that it is planned anew")
         try:
             interface = read_interface(wasm)
         except WasmFormatError as exc:
@@ -189,14 +182,13 @@ class Runtime:
             raise PluginError(f"{where}: the module needs {interface.memory_min_pages} memory pages at start, "
                               f"more than the {grant.memory_pages} granted",
                               hint="raise `grant: {memory_pages: N}` if you trust it")
-        mounts = self._mounts(component)
+        mounts = tuple((("" if m.writable else "ro:") + m.host, m.guest) for m in grant.mounts)
         wasi = grant.wasi if grant.wasi is not None else (interface.uses_wasi or bool(mounts))
         limits = compiler.Limits(grant.memory_pages, grant.timeout_ms, wasi, mounts)
-        secrets = tuple(resolve(f"{component.kind} `{component.name}`", s, self.app.path.parent)
-                        for s in component.secrets)
-        config = self._config(component)
+        secrets = tuple(resolve(f"{component.kind} `{component.name}`", s) for s in component.secrets)
+        config = dict(component.config)
         try:
-            compiled = compiler.compile_module(wasm, limits, hostfns.FUNCTIONS)
+            compiled = compiler.compile_module(wasm, limits, hostfns.FUNCTIONS, component.module.digest)
             plugin = extism.Plugin(compiled, config=config)
         except extism.Error as exc:
             raise PluginError(f"{where}: {path} could not be compiled or instantiated: {exc}") from None
@@ -210,13 +202,6 @@ class Runtime:
         self._logs.unregister(str(node.plugin.id))
         node.plugin = extism.Plugin(node.compiled, config=node.config)
         self._logs.register(str(node.plugin.id), lambda level, message: self._log(node, level, message))
-
-    def _mounts(self, component: Component) -> tuple[tuple[str, str], ...]:
-        return tuple((("" if m.writable else "ro:") + m.host, m.guest) for m in planner.mounts(self.app, component))
-
-    @staticmethod
-    def _config(component: Component) -> dict[str, str]:
-        return planner.config_strings(component)
 
     def _log(self, node: Node, level: str, message: str) -> None:
         """Keep a line within the plug-in's bounds (each line cut to MAX_LINE_CHARS; MAX_LOG_LINES lines
@@ -259,7 +244,7 @@ class Runtime:
 
     def run(self, text: str, entry: str | None = None) -> RunResult:
         """One request to the entry component (or another one), as `cspm run --input` does."""
-        node = self.nodes[entry or self.app.entry]
+        node = self.nodes[entry or self.plan.entry]
         kind = node.component.kind
         if kind == "agent":
             payload: dict[str, Any] = self._agent_payload(node, text, self.session)
@@ -338,8 +323,9 @@ class Runtime:
         self._logs.drain()
 
     def _agent_payload(self, node: Node, text: str, session: str) -> dict[str, Any]:
-        declared = node.component.declared
-        lists = {f"{kind}s": [self.nodes[n].descriptor() for n in names] for kind, names in declared.items()}
+        calls = node.component.calls
+        lists = {section: [self.nodes[n].descriptor() for n in getattr(calls, section)]
+                 for section in ("llms", "tools", "agents")}
         return {"input": text, "session": session, **lists}
 
     def invoke(self, node: Node, payload: dict[str, Any], parent: Frame | None, span: Span,
@@ -418,8 +404,8 @@ class Runtime:
         """Forward a call to a declared plug-in; its checked answer goes back as the bytes it wrote."""
         caller = frame.node
         name = message["name"]
-        if name not in caller.component.declared[kind]:  # type: ignore[index]
-            declared = ", ".join(caller.component.declared[kind]) or "none"  # type: ignore[index]
+        if name not in caller.component.calls.of(kind):  # type: ignore[arg-type]
+            declared = ", ".join(caller.component.calls.of(kind)) or "none"  # type: ignore[arg-type]
             raise HostRefusal("not_declared", f"{caller.component.kind} `{caller.name}` did not declare {kind} "
                                               f"`{name}` (it declared: {declared})")
         target = self.nodes[name]
@@ -427,10 +413,10 @@ class Runtime:
             raise HostRefusal("cycle", f"call cycle: {' -> '.join([*frame.chain(), name])}")
         if frame.depth + 1 >= MAX_DEPTH:
             raise HostRefusal("depth", f"call depth over {MAX_DEPTH}: {' -> '.join([*frame.chain(), name])}")
-        manifest = target.component.manifest
-        if kind == "llm" and message.get("tools") and manifest is not None \
-                and "tool_calling" not in manifest.features:
-            raise HostRefusal("unsupported", f"llm `{name}` ({manifest.name}) does not do native tool calling; "
+        package = target.component.package
+        if kind == "llm" and message.get("tools") and package is not None \
+                and "tool_calling" not in target.component.features:
+            raise HostRefusal("unsupported", f"llm `{name}` ({package}) does not do native tool calling; "
                                              f"describe the tools in the prompt instead")
         if kind == "tool" and "arguments" in message:
             from cspm.runtime import arguments
@@ -475,7 +461,7 @@ class Runtime:
     def _kv_scope(self, frame: Frame) -> tuple[str, str, str]:
         if not frame.node.component.grant.kv:
             raise HostRefusal("not_granted", f"kv is not granted to `{frame.node.name}` (add `grant: {{kv: true}}`)")
-        return (self.app.kv_scope, frame.node.name, frame.session)
+        return (self.plan.kv_scope, frame.node.name, frame.session)
 
     def _host_kv_get(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
         scope = self._kv_scope(frame)
@@ -536,9 +522,4 @@ def _usage(span: Span, response: dict[str, Any]) -> None:
     span.output_tokens = usage.get("output_tokens")
 
 
-def load_app(path: Path | str, **kwargs: Any) -> Runtime:
-    from cspm.formats import app as app_format
-    return Runtime(app_format.load(path), **kwargs)
-
-
-__all__ = ["CalleeFailed", "CspmError", "RunResult", "Runtime", "load_app"]
+__all__ = ["CalleeFailed", "CspmError", "RunResult", "Runtime"]

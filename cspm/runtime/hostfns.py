@@ -9,7 +9,6 @@ the guest would see handle 0, so every failure becomes a JSON error document.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import extism
@@ -71,5 +70,3 @@ def _function(index: int, name: str) -> extism.Function:
 
 
 FUNCTIONS: list[extism.Function] = [_function(i, n) for i, n in enumerate(NAMES)]
-
-Handler = Callable[[Any, bytes], bytes]

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cspm.errors import CspmError
-from cspm.formats.app import Secret
+from cspm.formats.plan import SecretRef
 
 MAX_SECRET_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
 class ResolvedSecret:
-    spec: Secret
+    spec: SecretRef
     value: str
 
     def __repr__(self) -> str:  # never print a value, even by accident
@@ -63,7 +63,8 @@ def _read_file(path: Path, what: str) -> str:
         raise CspmError(f"{what}: {path} is not UTF-8 text") from None
 
 
-def resolve(owner: str, spec: Secret, base_dir: Path) -> ResolvedSecret:
+def resolve(owner: str, spec: SecretRef) -> ResolvedSecret:
+    """The value of a plan's secret reference (`file:` paths in a plan are absolute, cspm.planner)."""
     kind, _, ref = spec.source.partition(":")
     if kind == "env":
         value = os.environ.get(ref)
@@ -71,7 +72,7 @@ def resolve(owner: str, spec: Secret, base_dir: Path) -> ResolvedSecret:
             raise CspmError(f"secret `{spec.name}` of {owner}: environment variable {ref} is not set",
                             hint=f"export {ref}=... before `cspm run`")
     else:
-        path = local_path(ref, base_dir)
+        path = local_path(ref, Path.cwd())  # absolute in a plan (cspm.planner); `~nosuchuser` as written
         value = _read_file(path, f"secret `{spec.name}` of {owner}").strip()
     if not value or any(ch in value for ch in "\r\n\0"):
         raise CspmError(f"secret `{spec.name}` of {owner} is empty or spans several lines")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from cspm.formats.index_line import MAX_FILE_BYTES, MAX_LINE_BYTES, BadIndexLine, parse_line, to_line
+from cspm.formats.plan import MAX_MODULE_BYTES as MAX_WASM_BYTES
 from cspm.index.query import MAX_NAMES_FILE, MAX_NAMES_ROW
 from cspm.index.source import MAX_CONFIG_FILE, MAX_INDEX_FILE
-from cspm.runtime.engine import MAX_WASM_BYTES
 from cspm.verify.signature import MAX_BUNDLE
 
 # an index file is read whole (source.py) and then parsed (index_line.py): the smaller limit holds

@@ -15,8 +15,9 @@ import pytest
 
 from cspm.errors import PluginError
 from cspm.formats.bounded_json import MAX_DEPTH
+from cspm.planner import load_app
 from cspm.runtime import kv, logs, trace
-from cspm.runtime.engine import MAX_ANSWER_BYTES, MAX_CHUNK_CHARS, MAX_REQUEST_BYTES, Runtime, load_app
+from cspm.runtime.engine import MAX_ANSWER_BYTES, MAX_CHUNK_CHARS, MAX_REQUEST_BYTES, Runtime
 from tests.test_cli import cspm
 
 MiB = 1024 * 1024
@@ -177,7 +178,7 @@ def test_lines_waiting_to_be_routed_are_bounded(rt: Runtime) -> None:
 MEASURE = """
 import json, sys
 from pathlib import Path
-from cspm.runtime.engine import load_app
+from cspm.planner import load_app
 from cspm.runtime.kv import KvStore
 
 def peak() -> int:

@@ -22,7 +22,8 @@ import pytest
 
 from cspm.errors import PluginError
 from cspm.formats import app as app_format
-from cspm.runtime.engine import CalleeFailed, Frame, Runtime, load_app
+from cspm.planner import load_app
+from cspm.runtime.engine import CalleeFailed, Frame, Runtime
 from cspm.runtime.http import MAX_MESSAGE_CHARS, FetchRefused, HttpGateway
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, conformance_wasm, plugin_wasm, write_app

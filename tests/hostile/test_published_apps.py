@@ -8,6 +8,7 @@ into it by hand, as an attacker's registry would serve them (our own builder ref
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from cspm import planner
 from tests.conftest import conformance_wasm
 from tests.hostile.conftest import Snapshot, refused
 from tests.test_cli import ROOT, cspm
@@ -151,8 +153,9 @@ def test_file_secrets_are_read_bounded_and_only_from_regular_files(tmp_path: Pat
 def test_kv_is_scoped_by_the_package_not_by_the_name_an_app_gives_itself(registry: Path, tmp_path: Path) -> None:
     """A published app that calls itself `victim` reads none of the local app `victim`'s memory."""
     from cspm import approvals
+    from cspm.planner import load_app
     from cspm.project import open_package
-    from cspm.runtime.engine import Runtime, load_app
+    from cspm.runtime.engine import Runtime
 
     local = tmp_path / "victim.yaml"
     local.write_text(f"name: victim\nentry: t\ntools:\n  - {{name: t, description: d, "
@@ -169,7 +172,7 @@ def test_kv_is_scoped_by_the_package_not_by_the_name_an_app_gives_itself(registr
         config = project.prepare()
     approvals.require(config, None)  # asks for nothing but kv, scoped to its package
     assert config.kv_scope.startswith("pkg:test/impostor@file://")
-    with Runtime(config, session="s") as runtime:
+    with Runtime(planner.build(config), session="s") as runtime:
         assert host(runtime, "kv_get", {"key": "api"}) == {"value": None}
         assert host(runtime, "kv_set", {"key": "api", "value": "mine"}) == {}
     with load_app(local, session="s") as runtime:
@@ -186,7 +189,11 @@ def test_no_host_runs_an_unapproved_published_app(registry: Path) -> None:
     with open_package("test/sneaky") as project:
         config = project.prepare()
     with pytest.raises(CapabilityError, match="were not approved"):
-        Runtime(config)
+        planner.build(config)  # the package manager refuses to plan it ...
+    config.approved = True
+    plan = dataclasses.replace(planner.build(config), approved=False)
+    with pytest.raises(CapabilityError, match="were not approved"):
+        Runtime(plan)  # ... and a runtime given a plan nobody approved refuses to run it
 
 
 def _run_at_a_terminal(args: list[str], answer: bytes, env: dict[str, str]) -> tuple[int, str]:
