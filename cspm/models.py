@@ -15,14 +15,17 @@ import struct
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from cspm import paths
 from cspm.errors import CspmError, InputError
 from cspm.formats.index_line import from_dict
 from cspm.formats.names import check_name, parse_version
 from cspm.index.build import add_line
-from cspm.store import Store, check_digest
+from cspm.store import Store, check_digest, digest_of
+
+if TYPE_CHECKING:
+    from cspm.formats.manifest import Manifest
 
 GGUF_MAGIC = b"GGUF"
 MODEL_FILE = "model.gguf"
@@ -126,6 +129,18 @@ def store_model(source: Path, store: Store) -> tuple[str, int, str]:
         if archive is not None:
             archive.close()
     return result, size, what
+
+
+def package_line(manifest: Manifest, blob: bytes) -> dict[str, Any]:
+    """The index line of a model (GGUF) or data package folder's file, checked like an install checks
+    it: what `cspm index build` adds and `cspm publish` uploads."""
+    what = f"{manifest.name} {manifest.version}"
+    if manifest.kind == "model":
+        check_gguf(blob[:8], what)
+    else:
+        check_data(blob, what)
+    return index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob), manifest.description,
+                      kind=manifest.kind, file=manifest.wasm.name if manifest.kind == "data" else None)
 
 
 def index_line(name: str, version: str, digest: str, size: int, description: str = "", *, kind: str = "model",

@@ -139,8 +139,13 @@ def pack(folder: Path) -> Package:
     try:
         blob = manifest.wasm.read_bytes()
     except FileNotFoundError:
-        raise PublishError(f"{manifest.name}: {manifest.wasm} does not exist",
-                           hint=f"build it first ({folder / 'build.sh'})") from None
+        hint = ("fix `file:` in plugin.yaml" if manifest.kind in ("model", "data")
+                else f"build it first ({folder / 'build.sh'})")
+        raise PublishError(f"{manifest.name}: {manifest.wasm} does not exist", hint=hint) from None
+    if manifest.kind in ("model", "data"):  # a GGUF or data file, not a module: no exports to read
+        from cspm import models
+
+        return Package(manifest, blob, models.package_line(manifest, blob))
     return Package(manifest, blob, index_line(manifest, blob))
 
 

@@ -178,3 +178,36 @@ def test_export_is_served_statically_and_installs_unchanged(tmp_path: Path, serv
     finally:
         static.terminate()
         static.wait(timeout=10)
+
+
+def test_model_and_data_packages_publish_install_and_run(tmp_path: Path, server: Server) -> None:
+    """`cspm publish` packed only modules, though the server takes model and data packages: now a model
+    (GGUF) and a data file publish, are checked like an install checks them, and an app installs them."""
+    root = Path(__file__).resolve().parent.parent
+    model = tmp_path / "src" / "model"
+    shutil.copytree(root / "models" / "selfask-tiny", model)
+    (model / "plugin.yaml").write_text((model / "plugin.yaml").read_text().replace("chainsocket/", "test/"))
+    data = tmp_path / "src" / "data"
+    shutil.copytree(root / "models" / "selfask-people", data)
+    (data / "plugin.yaml").write_text((data / "plugin.yaml").read_text().replace("chainsocket/", "test/"))
+    ok("registry", "add", "remote", server.url, "--namespace", "test")
+    ok("login", "remote", "--token", new_token(server.data, "test"))
+    for folder, kind in ((model, "model"), (data, "data")):
+        published = ok("publish", str(folder), "--no-sign")
+        assert published["published"], published
+        info = ok("info", f"test/{folder.name.replace('model', 'selfask-tiny').replace('data', 'selfask-people')}")
+        assert info["selected"]["kind"] == kind
+    # not a GGUF file: refused before anything is sent
+    bad = tmp_path / "src" / "bad"
+    shutil.copytree(model, bad)
+    (bad / "selfask-tiny.gguf").write_bytes(b"not a model at all")
+    (bad / "plugin.yaml").write_text((bad / "plugin.yaml").read_text().replace("version: 1.0.0", "version: 2.0.0"))
+    assert "is not a GGUF model file" in refused("publish", str(bad), "--no-sign")
+    # the demo app, its model and data from this registry, installs and answers
+    app = tmp_path / "app" / "app.yaml"
+    app.parent.mkdir()
+    app.write_text((root / "examples" / "self-ask-demo" / "app.yaml").read_text()
+                   .replace("chainsocket/selfask-tiny", "test/selfask-tiny")
+                   .replace("chainsocket/selfask-people", "test/selfask-people"))
+    ran = ok("run", str(app), "-i", "Who was born first, Kogail Bagrol or Stolvle Thema?")
+    assert ran["output"] == "Kogail Bagrol"

@@ -37,7 +37,6 @@ from cspm.index.build import _atomic, add_line, index_line
 from cspm.index.federation import Federation
 from cspm.index.query import NAMES_FILE
 from cspm.install import lock_app
-from cspm.store import digest_of
 
 Note = Callable[[str], None]
 
@@ -282,14 +281,7 @@ def _add_file_package(root: Path, manifest: Manifest, built: Built) -> dict[str,
         blob = manifest.wasm.read_bytes()
     except FileNotFoundError:
         raise IndexBuildError(f"{manifest.name}: {manifest.wasm} does not exist") from None
-    what = f"{manifest.name} {manifest.version}"
-    if manifest.kind == "model":
-        models.check_gguf(blob[:8], what)
-    else:
-        models.check_data(blob, what)
-    line = models.index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob), manifest.description,
-                             kind=manifest.kind, file=manifest.wasm.name if manifest.kind == "data" else None)
-    return _add(root, line, blob, built)
+    return _add(root, models.package_line(manifest, blob), blob, built)
 
 
 def _write_lock_if_changed(lock: Lock) -> bool:
