@@ -171,6 +171,7 @@ def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: P
                                  f"(after {RETRIES} attempts)", hint="try again later, or "
                                  "use another registry") from None
             time.sleep(BACKOFF_S * (2 ** attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _copy(download: Download, writer: BlobWriter, http: httpx.Client, progress: Progress | None) -> None:

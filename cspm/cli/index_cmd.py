@@ -68,6 +68,6 @@ def build(
                                                           "size": line["size"]} for line in built.lines],
                     "locks_written": [str(p) for p in built.locks_written]})
         return
-    for path in built.locks_written:
-        err.print(f"wrote {path}")
+    for lock_file in built.locks_written:
+        err.print(f"wrote {lock_file}")
     err.print(f"[bold]built[/] {built.out}: {plural(len(built.lines), 'package')}")

@@ -33,7 +33,7 @@ def plan(
         return
     err.print(f"[bold]{shown(made.app_name)}[/]: entry {shown(made.entry)}, kv scope {shown(made.kv_scope)}"
               + (f", published app {shown(made.origin.name)} {shown(made.origin.version)}" if made.origin else ""))
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, c in made.components.items():
         grant = [*c.grant.hosts, *(f"{m.guest} ({'rw' if m.writable else 'ro'}, "
                                    f"{m.digest[:15] + '…' if m.digest else m.host})" for m in c.grant.mounts)]

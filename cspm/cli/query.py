@@ -193,8 +193,8 @@ def inspect(
         return
     out.print(Text(str(wasm), style="bold") + Text(": a valid ABI 1 plug-in module"))
     out.print(f"  digest   {report['digest']} ({len(data):,} bytes)", markup=False)
-    out.print(f"  exports  {', '.join(report['exports'])}", markup=False)
-    out.print(f"  imports  {', '.join(report['imports']) or 'none'}", markup=False)
+    out.print(f"  exports  {', '.join(export_names(interface))}", markup=False)
+    out.print(f"  imports  {', '.join(import_names(interface)) or 'none'}", markup=False)
     out.print(f"  wasi     {'yes' if interface.uses_wasi else 'no'}", markup=False)
     out.print(f"  memory   {_memory_line(interface.memory_min_pages, interface.memory_max_pages)}", markup=False)
     if need > DEFAULT_MEMORY_PAGES:

@@ -54,6 +54,8 @@ def verify(
     config = userconfig.load()
     explicit = signature.Rule("(command line)", issuer, identity, tuple(key or ())) \
         if (issuer or identity or key) else None
+    sig: bytes | None
+    kind: str | None
     if bundle is not None:
         try:
             data, sig = Path(target).read_bytes(), bundle.read_bytes()

@@ -97,7 +97,9 @@ class Federation:
             entries = []
             sources = [self.source(registry)] if registry is not None else self.candidates(name)
             for source in sources:
-                body = source.peek(source.index_path(name)) if source is not None else None
+                if source is None:
+                    continue
+                body = source.peek(source.index_path(name))
                 if not body:
                     continue
                 lines = [line for line in body.splitlines() if digest.encode() in line and b'"yanked"' in line

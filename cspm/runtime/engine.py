@@ -97,7 +97,7 @@ class Frame:
 
     def __init__(self, runtime: Runtime, node: Node, parent: Frame | None, session: str, span: Span) -> None:
         self.runtime, self.node, self.parent, self.session, self.span = runtime, node, parent, session, span
-        self.depth = 0 if parent is None else parent.depth + 1
+        self.depth: int = 0 if parent is None else parent.depth + 1
         timeout_ms = node.component.grant.timeout_ms
         self.deadline = time.monotonic() + timeout_ms / 1000
         self.limit = f"{timeout_ms} ms of {node.component.kind} `{node.name}`"  # whose limit it is
@@ -113,7 +113,8 @@ class Frame:
         return self.runtime.host_failure(self, function, exc)
 
     def chain(self) -> list[str]:
-        names, frame = [], self
+        names: list[str] = []
+        frame: Frame | None = self
         while frame is not None:
             names.append(frame.node.name)
             frame = frame.parent
@@ -451,9 +452,9 @@ class Runtime:
         try:
             response = self.http.fetch(message, node.component.grant.hosts, node.secrets, deadline=frame.deadline)
         except FetchRefused as exc:  # its message is redacted and at most 300 characters
-            message = f"{exc} ({frame.limit})" if exc.code == "timeout" else str(exc)
-            span.finish(message)
-            raise HostRefusal(exc.code, message) from None
+            refusal = f"{exc} ({frame.limit})" if exc.code == "timeout" else str(exc)
+            span.finish(refusal)
+            raise HostRefusal(exc.code, refusal) from None
         span.detail = f"{message.get('method', 'GET')} {response['status']}"
         span.finish()
         return response

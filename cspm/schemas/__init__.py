@@ -39,7 +39,7 @@ def _no_retrieval(uri: str) -> Resource:
     """Schemas refer to each other by `$id`; nothing is ever fetched from the network."""
     from referencing.exceptions import NoSuchResource
 
-    raise NoSuchResource(ref=uri)
+    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # its stubs lack the attrs-made argument
 
 
 @cache
@@ -89,7 +89,7 @@ def message_check(definition: str) -> Callable[[Any], None]:
         try:
             compiled(message)
         except fastjsonschema.JsonSchemaException as exc:
-            raise MessageInvalid(exc.message) from None
+            raise MessageInvalid(str(exc)) from None
 
     return check
 

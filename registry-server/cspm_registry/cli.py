@@ -138,7 +138,7 @@ def token_list(
 ) -> None:
     """Every token: id, namespaces, scope and creation time (never the token: only its hash is kept)."""
     found = Storage(data).tokens() if (data / DB_FILE).is_file() else []
-    rows = [{"id": token.id, "namespaces": sorted(token.namespaces), "scope": _scope(token),
+    rows: list[dict[str, Any]] = [{"id": token.id, "namespaces": sorted(token.namespaces), "scope": _scope(token),
              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))} for token, created in found]
     if json_out:
         print(json.dumps(rows, indent=2), flush=True)
