@@ -51,9 +51,9 @@ def configure_disk_cache(directory: Path | None = None) -> Path:
     config = directory.parent / f"wasmtime-cache-{directory.name}.toml"  # wasmtime deletes strangers inside
     text = f'[cache]\ndirectory = {json.dumps(str(directory))}\n'
     if not config.exists() or config.read_text() != text:
-        tmp = config.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(text)
-        os.replace(tmp, config)
+        from cspm import atomicfile
+
+        atomicfile.write(config, text, mode=0o644, durable=False)  # a cache: lost is fine, torn is not
     os.environ["EXTISM_CACHE_CONFIG"] = str(config)
     return directory
 
