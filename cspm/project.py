@@ -117,8 +117,10 @@ class Project:
         return lock_format.load(self.lock_file) if self.lock_file.exists() else None
 
     def lock(self, *, upgrade: set[str] | None = None, allow_capabilities: bool = False,
-             allow_signer_change: bool = False, check: bool = False, warn_yanked: bool = True) -> LockOutcome:
-        """Resolve and write the lock; with `check`, only say whether it is up to date (StaleLock if not).
+             allow_signer_change: bool = False, check: bool = False, warn_yanked: bool = True,
+             write: bool = True) -> LockOutcome:
+        """Resolve and write the lock; with `check`, only say whether it is up to date (StaleLock if not);
+        without `write`, the new lock is only returned (`install` writes it once its blobs are verified).
 
         A pin that is yanked is kept (only an upgrade moves it, like Cargo), and warned about."""
         existing = self.existing_lock()
@@ -136,7 +138,7 @@ class Project:
                            allow_capabilities=allow_capabilities, allow_signer_change=allow_signer_change)
             changes = diff(existing, new)
             written = existing is None or lock_format.dump(existing) != lock_format.dump(new)
-            if written:
+            if written and write:
                 lock_format.write(new)
             outcome = LockOutcome(new, changes, written, reasons if existing else [])
         if warn_yanked:
@@ -177,13 +179,15 @@ class Project:
     def install(self, *, frozen: bool = False, progress: Progress | None = None,
                 allow_capabilities: bool = False, allow_signer_change: bool = False,
                 verify_all: bool = False) -> tuple[LockOutcome, InstallOutcome]:
-        """Fetch and verify everything the lock pins (locking first unless `frozen`).
+        """Fetch and verify everything the lock pins (locking first unless `frozen`), then write the lock:
+        never a lock that pins a blob which could not be fetched or verified (`--frozen` would then
+        refuse to go on from it).
 
         Signatures are checked for what was downloaded now, or for everything with `verify_all`
         (`cspm install`: cheap when warm, each verdict is cached).
         """
         locked = self.lock(check=frozen, allow_capabilities=allow_capabilities,
-                           allow_signer_change=allow_signer_change, warn_yanked=False)
+                           allow_signer_change=allow_signer_change, warn_yanked=False, write=False)
         locked.warnings = self.yanked_warnings(locked.lock, fresh=verify_all)
         if verify_all:  # `cspm install` re-hashes stored modules first: a changed blob is a digest mismatch
             for plugin in locked.lock.plugins:
@@ -204,6 +208,8 @@ class Project:
                        if targets is None or p.digest in targets}
             verdicts = check_lock(locked.lock, self.federation, self.store, self.federation.config.trust, sources,
                                   only=targets, fresh={p.digest for p in missing})
+        if locked.written:  # every blob it pins is stored and verified
+            lock_format.write(locked.lock)
         return locked, InstallOutcome(locked.lock, downloaded, sum(p.size for p in missing), verdicts)
 
     def prepare(self, *, frozen: bool = False, progress: Progress | None = None,

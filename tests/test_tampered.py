@@ -47,3 +47,16 @@ def test_a_stored_blob_with_a_changed_import_section_is_a_digest_mismatch(app: P
     assert again.returncode == 0 and json.loads(again.stdout)["downloaded"] == 1, again.stderr
     assert "no longer matches its digest" in again.stderr
     assert ok("run", str(app), "-i", "ahoy")["output"] == "ahoy"
+
+
+def test_no_lock_is_written_when_a_blob_it_pins_cannot_be_verified(app: Path, registry: Path) -> None:
+    """The lock is written after every blob it pins is fetched and verified: a failed install leaves no
+    lock that `--frozen` would then refuse to go on from (issue 18)."""
+    lock = app.with_suffix(".lock")
+    assert not lock.exists()
+    tamper_import(registry / "blobs" / "sha256" / echo_digest(registry).split(":")[1])
+    failed = cspm("install", str(app))
+    assert failed.returncode == 1 and "has digest sha256:" in failed.stderr, failed.stderr
+    assert not lock.exists()
+    failed = cspm("run", str(app), "-i", "x")
+    assert failed.returncode == 1 and not lock.exists()
