@@ -8,8 +8,6 @@ saved. The wire format is docs/registry.md.
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,12 +148,10 @@ def pack(folder: Path) -> Package:
 
 
 def frame(manifest: dict[str, Any], blob: bytes, bundle: bytes = b"", kind: str | None = None) -> bytes:
-    """Three parts, each a little-endian u32 length and its bytes (docs/registry.md)."""
-    head_data: dict[str, Any] = {"manifest": manifest}
-    if bundle:
-        head_data["signature"] = {"kind": kind}
-    head = json.dumps(head_data, ensure_ascii=False, separators=(",", ":")).encode()
-    return b"".join(struct.pack("<I", len(part)) + part for part in (head, blob, bundle))
+    """The publish body (cspm.protocol.publish_body, docs/registry.md): the server parses it with the same module."""
+    from cspm.protocol import publish_body
+
+    return publish_body.encode(publish_body.head(manifest, kind if bundle else None), blob, bundle)
 
 
 def pick_registry(config: UserConfig, name: str, chosen: str | None) -> Registry:

@@ -41,9 +41,10 @@ from cspm.formats import bounded_json
 from cspm.formats import manifest as manifest_format
 from cspm.formats.names import check_name, parse_version
 from cspm.index import build
+from cspm.protocol import publish_body as framing
 from cspm.store import check_digest, digest_of
 from cspm.verify.signature import Rule, SignatureError, Signer, rule_for, verify
-from cspm_registry import auth, framing, limits
+from cspm_registry import auth, limits
 from cspm_registry.storage import (
     API,
     BUNDLE_SUFFIX,

@@ -1,4 +1,6 @@
-"""The publish body: three parts, each a 4-byte little-endian length and that many bytes (like Cargo's).
+"""The publish body: three parts, each a 4-byte little-endian length and that many bytes (like Cargo's):
+the JSON head (`{"manifest": …, "signature"?: {"kind"}}`), the blob, the signature bundle. One module
+for both sides: `cspm publish` encodes with `encode`/`head`, `cspm-registry` parses with `read`.
 
 Parsed while it arrives, so an upload over a limit is refused (413) as soon as its `Content-Length`
 or a part's length says so, without reading the rest; a body that ends early, or goes on after the
@@ -7,11 +9,13 @@ third part, is refused (400) with where it went wrong.
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
-from cspm_registry.limits import MAX_BUNDLE  # what cspm reads of a signature bundle
+from cspm.verify.signature import MAX_BUNDLE  # what cspm reads of a signature bundle
 
 PART_NAMES = ("the JSON part (1)", "the module part (2)", "the signature bundle part (3)")
 MAX_JSON = 1 << 20
@@ -45,6 +49,14 @@ class PublishBody:
     json: bytes
     blob: bytes
     bundle: bytes
+
+
+def head(manifest: dict[str, Any], signature_kind: str | None = None) -> bytes:
+    """The JSON part: the manifest, and the signature's kind when a bundle is sent."""
+    data: dict[str, Any] = {"manifest": manifest}
+    if signature_kind is not None:
+        data["signature"] = {"kind": signature_kind}
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def encode(json_part: bytes, blob: bytes, bundle: bytes = b"") -> bytes:
