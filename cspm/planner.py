@@ -10,7 +10,6 @@ once its capabilities were approved (cspm.approvals).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from cspm.errors import CapabilityError, PluginError, PluginFileMissing
 from cspm.formats.app import AppConfig, Component
 from cspm.formats.plan import MAX_MODULE_BYTES, Calls, Module, Mount, Origin, Plan, PlanComponent, PlanGrant, SecretRef
+from cspm.store import digest_of_file
 
 if TYPE_CHECKING:
     from cspm.runtime.engine import Runtime
@@ -41,11 +41,7 @@ def _module(app: AppConfig, component: Component) -> Module:
             raise PluginError(f"{place}: {path} is larger than {MAX_MODULE_BYTES // 2**20} MiB")
         digest = component.digest
         if digest is None:  # the app's own file: hashed now, checked again when a host loads it
-            hasher = hashlib.sha256()
-            with path.open("rb") as f:
-                while chunk := f.read(1 << 20):
-                    hasher.update(chunk)
-            digest = "sha256:" + hasher.hexdigest()
+            digest = digest_of_file(path)
     except FileNotFoundError:
         raise PluginFileMissing(f"{place}: plug-in file {path} does not exist",
                                 hint="build it first (see the plug-in's build.sh) or fix `plugin_name`") from None

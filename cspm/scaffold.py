@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cspm.errors import InputError
 from cspm.formats.names import NameError_, check_name
+from cspm.wording import did_you_mean
 
 FOLDER = Path(__file__).resolve().parent / "scaffolds"
 SDKS = Path(__file__).resolve().parent / "sdk"
@@ -52,10 +53,7 @@ def package_name(name: str) -> str:
 def _choice(value: str, allowed: tuple[str, ...], what: str) -> str:
     if value in allowed:
         return value
-    import difflib
-
-    close = difflib.get_close_matches(value, allowed, n=1)
-    raise InputError(f"there is no {what} {value!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+    raise InputError(f"there is no {what} {value!r}{did_you_mean(value, allowed)}",
                      hint=f"the {what}s: {', '.join(allowed)}")
 
 

@@ -125,7 +125,7 @@ class Store:
         again) and False returned. A missing blob is not intact either."""
         path = self.path(digest)
         try:
-            ok = _hash_file(path) == digest
+            ok = digest_of_file(path) == digest
         except OSError:
             return False
         if not ok:
@@ -136,7 +136,7 @@ class Store:
         """Re-hash every blob; corrupted ones are removed (and reported)."""
         for entry in self.entries():
             path = self.path(entry.digest)
-            ok = _hash_file(path) == entry.digest
+            ok = digest_of_file(path) == entry.digest
             if not ok:
                 self._quarantine(path)
             yield entry, ok
@@ -276,7 +276,8 @@ def _disk_error(exc: OSError, root: Path) -> StoreError:
     return StoreWriteError(f"cannot write to the store {root}: {exc.strerror}")
 
 
-def _hash_file(path: Path) -> str:
+def digest_of_file(path: Path) -> str:
+    """`digest_of` a file, read in 1 MiB pieces (a model is never held whole)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):

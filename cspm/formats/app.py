@@ -5,7 +5,6 @@ Loaded and validated once; everything after this module works on the typed `AppC
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from cspm.errors import FormatError
 from cspm.formats import manifest as manifest_format
 from cspm.formats import yamlsrc
 from cspm.formats.interpolate import interpolate_app
+from cspm.wording import did_you_mean
 
 if TYPE_CHECKING:
     from jsonschema import ValidationError
@@ -158,7 +158,7 @@ def parse(located: yamlsrc.Located, path: Path, env: Mapping[str, str] | None = 
 
     entry = data["entry"]
     if entry not in components:
-        raise FormatError(shown, f"{entry!r} is not defined{_suggest(entry, components)}",
+        raise FormatError(shown, f"{entry!r} is not defined{did_you_mean(entry, components)}",
                           located.line_of(("entry",)), "entry")
     for index, raw in enumerate(data.get("agents") or []):
         for section, kind in SECTIONS.items():
@@ -167,7 +167,7 @@ def parse(located: yamlsrc.Located, path: Path, env: Mapping[str, str] | None = 
                 if target is None or target.kind != kind:
                     what = f"is {_a(target.kind)}, not {_a(kind)}" if target else f"is not {_a(kind)} of this app"
                     candidates = {n: c for n, c in components.items() if c.kind == kind}
-                    raise FormatError(shown, f"{ref!r} {what}{_suggest(ref, candidates)}",
+                    raise FormatError(shown, f"{ref!r} {what}{did_you_mean(ref, candidates)}",
                                       located.line_of(("agents", index, section, j)),
                                       yamlsrc.format_path(("agents", index, section, j)))
     return AppConfig(path=path, name=data.get("name") or _default_name(path), entry=entry, components=components,
@@ -214,17 +214,12 @@ def _schema_error(error: ValidationError, located: yamlsrc.Located, shown: str) 
         extra = [k for k in error.instance if k not in allowed]
         if extra:
             path = (*path, extra[0])
-            message = f"unknown field{_suggest(extra[0], allowed)}"
+            message = f"unknown field{did_you_mean(extra[0], allowed)}"
     elif len(path) == 4 and path[2] == "secrets":
         message = "a secret is `env:NAME`, `file:PATH`, or {from, header, format, query, hosts}"
     elif error.validator == "pattern":
         message = f"{error.instance!r} is not allowed here (must match {error.validator_value})"
     return FormatError(shown, message, located.line_of(path), yamlsrc.format_path(path))
-
-
-def _suggest(word: str, choices: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _default_name(path: Path) -> str:
@@ -312,7 +307,7 @@ def _secrets(raw: dict[str, Any], manifest: manifest_format.Manifest | None, sho
     for name, spec in raw.items():
         at = (*where, "secrets", name)
         if manifest is not None and declared and name not in declared:
-            raise FormatError(shown, f"{manifest.name} reads no secret {name!r}{_suggest(name, declared)}; "
+            raise FormatError(shown, f"{manifest.name} reads no secret {name!r}{did_you_mean(name, declared)}; "
                                      f"it reads: {', '.join(declared)}", located.line_of(at), yamlsrc.format_path(at))
         decl = declared.get(name) or manifest_format.SecretDecl(name=name)
         spec = {"from": spec} if isinstance(spec, str) else spec

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cspm.errors import InputError
+from cspm.wording import did_you_mean
 
 if TYPE_CHECKING:
     from cspm.fetch import Progress
@@ -43,10 +44,7 @@ def render(template: str, name: str) -> str:
     """The template's text, its `name:` set to `name` (an app name scopes the app's kv memory)."""
     known = templates()
     if template not in known:
-        import difflib
-
-        close = difflib.get_close_matches(template, list(known), n=1)
-        raise InputError(f"there is no template {template!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+        raise InputError(f"there is no template {template!r}{did_you_mean(template, known)}",
                          hint=f"the templates: {', '.join(known)} (`cspm init --list`)")
     text = known[template].path.read_text(encoding="utf-8")
     return text.replace("\nname: app\n", f"\nname: {name}\n", 1)
