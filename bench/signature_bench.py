@@ -56,8 +56,9 @@ def main() -> None:
     cold = timed(lambda: subprocess.run(cli, env=env, check=True, capture_output=True), runs)
     start_up = timed(lambda: subprocess.run([sys.executable, "-c", "import cspm"], env=env, check=True), runs)
 
+    from cspm import provenance
     from cspm.store import digest_of
-    from cspm.verify import provenance, signature
+    from cspm.verify import signature
 
     data, sig = artifact.read_bytes(), bundle.read_bytes()
     digest = digest_of(data)

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from cspm import paths
-from cspm.errors import CspmError
+from cspm.cachedir import Bucket
+from cspm.errors import BadAppPackage, CspmError
 from cspm.formats import app as app_format
 from cspm.formats import lock as lock_format
 from cspm.formats import yamlsrc
@@ -30,10 +30,6 @@ BUNDLE_VERSION = 1
 MAX_BUNDLE = 1 << 20  # an app.yaml and a lock; a megabyte is already absurd
 APP_FILE = "app.yaml"
 LOCK_FILE = "app.lock"
-
-
-class BadAppPackage(CspmError):
-    pass
 
 
 def pack(app: AppConfig, lock: Lock) -> bytes:
@@ -120,7 +116,7 @@ def index_line(manifest: Manifest, bundle: bytes, *, published: str | None = Non
 def materialize(data: bytes, digest: str, name: str) -> Path:
     """Write the app out under the cache once per digest; returns the app.yaml path."""
     hex_digest = check_digest(digest).split(":", 1)[1]
-    folder = paths.cache_dir() / "apps" / hex_digest / name.replace("/", ".")
+    folder = Bucket.APPS.path() / hex_digest / name.replace("/", ".")
     app_file = folder / APP_FILE
     if app_file.is_file() and (folder / LOCK_FILE).is_file():
         return app_file

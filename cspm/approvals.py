@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cspm import atomicfile, paths
-from cspm.errors import CapabilityError, CspmError, ExitCode
+from cspm.errors import CspmError, NotApproved
 from cspm.formats import bounded_json
 from cspm.formats.app import AppConfig, Origin
 from cspm.runtime.secrets import local_path
@@ -26,12 +26,6 @@ FILE = "approvals.json"
 FORMAT = 1
 MAX_FILE = 4 * 1024 * 1024
 NEEDS_APPROVAL = ("env", "secret", "path", "host")  # kv is scoped to the package: shown, never asked
-
-
-class NotApproved(CapabilityError):
-    """A published app asks for capabilities the user has not approved."""
-
-    exit_code = ExitCode.NOT_APPROVED
 
 
 @dataclass(frozen=True, order=True)

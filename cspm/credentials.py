@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from cspm import atomicfile, paths
-from cspm.errors import CspmError
+from cspm.errors import CspmError, TokenOriginError
 
 if TYPE_CHECKING:
     from cspm.formats.userconfig import Registry
@@ -71,10 +71,6 @@ def token_for(registry: str) -> str | None:
         raise CspmError(f"the token of registry {registry} in {where} does not look like a registry token "
                         f"(8-512 printable characters, no spaces)", hint=f"set it again (`cspm login {registry}`)"
                         ) from None
-
-
-class TokenOriginError(CspmError):
-    """A URL that is not on the origin a registry's token is bound to."""
 
 
 Origin = tuple[str, str, int]

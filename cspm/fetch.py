@@ -1,44 +1,40 @@
 """Downloads into the store: parallel, retried, size-capped, verified before they count.
 
-Every blob is streamed into a store writer that hashes as it goes; the announced size caps it, the
-digest must match (checked first, so tampering is reported as such), and a module must pass the
-interface check against its index entry, all before the atomic rename. A failure names the package
-and the registry, and leaves nothing behind.
+Every blob is streamed to a store writer's temp file that hashes as it goes (a 100 MB model is never
+in memory); the announced size caps it, the digest must match (checked first, so tampering is
+reported as such), then the download's `check` runs on the temp file (a module's interface against
+its index entry, a model's header, the signature against the digest just computed), all before the
+atomic rename: a refused blob is never in the store, not even for a moment. Retries follow
+`cspm.http_client.RETRY`. A failure names the package and the registry, and leaves nothing behind.
 
 A folder registry's blob is read from a regular file only (`open_regular`: never a FIFO, a device
-or a symlink, which could hang the read or never end), at the path `IndexSource.blob_url` resolved
-inside the folder; a path that still holds `..` once decoded is refused here too.
+or a symlink, which could hang the read or never end), at the path `Source.blob_url` resolved
+inside the folder; a path that still holds `..` once decoded is refused here too. A download names
+its `source` (cspm.index.source) when it has one, which opens the stream; without one the URL's
+scheme says how.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import stat
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 
-from cspm.errors import CspmError
+from cspm.errors import CspmError, FetchError
 from cspm.store import BlobWriter, DigestMismatch, Store, StoreError
 
-if TYPE_CHECKING:  # imported where a download starts: a warm run never needs it (~40 ms)
+if TYPE_CHECKING:  # imported where a download starts: a warm run never needs them (httpx: ~40 ms)
     import httpx
 
-RETRIES = 4
-BACKOFF_S = 0.25
 CHUNK = 1 << 16
 TIMEOUT = (30.0, 5.0)  # seconds: each read, write and pool wait; connect
-TIMEOUT_ENV = "CSPM_HTTP_TIMEOUT"
 WORKERS = 8
-
-
-class FetchError(CspmError):
-    pass
 
 
 class NotRegularFile(OSError):
@@ -81,27 +77,6 @@ def open_regular(path: Path) -> BinaryIO:
         raise
 
 
-def http_timeout(default: tuple[float, float]) -> httpx.Timeout:
-    """`default` (seconds, connect seconds), or every limit set to $CSPM_HTTP_TIMEOUT seconds (like
-    Cargo's CARGO_HTTP_TIMEOUT)."""
-    import httpx
-
-    value = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not value:
-        return httpx.Timeout(default[0], connect=default[1])
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise CspmError(f"{TIMEOUT_ENV}={value!r} is not a number of seconds") from None
-    if not 0 < seconds <= 3600:
-        raise CspmError(f"{TIMEOUT_ENV}={value!r}: use a number of seconds between 0 and 3600")
-    return httpx.Timeout(seconds)
-
-
-class _Retryable(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Download:
     what: str  # "acme/calc 1.2.0", for messages
@@ -109,7 +84,10 @@ class Download:
     url: str
     digest: str
     size: int
-    check: Callable[[bytes], None] | None = None  # raises to refuse the blob before it is stored
+    # raises to refuse the blob before it is stored: given the path of the downloaded bytes (digest and
+    # size already checked, not in the store yet), which it reads in bounded pieces, never whole
+    check: Callable[[Path], None] | None = None
+    source: BlobSource | None = None  # None: opened by the URL's scheme (file:// or http(s)://)
 
 
 Progress = Callable[[str, int], None]  # (what, bytes just received)
@@ -122,11 +100,10 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
     missing = [d for d in downloads if not store.has(d.digest)]
     if not missing:
         return 0
-    own = client is None
-    import httpx
+    from cspm import http_client
 
-    http = client or httpx.Client(timeout=http_timeout(TIMEOUT), follow_redirects=True, trust_env=False,
-                                  headers={"User-Agent": "cspm"})
+    own = client is None
+    http = client or http_client.build(timeout=http_client.timeout(TIMEOUT), follow_redirects=True)
     try:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(missing))) as pool:
             futures = [pool.submit(_fetch_one, d, store, http, progress) for d in missing]
@@ -149,75 +126,117 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
 
 
 def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: Progress | None) -> bool:
+    from cspm import http_client
+
     source = f"registry {download.registry}"
-    for attempt in range(RETRIES):
-        try:
-            with store.writer(download.digest, max_size=download.size, source=source) as writer:
-                if writer is None:
-                    return False  # another process (or thread) stored it meanwhile
-                _copy(download, writer, http, progress)
-                writer.check_digest()  # first: a tampered blob is a digest mismatch, whatever else it breaks
-                if writer.size != download.size:
-                    raise StoreError(f"{download.what} from {source}: got {writer.size} bytes, the index "
-                                     f"announced {download.size}")
-                if download.check is not None:
-                    download.check(writer.read_back())
-            return True
-        except DigestMismatch as exc:
-            raise DigestMismatch(f"{download.what}: {exc.message}", exc.hint) from None
-        except _Retryable as exc:
-            if attempt == RETRIES - 1:
-                raise FetchError(f"cannot download {download.what} from {source}: {exc} "
-                                 f"(after {RETRIES} attempts)", hint="try again later, or "
-                                 "use another registry") from None
-            time.sleep(BACKOFF_S * (2 ** attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    try:
+        return http_client.policy().run(lambda: _attempt(download, store, http, progress))
+    except DigestMismatch as exc:
+        raise DigestMismatch(f"{download.what}: {exc.message}", exc.hint) from None
+    except http_client.GaveUp as exc:
+        raise FetchError(f"cannot download {download.what} from {source}: {exc}",
+                         hint="try again later, or use another registry") from None
+
+
+def _attempt(download: Download, store: Store, http: httpx.Client, progress: Progress | None) -> bool:
+    """One try: the blob streamed to a temp file while hashed, every check on that file, then the
+    rename (the writer's commit); any failure discards the temp file, so the store never shows it."""
+    source = f"registry {download.registry}"
+    with store.writer(download.digest, max_size=download.size, source=source) as writer:
+        if writer is None:
+            return False  # another process (or thread) stored it meanwhile
+        _copy(download, writer, http, progress)
+        writer.check_digest()  # first: a tampered blob is a digest mismatch, whatever else it breaks
+        if writer.size != download.size:
+            raise StoreError(f"{download.what} from {source}: got {writer.size} bytes, the index "
+                             f"announced {download.size}")
+        if download.check is not None:
+            download.check(writer.written)
+    return True
+
+
+class LeavesFolder(ValueError):
+    """A folder registry's blob path that holds `..` once decoded."""
+
+
+class BlobStatus(Exception):
+    """The registry answered a blob request with a status that is neither the blob nor worth a retry."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class BlobSource(Protocol):
+    """Where a download's bytes come from (`cspm.index.source.Source.open_blob`)."""
+
+    def open_blob(self, url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]: ...
+
+
+@contextmanager
+def stream_http(client: httpx.Client, url: str) -> Iterator[Iterator[bytes]]:
+    """A blob over http(s), in CHUNK pieces: Retryable per `http_client.RETRY`, BlobStatus for another
+    status than 200; the connection's own errors as httpx raises them."""
+    from cspm import http_client
+
+    with http_client.transient_errors(), client.stream("GET", url) as response:
+        http_client.check_status(response)
+        if response.status_code != 200:
+            raise BlobStatus(response.status_code)
+        yield response.iter_bytes(CHUNK)
+
+
+@contextmanager
+def stream_file(path: Path) -> Iterator[Iterator[bytes]]:
+    """A folder registry's blob: a regular file (`open_regular`) at a path without `..` (after decoding)."""
+    if ".." in PurePosixPath(path).parts or "\0" in str(path):
+        raise LeavesFolder(f"a blob path that leaves its folder ({str(path)[:300]})")
+    with open_regular(path) as handle:
+        yield iter(lambda: handle.read(CHUNK), b"")
+
+
+def _open_by_scheme(url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return stream_file(Path(unquote(parts.path)))
+    assert client is not None
+    return stream_http(client, url)
 
 
 def _copy(download: Download, writer: BlobWriter, http: httpx.Client, progress: Progress | None) -> None:
-    parts = urlsplit(download.url)
-    if parts.scheme == "file":
-        _copy_file(download, Path(unquote(parts.path)), writer, progress)
-        return
     import httpx
 
+    opener = download.source.open_blob if download.source is not None else _open_by_scheme
+    source = f"registry {download.registry}"
+    local = urlsplit(download.url).scheme == "file"
     try:
-        with http.stream("GET", download.url) as response:
-            if response.status_code >= 500 or response.status_code == 429:
-                raise _Retryable(f"HTTP {response.status_code}")
-            if response.status_code != 200:
-                raise FetchError(f"cannot download {download.what} from registry {download.registry}: "
-                                 f"HTTP {response.status_code} for {download.url}")
-            for chunk in response.iter_bytes(CHUNK):
+        with opener(download.url, http) as chunks:
+            for chunk in chunks:
                 writer.write(chunk)
                 if progress:
                     progress(download.what, len(chunk))
-    except httpx.TransportError as exc:
-        raise _Retryable(str(exc) or type(exc).__name__) from None
+    except BlobStatus as exc:
+        raise FetchError(f"cannot download {download.what} from {source}: HTTP {exc.status} for "
+                         f"{download.url}") from None
     except (httpx.DecodingError, httpx.TooManyRedirects, httpx.InvalidURL) as exc:
         # an answer that cannot be decoded (a corrupt gzip) will not decode on a retry either
-        raise FetchError(f"cannot download {download.what} from registry {download.registry}: the answer for "
+        raise FetchError(f"cannot download {download.what} from {source}: the answer for "
                          f"{download.url} cannot be used: {str(exc)[:300] or type(exc).__name__}",
                          hint="tell the registry's operator (or the proxy's, if one is in the way)") from None
-
-
-def _copy_file(download: Download, path: Path, writer: BlobWriter, progress: Progress | None) -> None:
-    """A folder registry's blob: a regular file at a path without `..` (after decoding)."""
-    source = f"registry {download.registry}"
-    if ".." in PurePosixPath(path).parts or "\0" in str(path):
-        raise FetchError(f"{download.what}: {source} names a blob path that leaves its folder ({str(path)[:300]})",
-                         hint="tell the registry's operator")
-    try:
-        with open_regular(path) as handle:
-            for chunk in iter(lambda: handle.read(CHUNK), b""):
-                writer.write(chunk)
-                if progress:
-                    progress(download.what, len(chunk))
+    except LeavesFolder as exc:
+        raise FetchError(f"{download.what}: {source} names {exc}", hint="tell the registry's operator") from None
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        raise FetchError(f"{download.what}: {source} has no blob {download.digest} ({path})",
+        if not local:
+            raise
+        raise FetchError(f"{download.what}: {source} has no blob {download.digest} "
+                         f"({unquote(urlsplit(download.url).path)})",
                          hint="the registry is incomplete; tell its operator") from None
     except NotRegularFile as exc:
-        raise FetchError(f"{download.what}: {source}'s blob {path} is {exc}, not a regular file",
+        raise FetchError(f"{download.what}: {source}'s blob {unquote(urlsplit(download.url).path)} is {exc}, "
+                         f"not a regular file",
                          hint="a folder registry is read from regular files only: tell its operator") from None
     except OSError as exc:  # the store's own write errors are StoreErrors: this is the registry's file
-        raise FetchError(f"{download.what}: {source}'s blob {path} cannot be read: {exc.strerror or exc}") from None
+        if not local:
+            raise
+        raise FetchError(f"{download.what}: {source}'s blob {unquote(urlsplit(download.url).path)} cannot be "
+                         f"read: {exc.strerror or exc}") from None

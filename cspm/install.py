@@ -7,39 +7,28 @@ manifest, so the runtime runs from the lock and the store alone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
+from pathlib import Path
 
-from cspm.errors import CspmError, FormatError, InputError
+from cspm.errors import CapabilityChange, CspmError, FormatError, SignerChange, StaleLock
 from cspm.fetch import Download, Progress, fetch_all
 from cspm.formats import app as app_format
 from cspm.formats import manifest as manifest_format
 from cspm.formats.app import AppConfig
 from cspm.formats.index_line import IndexEntry
 from cspm.formats.lock import Lock, LockedPlugin, lock_path
-from cspm.formats.names import NameError_, parse_requirement
+from cspm.formats.names import NameInvalid, parse_requirement
 from cspm.index.federation import BrokenIndex, Federation, PackageNotFound
 from cspm.index.source import IndexSource
 from cspm.models import DATA_ROOT as DATA_GUEST_ROOT
 from cspm.models import GUEST_ROOT as MODEL_GUEST_ROOT
-from cspm.models import check_data, check_gguf
 from cspm.models import materialize as materialize_model
+from cspm.protocol import kinds
 from cspm.resolver import Candidate, Req, resolve
 from cspm.store import Store
-from cspm.verify.interface import check_against_entry, check_module
 from cspm.wording import missing_registry_hint
-
-
-class CapabilityChange(CspmError):
-    """An upgrade that asks for more than the lock granted."""
-
-
-class SignerChange(CspmError):
-    """An upgrade signed by someone else than the lock pinned."""
-
-
-class StaleLock(InputError):
-    """The lock no longer fits the app (under --frozen / --check): the input must be fixed first."""
 
 
 def requirements(app: AppConfig) -> list[Req]:
@@ -48,7 +37,7 @@ def requirements(app: AppConfig) -> list[Req]:
         if component.plugin_ref is not None:
             try:
                 requirement = parse_requirement(component.plugin_ref)
-            except NameError_ as exc:
+            except NameInvalid as exc:
                 raise FormatError(str(app.path), f"{component.kind} `{component.name}`: {exc}",
                                   line=component.line) from None
             out.append(Req(requirement.name, requirement.specifier, f"app component `{component.name}`"))
@@ -56,7 +45,7 @@ def requirements(app: AppConfig) -> list[Req]:
             for key, ref in refs.items():
                 try:
                     model = parse_requirement(ref)
-                except NameError_ as exc:
+                except NameInvalid as exc:
                     raise FormatError(str(app.path), f"{component.kind} `{component.name}`: {what} {key!r}: {exc}",
                                       line=component.line) from None
                 out.append(Req(model.name, model.specifier, f"{what} `{key}` of `{component.name}`"))
@@ -80,7 +69,7 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
     for candidate in chosen.values():
         for dependency in candidate.entry.dependencies:
             used_by.setdefault(dependency, []).append(candidate.name)
-    plugins = [_locked(c, used_by.get(name, [])) for name, c in sorted(chosen.items())]
+    plugins = [_locked(c, used_by.get(name, []), federation.source(c.registry)) for name, c in sorted(chosen.items())]
     new = Lock(lock_path(app.path), plugins)
     if existing is not None and not allow_capabilities:
         widened = capability_changes(existing, new)
@@ -127,16 +116,28 @@ def signer_changes(old: Lock, new: Lock) -> list[str]:
     return lines
 
 
-def _locked(candidate: Candidate, used_by: list[str]) -> LockedPlugin:
+def _locked(candidate: Candidate, used_by: list[str], source: IndexSource | None) -> LockedPlugin:
+    """The pin, with what install needs to fetch and check it without the index: where the blob is,
+    its signature bundle, and a module's exports and imports (as uv's lock carries url, hash, size)."""
     entry = candidate.entry
     signer = None
     if entry.signature and entry.signature.get("issuer"):
         signer = {"issuer": entry.signature["issuer"], "identity": entry.signature.get("identity", "")}
+    blob = None
+    if source is not None:
+        with contextlib.suppress(CspmError):  # a registry whose config.json cannot be read now: install asks
+            blob = source.blob_location(entry.digest)
+    signature = None
+    if entry.signature and entry.signature.get("kind"):
+        signature = {k: entry.signature[k] for k in ("kind", "bundle") if entry.signature.get(k)}
+    interface = ({"exports": sorted(entry.exports), "imports": sorted(entry.imports)}
+                 if kinds.is_module(entry.kind) and blob is not None else None)
     return LockedPlugin(
         name=entry.name, version=entry.version, registry=candidate.registry, digest=entry.digest, size=entry.size,
         kind=entry.kind, abi=entry.abi, capabilities=dict(entry.capabilities), used_by=sorted(set(used_by)),
         signer=signer, manifest=entry.manifest_fields(),
         dependencies={name: str(spec) for name, spec in entry.dependencies.items()},
+        blob=blob, signature=signature if blob is not None else None, interface=interface,
     )
 
 
@@ -237,49 +238,78 @@ def _indexed(plugin: LockedPlugin, federation: Federation, source: IndexSource) 
     return next((e for e in found.entries if e.version == plugin.version and e.digest == plugin.digest), None)
 
 
-def downloads(lock: Lock, federation: Federation, *, route: bool = False,
-              need: set[str] | None = None) -> list[Download]:
-    """What to fetch for `lock` (only digests in `need`, when given)."""
+Verify = Callable[[LockedPlugin, IndexSource], None]  # raises to refuse a blob (its signature) before it is stored
+
+
+def downloads(lock: Lock, federation: Federation, *, route: bool = False, need: set[str] | None = None,
+              verify: Verify | None = None) -> list[Download]:
+    """What to fetch for `lock` (only digests in `need`, when given). Each download's check reads the
+    downloaded temp file in bounded pieces, then runs `verify`; a refusal keeps it out of the store.
+
+    A lock that records where each blob is and what it must be (`LockedPlugin.located`) needs no
+    index file; an older lock, or a published app's (`route`), is completed from the index."""
     out = []
-    federation.prefetch([p.name for p in lock.plugins if need is None or p.digest in need])
-    for plugin in lock.plugins:
-        if need is not None and plugin.digest not in need:
-            continue
+    wanted = [p for p in lock.plugins if need is None or p.digest in need]
+    federation.prefetch([p.name for p in wanted if route or not p.located])
+    for plugin in wanted:
         source = _routed_source(plugin, federation) if route else federation.source(plugin.registry)
         if source is None:
             raise CspmError(f"{lock.path}: {plugin.name} comes from registry {plugin.registry!r}, which is not "
                             f"in your config",
                             hint=missing_registry_hint(plugin.registry, plugin.name, str(plugin.version), plugin.kind))
-        check: Callable[[bytes], None] | None = None
-        if plugin.kind in ("llm", "tool", "agent"):
-            what = f"{plugin.name} {plugin.version}"
-            wasi = bool(plugin.capabilities.get("wasi") or plugin.manifest.get("wasi"))
-            entry = _indexed(plugin, federation, source)
-
-            def check(data: bytes, what: str = what, wasi: bool = wasi, entry: IndexEntry | None = entry) -> None:
-                if entry is None:
-                    check_module(data, what, wasi_declared=wasi)
-                else:  # the interface the index recorded must be the one the blob has
-                    check_against_entry(data, what, entry.exports, entry.imports, wasi_declared=wasi)
-
-        if plugin.kind == "model":
-            def check(data: bytes, what: str = f"{plugin.name} {plugin.version}") -> None:
-                check_gguf(data[:8], what)
-        elif plugin.kind == "data":
-            def check(data: bytes, what: str = f"{plugin.name} {plugin.version}") -> None:
-                check_data(data, what)
-        out.append(Download(f"{plugin.name} {plugin.version}", plugin.registry, source.blob_url(plugin.digest),
-                            plugin.digest, plugin.size, check))
+        from_lock = plugin.located and not route
+        check = _content_check(plugin, _interface(plugin, federation, source, from_lock))
+        if verify is not None:
+            check = _then(check, plugin, source, verify)
+        out.append(Download(f"{plugin.name} {plugin.version}", plugin.registry,
+                            source.blob_url(plugin.digest, plugin.blob if from_lock else None), plugin.digest,
+                            plugin.size, check, source))
     return out
 
 
+def _interface(plugin: LockedPlugin, federation: Federation, source: IndexSource,
+               from_lock: bool) -> tuple[list[str], list[str]] | None:
+    """The exports and imports the module must have: the lock's record, else its index entry's (None:
+    neither can say, and only the plug-in interface itself is checked)."""
+    if not kinds.is_module(plugin.kind):
+        return None
+    if from_lock:
+        return (list(plugin.interface["exports"]), list(plugin.interface["imports"])) if plugin.interface else None
+    entry = _indexed(plugin, federation, source)
+    return (list(entry.exports), list(entry.imports)) if entry is not None else None
+
+
+def _content_check(plugin: LockedPlugin, interface: tuple[list[str], list[str]] | None) -> Callable[[Path], None]:
+    from cspm import content_checks as content  # where a download starts: a warm run never needs it
+
+    what = f"{plugin.name} {plugin.version}"
+    check = kinds.of(plugin.kind).blob_check
+    if check == "module":
+        wasi = bool(plugin.capabilities.get("wasi") or plugin.manifest.get("wasi"))
+        exports, imports = interface if interface is not None else (None, None)
+        return lambda path: content.check_module(path, what, wasi_declared=wasi, exports=exports, imports=imports)
+    if check == "gguf":
+        return lambda path: content.check_model(path, what)
+    if check == "data":
+        return lambda path: content.check_data(path, what)
+    return lambda path: None  # an app package in a lock is checked where it is opened (project.open_package)
+
+
+def _then(check: Callable[[Path], None], plugin: LockedPlugin, source: IndexSource,
+          verify: Verify) -> Callable[[Path], None]:
+    def both(path: Path) -> None:
+        check(path)
+        verify(plugin, source)  # the digest is already proven: the signature is checked against it
+    return both
+
+
 def install(lock: Lock, federation: Federation, store: Store, progress: Progress | None = None, *,
-            route: bool = False) -> int:
+            route: bool = False, verify: Verify | None = None) -> int:
     """Fetch and verify everything the lock pins; returns how many blobs were downloaded."""
     need = {p.digest for p in lock.plugins if not store.has(p.digest)}
     if not need:
         return 0
-    return fetch_all(downloads(lock, federation, route=route, need=need), store, progress=progress)
+    return fetch_all(downloads(lock, federation, route=route, need=need, verify=verify), store, progress=progress)
 
 
 def bind_locked(app: AppConfig, lock: Lock, store: Store) -> None:

@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from cspm import paths
-from cspm.errors import CspmError, InputError
+from cspm.cachedir import Bucket
+from cspm.errors import ModelError, ModelNotFound
+from cspm.formats import userconfig
 from cspm.formats.index_line import from_dict
 from cspm.formats.names import check_name, parse_version
 from cspm.index.build import add_line
+from cspm.protocol import kinds
 from cspm.store import Store, check_digest, digest_of
 
 if TYPE_CHECKING:
@@ -33,14 +36,7 @@ GUEST_ROOT = "/models"
 DATA_ROOT = "/data"
 MAX_DATA = 64 << 20
 CHUNK = 1 << 20
-
-
-class ModelError(CspmError):
-    pass
-
-
-class ModelNotFound(ModelError, InputError):
-    """A name or version that the registry does not have: the input is wrong (exit 2)."""
+LOCAL_REGISTRY = "local"  # the user config's name for the folder registry `cspm model add` fills
 
 
 def check_gguf(head: bytes, what: str) -> None:
@@ -62,6 +58,23 @@ def check_data(data: bytes, what: str) -> None:
         raise ModelError(f"{what} is not UTF-8 text (byte {exc.start})") from None
 
 
+def local_registry_dir() -> Path:
+    """Where `cspm model add` puts models unless told another folder: the data dir, not the cache
+    (a registry is not re-made)."""
+    return (paths.data_dir() / "registry").resolve()
+
+
+def register_local(folder: Path, name: str, config_path: Path | None = None) -> userconfig.Registry | None:
+    """Route the namespace of package `name` to the folder registry `folder` in the user config (as
+    registry LOCAL_REGISTRY, first when new, so `cspm add` finds the model by name). Returns the entry
+    written, or None when the config routed it there already (the file is then not rewritten)."""
+    config = userconfig.load(config_path)
+    registry = userconfig.serve_namespace(config, LOCAL_REGISTRY, str(folder.resolve()), name.split("/")[0])
+    if registry is not None:
+        userconfig.save(config)
+    return registry
+
+
 def guest_path(key: str) -> str:
     return f"{GUEST_ROOT}/{key}/{MODEL_FILE}"
 
@@ -69,7 +82,7 @@ def guest_path(key: str) -> str:
 def materialize(store: Store, digest: str, file: str = MODEL_FILE) -> Path:
     """A folder holding only this blob (as `file`), for a read-only mount."""
     hexdigest = check_digest(digest).split(":", 1)[1]
-    folder = paths.cache_dir() / ("models" if file == MODEL_FILE else "data") / hexdigest
+    folder = (Bucket.MODELS if file == MODEL_FILE else Bucket.DATA).path() / hexdigest
     target = folder / file
     if target.is_file() and target.stat().st_size == store.path(digest).stat().st_size:
         return folder
@@ -131,16 +144,19 @@ def store_model(source: Path, store: Store) -> tuple[str, int, str]:
     return result, size, what
 
 
-def package_line(manifest: Manifest, blob: bytes) -> dict[str, Any]:
+def package_line(manifest: Manifest, blob: bytes, *, published: str | None = None) -> dict[str, Any]:
     """The index line of a model (GGUF) or data package folder's file, checked like an install checks
-    it: what `cspm index build` adds and `cspm publish` uploads."""
+    it: what `cspm index build` adds, `cspm publish` uploads and the registry serves."""
     what = f"{manifest.name} {manifest.version}"
-    if manifest.kind == "model":
+    if kinds.of(manifest.kind).blob_check == "gguf":
         check_gguf(blob[:8], what)
     else:
         check_data(blob, what)
-    return index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob), manifest.description,
+    line = index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob), manifest.description,
                       kind=manifest.kind, file=manifest.wasm.name if manifest.kind == "data" else None)
+    if published is not None:
+        line["published"] = published
+    return line
 
 
 def index_line(name: str, version: str, digest: str, size: int, description: str = "", *, kind: str = "model",
@@ -238,6 +254,6 @@ def remove(registry_dir: Path, name: str, version: str | None, store: Store) -> 
         hexdigest = check_digest(digest).split(":", 1)[1]
         (registry_dir / "blobs" / "sha256" / hexdigest).unlink(missing_ok=True)
         store.remove(digest)
-        for part in ("models", "data"):
-            shutil.rmtree(paths.cache_dir() / part / hexdigest, ignore_errors=True)
+        for bucket in (Bucket.MODELS, Bucket.DATA):
+            shutil.rmtree(bucket.path() / hexdigest, ignore_errors=True)
     return gone

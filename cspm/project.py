@@ -14,23 +14,24 @@ from pathlib import Path
 from typing import Any
 
 from cspm import apppkg, atomicfile, wording
-from cspm.errors import CspmError, InputError
+from cspm.errors import CspmError, InputError, NotAnApp
 from cspm.fetch import Download, Progress, fetch_all
 from cspm.formats import app as app_format
 from cspm.formats import app_edit, userconfig
 from cspm.formats import lock as lock_format
 from cspm.formats.app import AppConfig
 from cspm.formats.index_line import IndexEntry
-from cspm.formats.lock import Lock
+from cspm.formats.lock import Lock, LockedPlugin
 from cspm.formats.names import PART_RE, Requirement, parse_requirement
 from cspm.index.federation import Federation, PackageNotFound
+from cspm.index.source import IndexSource
 from cspm.install import StaleLock, bind_locked, install, lock_app, source_of, stale_reasons
+from cspm.protocol import kinds
+from cspm.provenance import Verdict, check_lock, verdict
 from cspm.resolver import ResolutionError
 from cspm.store import Store
-from cspm.verify.provenance import Verdict, check_lock
 
 Warn = Callable[[str], None]
-MODULE_KINDS = ("llm", "tool", "agent")  # plug-in modules: small enough to re-hash on every `cspm install`
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class Project:
         locked.warnings = self.yanked_warnings(locked.lock, fresh=verify_all)
         if verify_all:  # `cspm install` re-hashes stored modules first: a changed blob is a digest mismatch
             for plugin in locked.lock.plugins:
-                if plugin.kind in MODULE_KINDS and self.store.has(plugin.digest) and not self.store.intact(
+                if kinds.of(plugin.kind).rehash_on_install and self.store.has(plugin.digest) and not self.store.intact(
                         plugin.digest):
                     self.warn(f"the stored blob of {plugin.name} {plugin.version} no longer matches its digest "
                               f"{plugin.digest} (changed on disk): removed, fetching it again")
@@ -199,15 +200,26 @@ class Project:
         plan = getattr(progress, "plan", None)
         if missing and plan is not None:
             plan(len(missing), sum(p.size for p in missing))
-        downloaded = (install(locked.lock, self.federation, self.store, progress=progress, route=self.route)
-                      if missing else 0)
-        targets = None if verify_all else {p.digest for p in missing}
+        proven: dict[str, Verdict] = {}
+        trust = self.federation.config.trust
+
+        def verify(plugin: LockedPlugin, source: IndexSource) -> None:
+            """Inside the download check: a blob whose signature is refused is never stored."""
+            proven[plugin.digest] = verdict(plugin, source, self.federation, trust, from_lock=not self.route)
+
+        downloaded = (install(locked.lock, self.federation, self.store, progress=progress, route=self.route,
+                              verify=verify) if missing else 0)
+        # what was not downloaded here: all of it for `verify_all`, or what another process stored meanwhile
+        wanted = locked.lock.plugins if verify_all else missing
+        targets = {p.digest for p in wanted} - set(proven)
         verdicts = []
-        if targets is None or targets:
+        if targets:
             sources = {p.name: source_of(p, self.federation, route=self.route) for p in locked.lock.plugins
-                       if targets is None or p.digest in targets}
-            verdicts = check_lock(locked.lock, self.federation, self.store, self.federation.config.trust, sources,
-                                  only=targets, fresh={p.digest for p in missing})
+                       if p.digest in targets}
+            verdicts = check_lock(locked.lock, self.federation, self.store, trust, sources, only=targets,
+                                  from_lock=not self.route)
+        rank = {p.name: i for i, p in enumerate(locked.lock.plugins)}
+        verdicts = sorted([*verdicts, *proven.values()], key=lambda v: rank.get(v.name, 0))
         if locked.written:  # every blob it pins is stored and verified
             lock_format.write(locked.lock)
         return locked, InstallOutcome(locked.lock, downloaded, sum(p.size for p in missing), verdicts)
@@ -425,10 +437,6 @@ def is_package_reference(text: str) -> bool:
     return True
 
 
-class NotAnApp(CspmError):
-    pass
-
-
 def open_package(reference: str, *, offline: bool = False, refresh: bool = False, warn: Warn | None = None,
                  config: userconfig.UserConfig | None = None, store: Store | None = None,
                  progress: Progress | None = None) -> Project:
@@ -453,12 +461,14 @@ def open_package(reference: str, *, offline: bool = False, refresh: bool = False
         entry = _best(federation, requirement)
     if entry is None:
         raise _no_match(federation, requirement)
-    if entry.kind != "app":
+    if kinds.of(entry.kind).payload != "app":
         raise NotAnApp(*wording.how_to_use(entry.kind, entry.name, str(entry.version)))
+    from cspm import content_checks as content
+
     source = federation.versions(entry.name).source
     what = f"{entry.name} {entry.version}"
     fetch_all([Download(what, source.registry.name, source.blob_url(entry.digest), entry.digest, entry.size,
-                        lambda data: apppkg.check(data, what))], store, progress=progress)
+                        lambda path: content.check_app(path, what), source)], store, progress=progress)
     app_path = apppkg.materialize(store.read(entry.digest), entry.digest, entry.name)
     origin = app_format.Origin(entry.name, str(entry.version), source.registry.name, source.registry.url)
     return Project(app_path, offline=offline, warn=warn, config=config, store=store, federation=federation,

@@ -17,8 +17,8 @@ from urllib.parse import urljoin
 import httpx
 from packaging.version import Version
 
-from cspm import apppkg, credentials
-from cspm.errors import CspmError
+from cspm import apppkg, credentials, http_client
+from cspm.errors import CannotCheck, CspmError, PublishError, Refused
 from cspm.formats import app as app_format
 from cspm.formats import bounded_json
 from cspm.formats import lock as lock_format
@@ -27,39 +27,16 @@ from cspm.formats.index_line import parse_file
 from cspm.formats.manifest import Manifest
 from cspm.formats.names import parse_requirement, parse_version
 from cspm.formats.userconfig import Registry, UserConfig
-from cspm.index.build import index_line
 from cspm.index.source import IndexSource
 from cspm.install import stale_reasons
+from cspm.package_line import line_of
+from cspm.protocol import api_errors, kinds
 from cspm.verify import signature
 
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 MAX_ANSWER = 1 << 20  # a publish answer is one index line (at most 256 KiB) and a few fields
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
-
-HINTS = {
-    "unauthorized": "log in with `cspm login {registry}` (or set CSPM_TOKEN)",
-    "forbidden": "use a token of this namespace (ask the namespace's owner for one)",
-    "exists": "versions are immutable: bump `version` in plugin.yaml and publish again",
-    "too_large": "the registry refuses uploads this large; ask its operator for the limit",
-    "rate_limited": "too many failed logins from here; wait and check your token",
-}
-
-
-class PublishError(CspmError):
-    pass
-
-
-class Refused(PublishError):
-    """The registry's error answer (its words), with the HTTP status and error code it gave."""
-
-    def __init__(self, message: str, hint: str | None, status: int, code: str | None) -> None:
-        super().__init__(message, hint)
-        self.status, self.code = status, code
-
-
-class CannotCheck(PublishError):
-    """`cspm login` could not ask the registry about a token (no write API, unreachable, an old server)."""
 
 
 @dataclass
@@ -122,7 +99,7 @@ def pack(folder: Path) -> Package:
     manifest = manifest_format.load(folder)
     if not manifest.raw.get("publish", True):
         raise PublishError(f"{folder}: plugin.yaml says `publish: false`")
-    if manifest.kind == "app":
+    if kinds.of(manifest.kind).payload == "app":
         app = app_format.load(manifest.wasm)
         lock_file = lock_format.lock_path(manifest.wasm)
         if not lock_file.exists():
@@ -133,18 +110,14 @@ def pack(folder: Path) -> Package:
             raise PublishError(f"{lock_file} is out of date: " + "; ".join(reasons),
                                hint=f"run `cspm lock {manifest.wasm}`")
         blob = apppkg.pack(app, lock)
-        return Package(manifest, blob, apppkg.index_line(manifest, blob))
+        return Package(manifest, blob, line_of(manifest, blob))
     try:
         blob = manifest.wasm.read_bytes()
     except FileNotFoundError:
-        hint = ("fix `file:` in plugin.yaml" if manifest.kind in ("model", "data")
+        hint = ("fix `file:` in plugin.yaml" if not kinds.is_module(manifest.kind)
                 else f"build it first ({folder / 'build.sh'})")
         raise PublishError(f"{manifest.name}: {manifest.wasm} does not exist", hint=hint) from None
-    if manifest.kind in ("model", "data"):  # a GGUF or data file, not a module: no exports to read
-        from cspm import models
-
-        return Package(manifest, blob, models.package_line(manifest, blob))
-    return Package(manifest, blob, index_line(manifest, blob))
+    return Package(manifest, blob, line_of(manifest, blob))
 
 
 def frame(manifest: dict[str, Any], blob: bytes, bundle: bytes = b"", kind: str | None = None) -> bytes:
@@ -208,10 +181,10 @@ def _send(registry: Registry, method: str, url: str, *, token: str | None = None
     if token is None:
         require_token(registry)
     came_from = "the write API is at"
-    with httpx.Client(timeout=TIMEOUT, trust_env=False, follow_redirects=False) as client:
+    with http_client.build(timeout=TIMEOUT, follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            headers = {**credentials.authorization(registry, url, came_from, token), "User-Agent": "cspm"}
-            status, location, retry_after, body = _exchange(client, registry, method, url, headers, kwargs)
+            headers = credentials.authorization(registry, url, came_from, token)
+            status, location, retry_after, body = _retried(client, registry, method, url, headers, kwargs)
             if status not in REDIRECTS:
                 return _answer(registry, status, retry_after, body)
             if location is None or status not in (307, 308):
@@ -238,8 +211,37 @@ def _exchange(client: httpx.Client, registry: Registry, method: str, url: str, h
                     raise PublishError(f"registry {registry.name} answered more than {MAX_ANSWER:,} bytes to "
                                        f"{method} {url}", hint="tell the registry's operator")
             return response.status_code, target, response.headers.get("Retry-After"), bytes(body)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent: safe to ask again
+        raise http_client.Retryable(str(exc) or type(exc).__name__, sent=False) from None
     except httpx.TransportError as exc:
         raise PublishError(f"registry {registry.name} cannot be reached: {exc or type(exc).__name__}",
+                           hint="check the URL (`cspm registry list`) and that the server runs") from None
+
+
+class _Unprocessed(http_client.Retryable):
+    """An answer saying the registry did not act on the request (429, 503): the write may be repeated."""
+
+    def __init__(self, answer: tuple[int, str | None, str | None, bytes]) -> None:
+        super().__init__(f"HTTP {answer[0]}", status=answer[0], retry_after=answer[2])
+        self.answer = answer
+
+
+def _retried(client: httpx.Client, registry: Registry, method: str, url: str, headers: dict[str, str],
+             kwargs: dict[str, Any]) -> tuple[int, str | None, str | None, bytes]:
+    """`_exchange` under `http_client.RETRY` as a write: asked again only when the registry cannot have
+    acted on it (the connection was refused, or it answered 429 or 503); the last answer is returned."""
+    def attempt() -> tuple[int, str | None, str | None, bytes]:
+        answer = _exchange(client, registry, method, url, headers, kwargs)
+        if http_client.policy().retries_status(answer[0], idempotent=False):
+            raise _Unprocessed(answer)
+        return answer
+
+    try:
+        return http_client.policy().run(attempt, idempotent=False)
+    except http_client.GaveUp as exc:
+        if isinstance(exc.last, _Unprocessed):
+            return exc.last.answer
+        raise PublishError(f"registry {registry.name} cannot be reached: {exc.last.reason} ({exc.why})",
                            hint="check the URL (`cspm registry list`) and that the server runs") from None
     except (httpx.DecodingError, httpx.InvalidURL) as exc:
         raise PublishError(f"registry {registry.name} sent an answer that cannot be read ({exc})",
@@ -261,8 +263,7 @@ def _answer(registry: Registry, status: int, retry_after: str | None, body: byte
         text = f"registry {registry.name} refused: {said}"
         if status == 429 and retry_after:
             text += f" (retry after {retry_after[:20]} s)"
-        hint = HINTS.get(code) if isinstance(code, str) else None
-        raise Refused(text[:2000], hint.format(registry=registry.name) if hint else None, status,
+        raise Refused(text[:2000], api_errors.hint(code, registry.name), status,  # the code's hint (protocol)
                       code if isinstance(code, str) else None)
     if not isinstance(data, dict):
         found = problem or ("no body" if not body else "not a JSON object")
@@ -297,7 +298,7 @@ def check_unpublished(registry: Registry, name: str, version: str, warn: Callabl
     wanted = parse_version(version)
     if any(entry.version == wanted for entry in entries):
         raise PublishError(f"{name} {version} is already published in registry {registry.name} (its index lists "
-                           f"it; this dry run uploaded nothing)", hint=HINTS["exists"])
+                           f"it; this dry run uploaded nothing)", hint=api_errors.CODES[api_errors.Code.EXISTS].hint)
 
 
 def check_login(registry: Registry, token: str) -> dict[str, Any]:
@@ -323,7 +324,7 @@ def check_login(registry: Registry, token: str) -> dict[str, Any]:
     except Refused as exc:
         if exc.status == 401:  # HINTS' "log in with `cspm login`" would send the user round in a circle
             raise Refused(exc.message, "nothing was saved; check that the token was copied whole", exc.status,
-                          exc.code) from None
+                          exc.api_code) from None
         if exc.status in (403, 429):
             raise
         if exc.status in (404, 405):
@@ -354,3 +355,32 @@ def yank(reference: str, registry: Registry, *, undo: bool = False, reason: str 
     value: bool | str = False if undo else (reason or True)
     return _send(registry, "POST", urljoin(api_url(registry), "yank"),
                  json={"name": name, "version": str(version), "yanked": value})
+
+
+def publish_folder(folder: Path, config: UserConfig, *, registry: str | None = None, dry_run: bool = False,
+                   sign_it: bool = True, key: Path | None = None, identity_token: str | None = None,
+                   interactive: bool = False, warn: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """`cspm publish` start to end, in the order that fails cheapest first: pack and check the folder,
+    pick the registry, make sure it can take the upload (a write API, a token; or, for a dry run, that
+    it lacks this version), and only then sign (which may open a browser) and upload. Returns the
+    summary the CLI prints: name, version, kind, digest, size, registry, dry_run, signature, and after
+    an upload `published` and `signer` as the registry recorded them."""
+    package = pack(folder)
+    line = package.line
+    target = pick_registry(config, package.manifest.name, registry)
+    if dry_run:  # a version the registry has would be refused (409): say so now, as the upload would
+        check_unpublished(target, line["name"], line["version"], warn)
+    else:
+        api_url(target)  # a static or folder registry, or no token: said before signing
+        require_token(target)
+    if sign_it and not dry_run:
+        sign(package, key=key, identity_token=identity_token, interactive=interactive)
+    summary: dict[str, Any] = {
+        "name": line["name"], "version": line["version"], "kind": line["kind"], "digest": line["digest"],
+        "size": line["size"], "registry": target.name, "dry_run": dry_run, "signature": package.signature_kind}
+    if not dry_run:
+        answer = publish(package, target)
+        published, signed = answer["line"].get("published"), answer["line"].get("signature")
+        summary["published"] = published if isinstance(published, str) else None
+        summary["signer"] = signed.get("identity") if isinstance(signed, dict) else None
+    return summary

@@ -17,16 +17,12 @@ from packaging.version import Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Resolver
 from resolvelib.resolvers import ResolutionTooDeep
 
-from cspm.errors import CspmError
+from cspm.errors import CspmError, ResolutionError
 from cspm.formats.index_line import IndexEntry
 from cspm.formats.manifest import SUPPORTED_ABI
 from cspm.index.federation import Federation
 
 MAX_ROUNDS = 20_000
-
-
-class ResolutionError(CspmError):
-    pass
 
 
 @dataclass(frozen=True)

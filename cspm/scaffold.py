@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cspm.errors import InputError
-from cspm.formats.names import NameError_, check_name
+from cspm.formats.names import NameInvalid, check_name
 from cspm.wording import did_you_mean
 
 FOLDER = Path(__file__).resolve().parent / "scaffolds"
@@ -46,7 +46,7 @@ def package_name(name: str) -> str:
     full = name if "/" in name else f"{DEFAULT_NAMESPACE}/{name}"
     try:
         return check_name(full)
-    except NameError_ as exc:
+    except NameInvalid as exc:
         raise InputError(str(exc), hint="e.g. `cspm new acme/word-count --lang rust --kind tool`") from None
 
 

@@ -66,10 +66,10 @@ def open_target(target: str, *, kind: str | None = None, config: dict[str, Any] 
     if is_local(target):
         yield _local(Path(target).expanduser(), kind, config)
         return
-    from cspm import paths
+    from cspm.cachedir import Bucket
     from cspm.project import Project, add
 
-    root = paths.cache_dir() / "call"
+    root = Bucket.CALL.path()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root) as folder:
         app_path = Path(folder) / "app.yaml"

@@ -23,23 +23,11 @@ from types import TracebackType
 
 from filelock import FileLock
 
-from cspm import paths
-from cspm.errors import CspmError, WriteError
+from cspm.cachedir import Bucket
+from cspm.errors import DigestMismatch, StoreError, StoreWriteError
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` also matches before a final newline
 TMP_MAX_AGE_S = 3600
-
-
-class StoreError(CspmError):
-    pass
-
-
-class DigestMismatch(StoreError):
-    pass
-
-
-class StoreWriteError(StoreError, WriteError):
-    """The store's disk refused a write: exit 74 like any other failed write (cspm.errors.ExitCode)."""
 
 
 def check_digest(digest: str) -> str:
@@ -61,7 +49,7 @@ class Entry:
 
 class Store:
     def __init__(self, root: Path | None = None) -> None:
-        self.root = root if root is not None else paths.cache_dir() / "store"
+        self.root = root if root is not None else Bucket.STORE.path()
         self.blobs = self.root / "blobs" / "sha256"
         self.tmp = self.root / "tmp"
         self.locks = self.root / "locks"
@@ -202,7 +190,9 @@ class _WriteSession:
 
 
 class BlobWriter:
-    """Hashes while writing; `commit` checks the digest and renames into place."""
+    """Hashes while writing; `commit` checks the digest and renames into place. Nothing is visible
+    in the store before `commit`: a check that refuses the blob (raising inside the `with`) makes the
+    session discard the temp file instead."""
 
     def __init__(self, store: Store, digest: str, max_size: int | None, source: str) -> None:
         self.store, self.digest, self.max_size, self.source = store, digest, max_size, source
@@ -225,9 +215,11 @@ class BlobWriter:
         except OSError as exc:
             raise _disk_error(exc, self.store.root) from None
 
-    def read_back(self) -> bytes:
-        """What was written so far (for checks that must pass before `commit`)."""
-        return self._tmp.read_bytes()
+    @property
+    def written(self) -> Path:
+        """The temp file of what was written so far, for checks that must pass before `commit`: they
+        read it in bounded pieces (a model is never held whole), and it is not in the store yet."""
+        return self._tmp
 
     def check_digest(self) -> None:
         """The bytes written so far must be the blob asked for: checked before any other check of the

@@ -9,9 +9,6 @@ from collections.abc import Iterable
 _AN_BEFORE = ("llm", "http", "html", "mcp", "spdx", "sdk", "xml", "hour", "honest")
 _A_BEFORE = ("uni", "use", "user", "url", "utf", "one", "eu")
 
-# Package kinds that are not plug-ins read better with "package": "a data package", "a model package".
-KIND_NOUNS = {"data": "data package", "model": "model package"}
-
 _IRREGULAR = {"entry": "entries", "this": "these", "is": "are", "was": "were", "has": "have", "does": "do",
               "it": "they", "its": "their"}
 
@@ -30,7 +27,9 @@ def a(word: str) -> str:
 
 def kind_noun(kind: str) -> str:
     """How a package kind is named in a sentence: "data package", "model package", else the kind."""
-    return KIND_NOUNS.get(kind, kind)
+    from cspm.protocol import kinds
+
+    return kinds.KINDS[kind].noun if kind in kinds.KINDS else kind
 
 
 def plural(n: int, word: str, many: str | None = None, *, grouped: bool = False) -> str:

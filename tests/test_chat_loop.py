@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cspm.runtime.kv import KvStore
+from cspm.runtime.kv import SqliteKvStore
 from tests.conftest import ROOT, conformance_wasm
 from tests.test_cli import cspm
 from tests.test_streaming import chat_app
@@ -156,7 +156,7 @@ def test_ctrl_c_cancels_the_answer_being_generated_not_the_session(tmp_path: Pat
     term.type(CTRL_D)
     assert term.wait() == 0, term.seen
     assert "interrupted" not in term.seen and "error" not in term.seen.lower(), term.seen
-    memory = KvStore(isolated_data / "kv.sqlite3")
+    memory = SqliteKvStore(isolated_data / "kv.sqlite3")
     assert memory.get(("chat", "agent", "long"), "history") in (None, [])
 
 

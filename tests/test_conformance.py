@@ -1,32 +1,46 @@
-"""Every SDK's conformance plug-in through the same cases on the real host (docs/sdk/conformance.md)."""
+"""Every SDK's conformance plug-in through the cases of conformance/abi1.json on the real host
+(docs/sdk/conformance.md): one test per language and case, run by cspm.conformance, the runner the
+JavaScript host mirrors. Then the runner itself: the file matches its schema, and a wrong expectation
+of each kind is reported as a failure (a runner that cannot fail proves nothing)."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cspm import planner
-from cspm.formats import app as app_format
-from cspm.runtime.engine import Runtime
-from tests.conftest import LANGUAGES, conformance_wasm, write_app
+from cspm import conformance
+from tests.conftest import LANGUAGES, ROOT, conformance_wasm
 
-UNICODE = "héllo wörld ✓ 🦀 中文"
+CASES_FILE = ROOT / "conformance" / "abi1.json"
+DOC = conformance.load(CASES_FILE)
 
 
-def make_app(tmp_path: Path, wasm: Path, base_url: str) -> Path:
-    """The plug-in under test (`sut`) plus three more instances of it as its llm, tool and agent."""
-    (tmp_path / "key.txt").write_text("s3cr3t-key-value\n")
-    return write_app(tmp_path, f"""
+def values(lang: str, echo_url: str) -> dict[str, Any]:
+    return {"module": conformance.module_of(conformance_wasm(lang)), "echo_url": echo_url}
+
+
+@pytest.mark.parametrize("case", [c["id"] for c in DOC["cases"]])
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_case(lang: str, case: str, echo_server: tuple[str, list[dict]], tmp_path: Path) -> None:
+    base, seen = echo_server
+    result = conformance.run_case(DOC, case, values(lang, base), echo_seen=lambda: seen, workdir=tmp_path)
+    assert result.passed, result.reason
+
+
+# ---- the file and the runner ------------------------------------------------------------------
+
+APP_YAML = """
 name: conformance
 entry: sut
 llms:
   - {{name: echo_llm, description: an llm, plugin_name: {wasm}, config: {{kind: llm}}}}
 tools:
   - {{name: echo_tool, description: a tool, plugin_name: {wasm}, config: {{kind: tool}},
-     grant: {{hosts: ["{base_url}"]}}}}
+     grant: {{hosts: ["{base}"]}}}}
 agents:
   - name: sub_agent
     description: an agent with nothing to call
@@ -35,148 +49,160 @@ agents:
   - name: sut
     description: the plug-in under test
     plugin_name: {wasm}
-    config: {{kind: agent, greeting: "{UNICODE}", numbers: [1, 2], flag: true}}
+    config: {{kind: agent, greeting: "héllo wörld ✓ 🦀 中文", numbers: [1, 2], flag: true}}
     prompt: be nice
     llms: [echo_llm]
     tools: [echo_tool]
     agents: [sub_agent]
     secrets:
-      token: {{from: "file:key.txt", hosts: ["{base_url}"]}}
-    grant: {{hosts: ["{base_url}"], kv: true, timeout_ms: 20000}}
-""")
+      token: {{from: "file:key.txt", hosts: ["{base}"]}}
+    grant: {{hosts: ["{base}"], kv: true, timeout_ms: 20000}}
+"""
 
 
-@pytest.fixture(params=LANGUAGES)
-def lang(request: pytest.FixtureRequest) -> str:
-    return request.param
+def test_the_plan_template_is_what_the_planner_makes_of_its_app(tmp_path: Path) -> None:
+    """The file's plan is `cspm plan` of this app.yaml (the one these tests were written on), so the
+    planner's config strings (a list as JSON text, `true`, the prompt) stay covered."""
+    from cspm import planner
+    from cspm.formats import app as app_format
+
+    wasm, base = conformance_wasm("rust"), "http://127.0.0.1:8123"
+    (tmp_path / "key.txt").write_text(DOC["files"]["secret_file"])
+    (tmp_path / "app.yaml").write_text(APP_YAML.format(wasm=wasm, base=base), encoding="utf-8")
+    planned = planner.build(app_format.load(tmp_path / "app.yaml")).to_dict()
+    filled = conformance.fill(DOC["plan"], {**values("rust", base), "secret_file": str(tmp_path / "key.txt")})
+    for plan in (planned, filled):
+        plan["app"]["source"] = "-"
+        for component in plan["components"].values():
+            component["where"] = "-"
+    assert filled == planned
 
 
-@pytest.fixture
-def runtime(lang: str, tmp_path: Path, echo_server: tuple[str, list[dict]]) -> Any:
-    chunks: list[tuple[str, str]] = []
-    rt = Runtime(planner.build(app_format.load(make_app(tmp_path, conformance_wasm(lang), echo_server[0]))),
-                 session="s1", on_chunk=lambda name, text: chunks.append((name, text)))
-    rt.chunks = chunks  # type: ignore[attr-defined]
-    yield rt
-    rt.close()
+def test_the_file_matches_its_schema_by_both_validators() -> None:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads((CASES_FILE.parent / "cases.schema.json").read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    raw = json.loads(CASES_FILE.read_text(encoding="utf-8"))
+    assert list(Draft202012Validator(schema).iter_errors(raw)) == []
+    conformance.check(raw, schema)  # fastjsonschema, ids, placeholders
 
 
-def call(rt: Runtime, export: str, data: bytes | str, node: str = "sut") -> bytes:
-    return rt.call_export(node, export, data.encode() if isinstance(data, str) else data)
+def _broken(edit: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(DOC)
+    edit(doc)
+    return doc
 
 
-def host(rt: Runtime, fn: str, request: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(call(rt, "host", json.dumps({"fn": fn, "request": request})))
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda d: d.update(format=2), "format"),
+    (lambda d: d["cases"].append(copy.deepcopy(d["cases"][0])), "used more than once: echo-empty"),
+    (lambda d: d["cases"][0]["steps"][0].update(export="echo ${nowhere}"), "export"),
+    (lambda d: d["cases"][0]["steps"][0]["input"].update(text="${nowhere}"), "undeclared placeholders: nowhere"),
+    (lambda d: d["cases"][0]["steps"][0].update(expect={}), "expect"),
+    (lambda d: d["cases"][0]["steps"][0]["expect"].update(fails={}), "steps/0"),
+    (lambda d: d["cases"][-1]["steps"][0]["expect"].update(output={"text": "q"}), "steps/0"),
+    (lambda d: d["cases"][0]["steps"][0]["expect"].update(error={"code": "no_such_code"}), "no_such_code"),
+], ids=["format", "repeated-id", "bad-export", "undeclared", "empty-expect", "fails-and-output", "run-output",
+        "unknown-code"])
+def test_a_broken_file_is_refused_naming_the_problem(edit: Any, message: str) -> None:
+    schema = json.loads((CASES_FILE.parent / "cases.schema.json").read_text(encoding="utf-8"))
+    with pytest.raises(conformance.CasesInvalid, match=message.replace("$", r"\$")):
+        conformance.check(_broken(edit), schema)
 
 
-@pytest.mark.parametrize("data", [b"", UNICODE.encode(), bytes(range(256)) * 4096], ids=["empty", "utf8", "1MiB"])
-def test_echo(runtime: Runtime, data: bytes) -> None:
-    assert call(runtime, "echo", data) == data
+def test_an_oversized_file_is_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (conformance.MAX_FILE_BYTES + 1))
+    with pytest.raises(conformance.CasesInvalid, match="larger than"):
+        conformance.load(big, CASES_FILE.parent / "cases.schema.json")
 
 
-def test_config_values_reach_the_plugin(runtime: Runtime) -> None:
-    assert call(runtime, "config_get", "greeting").decode() == UNICODE
-    assert json.loads(call(runtime, "config_get", "numbers")) == [1, 2]
-    assert call(runtime, "config_get", "flag") == b"true"
-    assert call(runtime, "config_get", "prompt") == b"be nice"
-    with pytest.raises(Exception, match="missing config key: nope"):
-        call(runtime, "config_get", "nope")
+def test_placeholders_fill_whole_values_and_text() -> None:
+    filled = conformance.fill({"a": "${m}", "b": ["x ${u}/y"], "c": 3}, {"m": {"digest": "d"}, "u": "http://h"})
+    assert filled == {"a": {"digest": "d"}, "b": ["x http://h/y"], "c": 3}
+    with pytest.raises(conformance.CasesInvalid, match="must be a string"):
+        conformance.fill("in ${m}", {"m": {"digest": "d"}})
+    with pytest.raises(conformance.CasesInvalid, match=r"no value for the placeholder \$\{u\}"):
+        conformance.fill("${u}", {})
 
 
-def test_vars_persist_across_calls(runtime: Runtime) -> None:
-    assert [call(runtime, "count", "") for _ in range(3)] == [b"1", b"2", b"3"]
-    assert call(runtime, "count", "", node="echo_tool") == b"1"  # vars are per plug-in instance
+def test_a_missing_placeholder_value_fails_the_case(tmp_path: Path) -> None:
+    result = conformance.run_case(DOC, "echo-empty", {"module": conformance.module_of(conformance_wasm("rust"))},
+                                  workdir=tmp_path)
+    assert not result.passed and "no value for the placeholder ${echo_url}" in result.reason
 
 
-def test_error_reporting(runtime: Runtime) -> None:
-    with pytest.raises(Exception, match="boom é"):
-        call(runtime, "fail", "boom é")
+def test_data_forms() -> None:
+    assert conformance.data_bytes({"text": "é"}) == "é".encode()
+    assert conformance.data_bytes({"base64": "AAH/"}) == b"\x00\x01\xff"
+    assert conformance.data_bytes({"json": {"s": "é🦀"}}) == b'{"s": "\\u00e9\\ud83e\\udd80"}'
+    assert conformance.data_bytes({"repeat": {"text": "ab"}, "times": 3}) == b"ababab"
+    with pytest.raises(conformance.CasesInvalid, match="over"):
+        conformance.data_bytes({"repeat": {"text": "ab"}, "times": conformance.MAX_DATA_BYTES})
 
 
-def test_logs_are_captured_per_plugin(runtime: Runtime) -> None:
-    assert call(runtime, "log", "hello log") == b"logged"
-    runtime.drain_logs()
-    lines = [(line.level, line.message) for line in runtime.nodes["sut"].logs]
-    assert ("info", "hello log") in lines and ("warn", "warn:hello log") in lines
-    assert runtime.nodes["echo_tool"].logs == []
+@pytest.mark.parametrize(("actual", "pattern", "matches"), [
+    ({"a": 1, "b": 2}, {"a": 1}, True),
+    ({"a": 1}, {"a": 1, "b": 2}, False),
+    ({"a": True}, {"a": 1}, False),  # a boolean is never a number
+    ({"a": 1.0}, {"a": 1}, True),
+    ([1, 2], [1], False),
+    ({"m": "did not declare x"}, {"m": {"$contains": "declare"}}, True),
+    ({"m": "x"}, {"m": {"$contains": "declare"}}, False),
+    ({"b": '{"h": {"A": "v"}}'}, {"b": {"$json": {"h": {"A": "v"}}}}, True),
+    ({"b": '{"h": {"A": "w"}}'}, {"b": {"$json": {"h": {"A": "v"}}}}, False),
+    ({"b": "not json"}, {"b": {"$json": {}}}, False),
+    ({"Authorization": "x"}, {"$headers": {"authorization": "x"}}, True),
+    ({"Authorization": "y"}, {"$headers": {"authorization": "x"}}, False),
+    ({"a": 1}, {"$nope": 1}, False),
+])
+def test_patterns(actual: Any, pattern: Any, matches: bool) -> None:
+    assert (conformance.mismatch(actual, pattern) is None) is matches
 
 
-def test_call_llm(runtime: Runtime) -> None:
-    req = {"name": "echo_llm", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": UNICODE}],
-           "stop": ["\n"], "max_tokens": 5, "temperature": 0.5}
-    assert host(runtime, "call_llm", req) == {
-        "content": f"echo: {UNICODE}", "finish_reason": "stop", "usage": {"input_tokens": 2, "output_tokens": 1}}
+def _wrong(case_id: str, step: int, expect: dict[str, Any]) -> dict[str, Any]:
+    """DOC with one step of one case expecting something else."""
+    doc = copy.deepcopy(DOC)
+    case = next(c for c in doc["cases"] if c["id"] == case_id)
+    case["steps"][step]["expect"] = expect
+    return doc
 
 
-def test_call_tool_and_agent(runtime: Runtime) -> None:
-    assert host(runtime, "call_tool", {"name": "echo_tool", "input": UNICODE}) == {"output": UNICODE, "is_error": False}
-    assert host(runtime, "call_agent", {"name": "sub_agent", "input": "i", "session": "other"}) == {
-        "output": "i", "finish_reason": "final_answer"}
-
-
-def test_undeclared_names_get_a_json_error(runtime: Runtime) -> None:
-    answer = host(runtime, "call_tool", {"name": "sub_agent", "input": "x"})
-    assert answer["error"]["code"] == "not_declared"
-    assert "did not declare tool `sub_agent`" in answer["error"]["message"]
-    assert host(runtime, "call_llm", {"name": "echo_tool", "messages": [{"role": "user", "content": "q"}]}
-                )["error"]["code"] == "not_declared"
-
-
-def test_http_fetch_injects_secret_and_redacts_it(runtime: Runtime, echo_server: tuple[str, list[dict]]) -> None:
+@pytest.mark.parametrize(("case", "step", "expect", "reason"), [
+    ("echo-utf8", 0, {"output": {"text": "something else"}}, "step 1 (call sut.echo): output was"),
+    ("config-values-reach-the-plugin", 1, {"json": [1, 2, 3]}, "step 2 (call sut.config_get): output was"),
+    ("call-tool-and-agent", 0, {"json_contains": {"is_error": True}}, "/is_error is false, expected true"),
+    ("undeclared-names-get-a-json-error", 0, {"error": {"code": "not_granted"}}, "code 'not_granted'"),
+    ("undeclared-names-get-a-json-error", 0, {"error": {"code": "not_declared", "message_contains": "nope"}},
+     "not containing 'nope'"),
+    ("echo-empty", 0, {"fails": {}}, "expected it to fail"),
+    ("error-reporting", 0, {"output": {"text": ""}}, "the call failed"),
+    ("error-reporting", 0, {"fails": {"message_contains": "bang"}}, "does not contain 'bang'"),
+    ("logs-are-captured-per-plugin", 0, {"logs": {"sut": {"includes": [{"level": "error", "message": "hello log"}]}}},
+     "which lacks"),
+    ("logs-are-captured-per-plugin", 0, {"logs": {"sut": {"equals": []}}}, "expected exactly []"),
+    ("emit", 0, {"chunks": []}, "chunks emitted were"),
+    ("http-fetch-injects-secret-and-redacts-it", 0,
+     {"echo_requests": [{"headers": {"$headers": {"authorization": "Bearer [redacted]"}}}]},
+     "echo server got a request"),
+    ("http-fetch-injects-secret-and-redacts-it", 0, {"output_excludes": ["Bearer"]}, "output contains 'Bearer'"),
+    ("http-fetch-injects-secret-and-redacts-it", 0, {"echo_requests": []}, "got 1 requests, expected 0"),
+    ("run-by-kind", 1, {"json_contains": {"content": "q"}}, "step 2 (run echo_llm)"),
+    ("kv-persists-across-restarts-and-is-scoped", 6, {"json": {"value": "k"}}, "step 7"),
+])
+def test_a_wrong_expectation_is_a_failure(case: str, step: int, expect: dict[str, Any], reason: str,
+                                          echo_server: tuple[str, list[dict]], tmp_path: Path) -> None:
     base, seen = echo_server
-    answer = host(runtime, "http_fetch", {"method": "POST", "url": f"{base}/v1/x?q=1",
-                                          "headers": {"X-Test": "yes", "authorization": "forged"}, "body": "B"})
-    assert answer["status"] == 200
-    sent = seen[-1]
-    assert sent["method"] == "POST" and sent["path"] == "/v1/x?q=1" and sent["body"] == "B"
-    headers = {k.lower(): v for k, v in sent["headers"].items()}
-    assert headers["authorization"] == "Bearer s3cr3t-key-value" and headers["x-test"] == "yes"
-    body = json.loads(answer["body"])
-    assert "s3cr3t" not in answer["body"] and body["headers"]["Authorization"] == "Bearer [redacted]"
+    result = conformance.run_case(_wrong(case, step, expect), case, values("rust", base), echo_seen=lambda: seen,
+                                  workdir=tmp_path)
+    assert not result.passed
+    assert reason in result.reason
 
 
-def test_http_fetch_to_an_ungranted_host_is_refused(runtime: Runtime) -> None:
-    for url in ["http://example.com/", "http://127.0.0.2:1/", "file:///etc/passwd"]:
-        answer = host(runtime, "http_fetch", {"method": "GET", "url": url, "headers": {}})
-        assert answer["error"]["code"] == "not_granted", url
-
-
-def test_kv_persists_across_restarts_and_is_scoped(runtime: Runtime, lang: str, tmp_path: Path,
-                                                    echo_server: tuple[str, list[dict]]) -> None:
-    value = {"n": [1, "two", None, True], "s": UNICODE}
-    assert host(runtime, "kv_set", {"key": "k", "value": value}) == {}
-    assert host(runtime, "kv_get", {"key": "k"}) == {"value": value}
-    assert host(runtime, "kv_get", {"key": "absent"}) == {"value": None}
-    runtime.close()
-    app = planner.build(app_format.load(tmp_path / "app.yaml"))
-    with Runtime(app, session="s1") as again:
-        assert host(again, "kv_get", {"key": "k"}) == {"value": value}
-    with Runtime(app, session="s2") as other_session:
-        assert host(other_session, "kv_get", {"key": "k"}) == {"value": None}
-
-
-def test_kv_needs_a_grant(runtime: Runtime) -> None:
-    answer = json.loads(call(runtime, "host", json.dumps({"fn": "kv_get", "request": {"key": "k"}}), node="sub_agent"))
-    assert answer["error"]["code"] == "not_granted"
-
-
-def test_emit(runtime: Runtime) -> None:
-    assert host(runtime, "emit", {"type": "chunk", "text": "tok"}) == {}
-    assert host(runtime, "emit", {"type": "log", "message": "via emit"}) == {}
-    assert runtime.chunks == [("sut", "tok")]  # type: ignore[attr-defined]
-    assert ("info", "via emit") in [(x.level, x.message) for x in runtime.nodes["sut"].logs]
-
-
-@pytest.mark.parametrize("payload", [b"call_tool\n", b"call_tool\n{not json", b'call_tool\n{"name": "echo_tool"}',
-                                     b'kv_set\n{"key": "k"}', b'emit\n{"type": "explode"}', b"http_fetch\n[]"])
-def test_malformed_requests_get_bad_request(runtime: Runtime, payload: bytes) -> None:
-    answer = json.loads(call(runtime, "raw", payload))
-    assert answer["error"]["code"] == "bad_request"
-
-
-def test_call_by_kind(runtime: Runtime) -> None:
-    assert runtime.run("q").output == "q"  # sut is an agent whose first tool echoes
-    assert runtime.run("q", entry="echo_llm").output == "echo: q"
-    tool = runtime.run(UNICODE, entry="echo_tool")
-    assert tool.response == {"output": UNICODE, "is_error": False}
-    assert runtime.run("z", entry="sub_agent").response == {"output": "z", "finish_reason": "final_answer"}
+def test_a_plan_the_host_refuses_fails_every_case(echo_server: tuple[str, list[dict]], tmp_path: Path) -> None:
+    module = conformance.module_of(conformance_wasm("rust"))
+    wrong = {**module, "digest": "sha256:" + "0" * 64}
+    results = conformance.run_all(DOC, {"module": wrong, "echo_url": echo_server[0]}, workdir=tmp_path)
+    assert len(results) == len(DOC["cases"])
+    assert all(not r.passed and "the host refused the plan" in r.reason for r in results)

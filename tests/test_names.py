@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from cspm.formats.names import NameError_, check_name, parse_requirement, parse_specifier
+from cspm.formats.names import NameInvalid, check_name, parse_requirement, parse_specifier
 
 
 @pytest.mark.parametrize(("spec", "inside", "outside"), [
@@ -31,7 +31,7 @@ def test_specifier_forms(spec: str, inside: list[str], outside: list[str]) -> No
 @pytest.mark.parametrize("bad", ["a/../b", "../a", "a/b/c", "A/b", "a\x00/b", "\u0430pple/b", "-a/b", "a-/b", "a/",
                                  "/b", "a b/c", "a/" + "x" * 65, "", "a\\b/c"])
 def test_names_that_could_escape_or_confuse_are_refused(bad: str) -> None:
-    with pytest.raises(NameError_):
+    with pytest.raises(NameInvalid):
         check_name(bad)
 
 
@@ -45,7 +45,7 @@ def test_requirements() -> None:
     assert (req.name, str(req.specifier), req.namespace) == ("chainsocket/openai-chat", "<2,>=1", "chainsocket")
     assert str(parse_requirement("chainsocket/serpapi~=1.0").specifier) == "~=1.0"
     assert str(parse_requirement("a/b").specifier) == ""
-    with pytest.raises(NameError_, match="is not a version specifier"):
+    with pytest.raises(NameInvalid, match="is not a version specifier"):
         parse_requirement("a/b@>>1")
-    with pytest.raises(NameError_, match="must be `namespace/name`"):
+    with pytest.raises(NameInvalid, match="must be `namespace/name`"):
         parse_requirement("justaname@1")

@@ -31,7 +31,8 @@ def test_good_line() -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("{not json", "not JSON"),
     ("[1]", "a JSON object"),
-    (line(extra=1), "Additional properties"),
+    (line(v=2, extra=1), "newer than this cspm reads"),
+    (line(extra=1, size=-1), "size"),
     (line(size=10**12), "size"),
     (line(size=-1), "size"),
     (line(name="acme/../etc"), "name"),

@@ -95,3 +95,17 @@ def test_two_processes_writing_the_same_blob(tmp_path: Path) -> None:
     assert sorted(results.get() for _ in procs) == [0, 1]  # written exactly once
     store = Store(tmp_path)
     assert store.read(digest_of(payload)) == payload and list(store.tmp.iterdir()) == []
+
+
+def test_a_check_reads_the_temp_file_and_a_refusal_never_reaches_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    data = b"checked before it counts"
+    digest = digest_of(data)
+    with pytest.raises(ValueError, match="refused"), store.writer(digest) as writer:
+        assert writer is not None
+        writer.write(data)
+        writer.check_digest()
+        assert writer.written.read_bytes() == data and writer.written.parent == store.tmp
+        assert not store.has(digest)  # written, hashed, not yet in the store
+        raise ValueError("refused by a check")
+    assert not store.has(digest) and list(store.tmp.iterdir()) == []

@@ -12,7 +12,7 @@ from cspm.errors import CspmError
 from cspm.store import Store
 from cspm.wording import plural
 
-app = typer.Typer(help="Inspect and clean the cache (blobs, compiled modules, index files).",
+app = typer.Typer(help="Inspect and clean the cache (blobs, compiled modules, index files, models, …).",
                   no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 
@@ -31,12 +31,13 @@ def ls(
     blobs: Annotated[bool, typer.Option("--blobs", help="list every blob of the store")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """What the cache holds, part by part (and each blob with --blobs)."""
+    """What the cache holds, part by part (each bucket of the cache's layout; each blob with --blobs)."""
     parts = cachedir.usage()
     entries = list(Store().entries()) if blobs else []
     if json_out:
         data: dict[str, object] = {"cache_dir": str(paths.cache_dir()), "parts": [
-            {"name": p.name, "path": str(p.path), "files": p.files, "bytes": p.bytes} for p in parts]}
+            {"name": p.name, "path": str(p.path), "version": p.version, "files": p.files, "bytes": p.bytes}
+            for p in parts]}
         if blobs:
             data["blobs"] = [{"digest": e.digest, "size": e.size} for e in entries]
         print_json(data)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +9,7 @@ import typer
 
 from cspm.cli.output import err, print_json
 from cspm.errors import CspmError
+from cspm.index import check as index_check
 from cspm.index import from_sources
 from cspm.wording import plural
 
@@ -40,23 +39,16 @@ def build(
             err.print(f"[dim]{message}[/]")
 
     if check:
-        scratch = Path(tempfile.mkdtemp(prefix="cspm-index-check-"))
-        try:
-            built = from_sources.build(sources, scratch / "index", name=name, run_build=run_build,
-                                       write_locks=False, note=note)
-            differ = from_sources.compare(out, built.out) if out.is_dir() else ["(the whole folder is missing)"]
-            differ += built.stale_locks()
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        result = index_check.check(sources, out, name=name, run_build=run_build, note=note)
         if json_out:
-            print_json({"out": str(out), "matches": not differ, "differ": differ})
-        elif differ:
+            print_json({"out": str(out), "matches": result.matches, "differ": result.differ})
+        elif result.differ:
             err.print(f"[red]{out} does not match a fresh build of the sources[/]; these files differ:")
-            for path in differ[:50]:
+            for path in result.differ[:50]:
                 err.print(f"  {path}")
         else:
-            err.print(f"{out} matches a fresh build of the sources ({plural(len(built.lines), 'package')})")
-        if differ:
+            err.print(f"{out} matches a fresh build of the sources ({plural(result.packages, 'package')})")
+        if result.differ:
             raise typer.Exit(1)
         return
     if not sources:

@@ -59,35 +59,41 @@ def main() -> None:
         # click returns the code of a typer.Exit instead of raising
         code = build_app(sys.argv[1:])(standalone_mode=False)
         if code == ExitCode.INTERRUPTED:  # typer turns a KeyboardInterrupt into Exit(130), silently
-            print_error("interrupted", as_json=as_json)
+            print_error("interrupted", as_json=as_json, code="interrupted")
         if isinstance(code, int) and code:
             sys.exit(code)
     except CspmError as exc:
-        print_error(exc.message, exc.hint, as_json)
+        _print(exc, as_json)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        print_error("interrupted", as_json=as_json)
+        print_error("interrupted", as_json=as_json, code="interrupted")
         sys.exit(ExitCode.INTERRUPTED)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        print_error("aborted", as_json=as_json)
+        print_error("aborted", as_json=as_json, code="aborted")
         sys.exit(ExitCode.FAILED)
     except OSError as exc:
         error = write_error(exc)
         if error is None:  # an OSError nobody foresaw is a bug like any other: said, not a traceback
             print_error(f"internal error: {type(exc).__name__}: {exc}",
-                        "this is a bug in cspm; please report it with the command you ran", as_json)
+                        "this is a bug in cspm; please report it with the command you ran", as_json, code="bug")
             sys.exit(ExitCode.BUG)
-        print_error(error.message, error.hint, as_json)
+        _print(error, as_json)
         sys.exit(error.exit_code)
     except Exception as exc:  # click's usage errors and anything else we did not foresee
         if isinstance(exc, _click_exceptions()):
             exc.show()  # type: ignore[attr-defined]  # the usage text, "did you mean", exit 2
             sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         print_error(f"internal error: {type(exc).__name__}: {exc}",
-                    "this is a bug in cspm; please report it with the command you ran", as_json)
+                    "this is a bug in cspm; please report it with the command you ran", as_json, code="bug")
         sys.exit(ExitCode.BUG)
+
+
+def _print(error: CspmError, as_json: bool) -> None:
+    details = error.as_json()
+    extra = {k: v for k, v in details.items() if k not in ("code", "message", "hint")}
+    print_error(error.message, error.hint, as_json, code=error.code, extra=extra)
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:

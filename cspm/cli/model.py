@@ -7,21 +7,19 @@ from typing import Annotated
 
 import typer
 
-from cspm import models, paths
+from cspm import models
 from cspm.cli.output import err, out, plain, print_json
-from cspm.formats import userconfig
 from cspm.formats.names import check_name
 from cspm.store import Store
 
 app = typer.Typer(help="Model packages (GGUF weights) for local LLM plug-ins.", no_args_is_help=True)
-LOCAL_REGISTRY = "local"
 RegistryDirOpt = Annotated[Path | None, typer.Option(
     "--registry-dir", help="the folder registry (default: your local registry, where `cspm model add` puts models)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 
 
 def _folder(registry_dir: Path | None) -> Path:
-    return (registry_dir or paths.data_dir() / "registry").resolve()
+    return registry_dir.resolve() if registry_dir else models.local_registry_dir()
 
 
 @app.command("add")
@@ -37,26 +35,18 @@ def add(
 ) -> None:
     """Store a model by digest and publish it to a folder registry, so apps refer to it by name and version."""
     check_name(name)
-    folder = registry_dir or paths.data_dir() / "registry"
-    line = models.add(source, name, version, folder.resolve(), Store(), description)
-    registered = None
-    if registry_dir is None:
-        config = userconfig.load()
-        namespace = name.split("/")[0]
-        current = config.registry(LOCAL_REGISTRY)
-        spaces = tuple(sorted({*(current.namespaces if current else ()), namespace}))
-        if current is None or namespace not in current.namespaces:
-            userconfig.add_registry(config, LOCAL_REGISTRY, str(folder.resolve()), spaces, first=current is None)
-            userconfig.save(config)
-            registered = {"name": LOCAL_REGISTRY, "url": folder.resolve().as_uri(), "namespaces": list(spaces)}
+    folder = _folder(registry_dir)
+    line = models.add(source, name, version, folder, Store(), description)
+    registered = models.register_local(folder, name) if registry_dir is None else None
     if json_out:
         print_json({"name": line["name"], "version": line["version"], "digest": line["digest"], "size": line["size"],
-                    "registry_dir": str(folder), "registered": registered})
+                    "registry_dir": str(folder), "registered": None if registered is None else {
+                        "name": registered.name, "url": registered.url, "namespaces": list(registered.namespaces)}})
         return
     err.print(f"[bold]added[/] model {line['name']} {line['version']} ({line['size'] / 1e6:.1f} MB, "
               f"{line['digest'][:19]}…) to {folder}")
     if registered:
-        err.print(f"registry {LOCAL_REGISTRY} ({folder}) now serves namespace {', '.join(registered['namespaces'])}")
+        err.print(f"registry {registered.name} ({folder}) now serves namespace {', '.join(registered.namespaces)}")
     err.print(f"use it in an app: `models: {{model: {line['name']}@{line['version']}}}`, mounted read-only at "
               f"{models.guest_path('model')}")
 

@@ -52,10 +52,13 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
-def print_error(message: str, hint: str | None = None, as_json: bool = False) -> None:
-    """Messages quote untrusted text (names, index lines, plug-in errors): escaped, never markup."""
+def print_error(message: str, hint: str | None = None, as_json: bool = False, *, code: str = "error",
+                extra: dict[str, Any] | None = None) -> None:
+    """Messages quote untrusted text (names, index lines, plug-in errors): escaped, never markup.
+    `code` is the error's stable code (cspm.errors), shown in JSON only, with `extra` fields."""
     if as_json:
-        print_json({"error": {"message": message, **({"hint": hint} if hint else {})}})
+        print_json({"error": {"code": code, "message": message, **({"hint": hint} if hint else {}),
+                              **(extra or {})}})
         return
     err.print(f"[bold red]error:[/] {shown(message)}", markup=True, highlight=False)
     if hint:

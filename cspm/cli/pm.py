@@ -12,6 +12,7 @@ from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
 from cspm.formats.names import parse_requirement
 from cspm.project import Change, InstallOutcome, LockOutcome, Project
+from cspm.protocol import kinds
 
 AppArg = Annotated[Path, typer.Argument(help="app config", show_default=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
@@ -168,7 +169,7 @@ def add(
         err.print(f"  agent `{shown(added.wired_into)}` may now call it")
     _report_lock(added.locked)
     if added.unwired:
-        section = "llms" if added.kind == "llm" else "tools"
+        section = kinds.of(added.kind).section
         err.print(f"[dim]hint:[/] agent `{shown(added.unwired)}` cannot call it until it is in its `{section}:` "
                   f"list; add it there, or next time pass --into {shown(added.unwired)}")
 

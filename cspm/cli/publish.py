@@ -35,31 +35,15 @@ def publish(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a plug-in (or app package), sign it, and upload it to a registry."""
-    package = publishing.pack(folder)
-    line = package.line
-    target = publishing.pick_registry(userconfig.load(), package.manifest.name, registry)
-    if dry_run:  # a version the registry has would be refused (409): say so now, as the upload would
-        publishing.check_unpublished(target, line["name"], line["version"], warner())
-    else:
-        publishing.api_url(target)  # a static or folder registry, or no token: say so before signing
-        publishing.require_token(target)
-    if sign and not dry_run:
-        publishing.sign(package, key=key, identity_token=identity_token,
-                        interactive=sys.stdin.isatty() and not json_out)
-    summary = {"name": line["name"], "version": line["version"], "kind": line["kind"], "digest": line["digest"],
-               "size": line["size"], "registry": target.name, "dry_run": dry_run,
-               "signature": package.signature_kind}
-    if not dry_run:
-        answer = publishing.publish(package, target)
-        published, signed = answer["line"].get("published"), answer["line"].get("signature")
-        summary["published"] = published if isinstance(published, str) else None
-        summary["signer"] = signed.get("identity") if isinstance(signed, dict) else None
+    summary = publishing.publish_folder(folder, userconfig.load(), registry=registry, dry_run=dry_run, sign_it=sign,
+                                        key=key, identity_token=identity_token,
+                                        interactive=sys.stdin.isatty() and not json_out, warn=warner())
     if json_out:
         print_json(summary)
         return
     verb = "would publish" if dry_run else "published"
-    err.print(f"[bold]{verb}[/] {line['name']} {line['version']} ({line['kind']}, {line['size']:,} bytes, "
-              f"{line['digest'][:19]}…) to {target.name}")
+    err.print(f"[bold]{verb}[/] {summary['name']} {summary['version']} ({summary['kind']}, {summary['size']:,} "
+              f"bytes, {summary['digest'][:19]}…) to {summary['registry']}")
 
 
 def login(

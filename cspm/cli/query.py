@@ -15,6 +15,7 @@ from cspm.formats import userconfig
 from cspm.formats.app import DEFAULT_MEMORY_PAGES
 from cspm.index import query
 from cspm.index.federation import Federation
+from cspm.protocol import kinds
 from cspm.store import digest_of
 from cspm.verify.interface import check_module, export_names, import_names
 from cspm.wording import how_to_use, plural
@@ -82,7 +83,7 @@ def info(
         ("versions", versions),
         ("digest", f"{entry.digest}  ({entry.size:,} bytes)"),
     ]
-    if entry.kind not in ("data", "model"):
+    if kinds.is_module(entry.kind):
         rows += [
             ("hosts", ", ".join(caps.get("hosts") or []) or "none"),
             ("paths", ", ".join(f"{h} -> {g}" for h, g in (caps.get("paths") or {}).items()) or "none"),
@@ -162,7 +163,7 @@ def _schema_lines(schema: Any) -> str:
 
 def _use(kind: str, name: str, version: str) -> str:
     """The exact way to use a package: a command, or the app.yaml snippet for data and models."""
-    if kind in ("llm", "tool", "agent"):
+    if kinds.is_module(kind):
         return f"cspm add {name}@^{version.split('.')[0]}"
     return how_to_use(kind, name, version)[1]
 

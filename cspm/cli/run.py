@@ -205,7 +205,7 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Stream
                         streamed.any = False
                     err.print(trace_tree(exc.trace), soft_wrap=False)
                 if json_out:
-                    _json_line({"error": {"message": exc.message, **({"hint": exc.hint} if exc.hint else {})}})
+                    _json_line({"error": exc.as_json()})
                 else:
                     if streamed.any:
                         out.print()

@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from cspm import paths
 from cspm.cli.output import err, out, plain, print_json
 from cspm.errors import InputError
-from cspm.runtime.kv import KvStore, SessionUsage
+from cspm.runtime.kv import KvStore, SessionUsage, open_default
 from cspm.wording import plural
 
 app = typer.Typer(help="Sessions: the memory (kv) plug-ins keep per app and session.", no_args_is_help=True)
@@ -21,7 +20,7 @@ AppOpt = Annotated[str | None, typer.Option(
 
 
 def _store() -> KvStore:
-    return KvStore(paths.data_dir() / "kv.sqlite3")
+    return open_default()
 
 
 def padded(rows: list[list[str]], right: set[int]) -> list[str]:

@@ -15,6 +15,7 @@ from cspm.index.federation import Federation
 from cspm.index.query import info
 from cspm.store import digest_of
 from cspm.verify import signature
+from cspm.verify.sniff import signature_kind
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 app = typer.Typer(help="Sigstore's trusted root.", no_args_is_help=True)
@@ -61,7 +62,7 @@ def verify(
             data, sig = Path(target).read_bytes(), bundle.read_bytes()
         except OSError as exc:
             raise CspmError(f"cannot read {exc.filename}: {exc.strerror}") from None
-        kind = "dsse-ed25519" if b'"payloadType"' in sig else "sigstore"
+        kind = signature_kind(sig, f"the signature {bundle}")
         package = name or ""
         rule = explicit or (signature.rule_for(package, config.trust) if package else None)
         digest = digest_of(data)

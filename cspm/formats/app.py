@@ -43,7 +43,7 @@ class Secret:
 
 @dataclass(frozen=True)
 class Grant:
-    hosts: tuple[str, ...] = ()  # `scheme://host[:port]` (`*.` allowed), see cspm/runtime/hosts.py
+    hosts: tuple[str, ...] = ()  # `scheme://host[:port]` (`*.` allowed), see cspm/formats/hosts.py
     paths: dict[str, str] = field(default_factory=dict)  # host dir -> guest dir; "ro:" prefix = read-only
     kv: bool = False
     wasi: bool | None = None  # None: enabled when the module imports wasi_snapshot_preview1
@@ -290,12 +290,12 @@ def bind(component: Component, manifest: manifest_format.Manifest | None, shown:
 
 
 def _host_of(entry: str) -> str:
-    """A grant or secret host entry as `scheme://host[:port]` (cspm/runtime/hosts.py).
+    """A grant or secret host entry as `scheme://host[:port]` (cspm/formats/hosts.py).
 
     An entry may be a whole base URL (so one `${VAR}` feeds both config and grant) and keeps its
     scheme; a bare `host[:port]` or `*.host` means https, and no port means the scheme's default.
     """
-    from cspm.runtime.hosts import canonical
+    from cspm.formats.hosts import canonical
 
     return canonical(entry)
 

@@ -12,14 +12,10 @@ from typing import Any
 import yaml
 
 from cspm import atomicfile
-from cspm.errors import CspmError
+from cspm.errors import EditError
 from cspm.formats import app as app_format
 from cspm.formats import yamlsrc
 from cspm.formats.app import SECTIONS, AppConfig
-
-
-class EditError(CspmError):
-    pass
 
 
 def _root(text: str, shown: str) -> yaml.MappingNode:

@@ -6,6 +6,12 @@ number past 100 digits: either would crash `json` or what walks the value next),
 `schemas/index-line.json`, its name must be
 the file it came from, and its version and dependency specifiers must parse. A bad line is reported
 with the registry and line number and skipped; it never stops the other versions from resolving.
+
+Forward compatibility, as Cargo's `v`: a line carries its format version `v` (absent means 1). A
+line of a newer format than this cspm reads is skipped with a note to upgrade (its other versions
+still resolve), and fields this cspm does not know are dropped before the schema check, so a
+registry can add a field without breaking older clients; the known fields are checked as strictly
+as ever.
 """
 
 from __future__ import annotations
@@ -18,16 +24,14 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from cspm import schemas
-from cspm.errors import CspmError
+from cspm.errors import BadIndexLine
 from cspm.formats import bounded_json
-from cspm.formats.names import NameError_, parse_specifier, parse_version
+from cspm.formats.names import NameInvalid, parse_specifier, parse_version
 
 MAX_LINE_BYTES = 256 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
-
-
-class BadIndexLine(CspmError):
-    pass
+FORMAT_VERSION = 1  # the newest `v` this cspm reads; a v1 line leaves `v` out (absent means 1)
+KNOWN_FIELDS = frozenset(schemas.load("index-line.json")["properties"])
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,13 @@ def parse_line(text: str | bytes, expected_name: str, where: str) -> IndexEntry:
 def from_dict(data: Any, expected_name: str, where: str) -> IndexEntry:
     if not isinstance(data, dict):
         raise BadIndexLine(f"{where}: an index line is a JSON object")
+    version_of_format = data.get("v", 1)
+    if type(version_of_format) is not int or version_of_format < 1:
+        raise BadIndexLine(f"{where}: v: the format version is a whole number from 1, not {version_of_format!r:.40}")
+    if version_of_format > FORMAT_VERSION:
+        raise BadIndexLine(f"{where}: written in index format v{version_of_format}, newer than this cspm reads "
+                           f"(v{FORMAT_VERSION}): skipped; upgrade cspm to use it")
+    data = {key: value for key, value in data.items() if key in KNOWN_FIELDS}
     error = schemas.problem("index-line.json", data)
     if error is not None:
         at = ".".join(str(p) for p in error.absolute_path) or "line"
@@ -81,11 +92,11 @@ def from_dict(data: Any, expected_name: str, where: str) -> IndexEntry:
         raise BadIndexLine(f"{where}: line is for {data['name']!r}, not {expected_name!r}")
     try:
         version = parse_version(data["version"])
-    except NameError_:
+    except NameInvalid:
         raise BadIndexLine(f"{where}: {data['version']!r} is not a PEP 440 version") from None
     try:
         dependencies = {name: parse_specifier(spec) for name, spec in (data.get("dependencies") or {}).items()}
-    except NameError_ as exc:
+    except NameInvalid as exc:
         raise BadIndexLine(f"{where}: dependencies: {exc}") from None
     return IndexEntry(
         name=data["name"], version=version, kind=data["kind"], abi=data["abi"], digest=data["digest"],

@@ -2,7 +2,9 @@
 
 Pinned per plug-in: version, registry (a logical name, never a URL or a credential), digest, size,
 signer and the capabilities as granted, plus the manifest fields the runtime needs (config
-defaults, secrets, input schema) so a locked app runs from the store alone. Written atomically.
+defaults, secrets, input schema) so a locked app runs from the store alone, and what install needs
+so it reads no index file: where the blob is in its registry, its signature bundle, a module's
+exports and imports (older locks lack these: install then reads the index). Written atomically.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from packaging.version import Version
 from cspm import atomicfile, schemas
 from cspm.errors import FormatError
 from cspm.formats import yamlsrc
-from cspm.formats.names import NameError_, parse_version
+from cspm.formats.names import NameInvalid, parse_version
+from cspm.protocol import kinds
 
 LOCK_VERSION = 1
 HEADER = "# This file is written by `cspm lock`: do not edit it by hand.\n"
 
 
-MODULE_KINDS = frozenset({"llm", "tool", "agent"})  # a lock also pins model, data and app packages
 
 
 @dataclass
@@ -40,13 +42,29 @@ class LockedPlugin:
     signer: dict[str, str] | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     dependencies: dict[str, str] = field(default_factory=dict)
+    # what install needs without the index (absent in locks of older cspm versions: then it reads the index)
+    blob: str | None = None  # where the blob is, relative to the registry (or an absolute URL)
+    signature: dict[str, str] | None = None  # {kind, bundle}: how the blob is signed (None: unsigned)
+    interface: dict[str, list[str]] | None = None  # a module's {exports, imports} as its index recorded them
+
+    @property
+    def located(self) -> bool:
+        """Whether the lock records where the blob is and what it must be (a lock since `blob` exists)."""
+        return self.blob is not None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": self.name, "version": str(self.version), "registry": self.registry, "digest": self.digest,
-            "size": self.size, "kind": self.kind, "abi": self.abi, "signer": self.signer,
-            "capabilities": self.capabilities,
+            "size": self.size,
         }
+        if self.blob is not None:
+            out["blob"] = self.blob
+        out.update({"kind": self.kind, "abi": self.abi, "signer": self.signer})
+        if self.signature is not None:
+            out["signature"] = self.signature
+        out["capabilities"] = self.capabilities
+        if self.interface is not None:
+            out["interface"] = self.interface
         if self.manifest:
             out["manifest"] = self.manifest
         if self.dependencies:
@@ -66,7 +84,7 @@ class Lock:
     def for_component(self, component: str) -> LockedPlugin | None:
         """The plug-in a component runs: its module, never the model or data packages it also uses
         (those are locked as used by it too, and may come first)."""
-        return next((p for p in self.plugins if component in p.used_by and p.kind in MODULE_KINDS), None)
+        return next((p for p in self.plugins if component in p.used_by and kinds.is_module(p.kind)), None)
 
 
 def lock_path(app_path: Path) -> Path:
@@ -92,7 +110,7 @@ def load(path: Path) -> Lock:
     for index, raw in enumerate(data["plugins"]):
         try:
             version = parse_version(raw["version"])
-        except NameError_:
+        except NameInvalid:
             raise FormatError(shown, f"{raw['version']!r} is not a version", located.line_of(("plugins", index)),
                               f"plugins[{index}].version") from None
         if raw["name"] in seen:
@@ -103,7 +121,8 @@ def load(path: Path) -> Lock:
             name=raw["name"], version=version, registry=raw["registry"], digest=raw["digest"], size=raw["size"],
             kind=raw["kind"], abi=raw["abi"], capabilities=raw["capabilities"], used_by=list(raw["used-by"]),
             signer=raw.get("signer"), manifest=raw.get("manifest") or {},
-            dependencies=raw.get("dependencies") or {},
+            dependencies=raw.get("dependencies") or {}, blob=raw.get("blob"), signature=raw.get("signature"),
+            interface=raw.get("interface"),
         ))
     return Lock(path, plugins)
 

@@ -15,7 +15,8 @@ from packaging.version import Version
 from cspm import schemas
 from cspm.errors import FormatError
 from cspm.formats import bounded_json, yamlsrc
-from cspm.formats.names import NameError_, parse_version
+from cspm.formats.names import NameInvalid, parse_version
+from cspm.protocol import kinds
 
 MANIFEST_FILE = "plugin.yaml"
 SUPPORTED_ABI = 1
@@ -144,11 +145,11 @@ def parse(located: yamlsrc.Located, path: Path) -> Manifest:
 
     try:
         version = parse_version(data["version"])
-    except NameError_:
+    except NameInvalid:
         raise fail("version", f"{data['version']!r} is not a PEP 440 version (e.g. 1.0.0)") from None
     if data["abi"] != SUPPORTED_ABI:
         raise fail("abi", f"ABI {data['abi']} is not supported by this cspm (it speaks ABI {SUPPORTED_ABI})")
-    payload_key = {"app": "app", "model": "file", "data": "file"}.get(data["kind"], "wasm")
+    payload_key = kinds.of(data["kind"]).payload
     wasm = PurePosixPath(data[payload_key])
     if wasm.is_absolute() or ".." in wasm.parts or "\\" in data[payload_key]:
         raise fail(payload_key, "must be a relative path inside the plug-in folder")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from cspm.errors import CspmError, ExitCode
+from cspm.errors import NameInvalid
 
 _PART = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
 PART_RE = re.compile(_PART)  # every pattern here is used with fullmatch, never match + `$`
@@ -26,15 +26,9 @@ _PEP508 = re.compile(r"([^<>=!~^ ]+)(.*)", re.DOTALL)
 MAX_SPEC = 256
 
 
-class NameError_(CspmError):
-    """A package name or requirement that is not allowed; says what is."""
-
-    exit_code = ExitCode.USAGE
-
-
 def check_part(part: str, what: str = "namespace") -> str:
     if not isinstance(part, str) or not PART_RE.fullmatch(part):
-        raise NameError_(f"{what} {part!r} is not allowed: use lowercase letters, digits and '-' "
+        raise NameInvalid(f"{what} {part!r} is not allowed: use lowercase letters, digits and '-' "
                          f"(1-64 characters, not starting or ending with '-')")
     return part
 
@@ -45,7 +39,7 @@ REGISTRY_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # as config.json and
 def check_registry_name(name: str) -> str:
     """A registry's name in the user config (and so in app.lock and credentials): one rule everywhere."""
     if not isinstance(name, str) or not REGISTRY_NAME_RE.fullmatch(name):
-        raise NameError_(f"registry name {name!r} is not allowed: use lowercase letters, digits, '-' and '_' "
+        raise NameInvalid(f"registry name {name!r} is not allowed: use lowercase letters, digits, '-' and '_' "
                          f"(1-64 characters, starting with a letter or digit)")
     return name
 
@@ -55,8 +49,8 @@ def check_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         shown = repr(name)[:80]
         if isinstance(name, str) and name.count("/") != 1:
-            raise NameError_(f"package name {shown} must be `namespace/name`")
-        raise NameError_(f"package name {shown} is not allowed: namespace and name use lowercase letters, "
+            raise NameInvalid(f"package name {shown} must be `namespace/name`")
+        raise NameInvalid(f"package name {shown} is not allowed: namespace and name use lowercase letters, "
                          f"digits and '-' (1-64 characters each, not starting or ending with '-')")
     return name
 
@@ -69,14 +63,14 @@ def parse_version(text: str) -> Version:
             raise InvalidVersion(text)
         return Version(text)
     except (InvalidVersion, TypeError, AttributeError):
-        raise NameError_(f"{text!r} is not a PEP 440 version (e.g. 1.0.0)") from None
+        raise NameInvalid(f"{text!r} is not a PEP 440 version (e.g. 1.0.0)") from None
 
 
 def parse_specifier(text: str) -> SpecifierSet:
     """PEP 440, `^X.Y.Z`, `~X.Y.Z`, `X` / `X.Y` (that series), `X.Y.Z` (exactly), `*` or empty (any)."""
     text = (text or "").strip()
     if len(text) > MAX_SPEC:
-        raise NameError_(f"specifier is longer than {MAX_SPEC} characters")
+        raise NameInvalid(f"specifier is longer than {MAX_SPEC} characters")
     if text in ("", "*"):
         return SpecifierSet()
     try:
@@ -89,7 +83,7 @@ def parse_specifier(text: str) -> SpecifierSet:
             return SpecifierSet(f"=={text}")
         return SpecifierSet(text)
     except InvalidSpecifier:
-        raise NameError_(f"{text!r} is not a version specifier: use PEP 440 (>=1.2,<2), ^1.2, ~1.2 or 1") from None
+        raise NameInvalid(f"{text!r} is not a version specifier: use PEP 440 (>=1.2,<2), ^1.2, ~1.2 or 1") from None
 
 
 def _translate(op: str, version: str) -> str:
@@ -120,7 +114,7 @@ class Requirement:
 def parse_requirement(text: str) -> Requirement:
     """`ns/name`, `ns/name@SPEC`; also `ns/name>=1,<2` (PEP 508 style, no `@`)."""
     if not isinstance(text, str) or len(text) > 512:
-        raise NameError_("a requirement is `namespace/name@specifier`")
+        raise NameInvalid("a requirement is `namespace/name@specifier`")
     text = text.strip()
     if "@" in text:
         name, spec = text.split("@", 1)

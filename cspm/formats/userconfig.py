@@ -116,6 +116,17 @@ def add_registry(config: UserConfig, name: str, url: str, namespaces: tuple[str,
     return registry
 
 
+def serve_namespace(config: UserConfig, name: str, url: str, namespace: str) -> Registry | None:
+    """Let registry `name` (at `url`) route `namespace` too: the entry is added, first so that it wins,
+    when the config has none by that name, and its namespaces are extended otherwise. None, and nothing
+    changed, when it routes the namespace already."""
+    current = config.registry(name)
+    if current is not None and namespace in current.namespaces:
+        return None
+    spaces = tuple(sorted({*(current.namespaces if current else ()), namespace}))
+    return add_registry(config, name, url, spaces, first=current is None)
+
+
 def remove_registry(config: UserConfig, name: str) -> Registry:
     found = config.registry(name)
     if found is None:

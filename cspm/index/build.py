@@ -6,11 +6,8 @@ every producer of index lines writes the same, canonical, reproducible bytes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
-
-from packaging.version import Version
 
 from cspm import atomicfile
 from cspm.errors import CspmError
@@ -18,7 +15,9 @@ from cspm.formats import bounded_json
 from cspm.formats.index_line import from_dict, to_line
 from cspm.formats.manifest import Manifest
 from cspm.formats.names import parse_version
-from cspm.index.query import MAX_NAMES_ROW, NAMES_FILE
+from cspm.index.query import MAX_NAMES_ROW
+from cspm.protocol import layout
+from cspm.protocol.layout import NAMES_FILE, names_line
 from cspm.store import digest_of
 from cspm.verify.interface import check_module, export_names, import_names
 
@@ -62,43 +61,39 @@ def add_to_folder(root: Path, manifest: Manifest, module: bytes, **kwargs: Any) 
 
 def add_line(root: Path, line: dict[str, Any], blob_bytes: bytes) -> None:
     """Blob first, then the index line, then `names`: a reader never finds a line without its blob."""
-    blob = root / "blobs" / "sha256" / line["digest"].split(":", 1)[1]
+    blob = root / layout.blob_path(line["digest"])
     blob.parent.mkdir(parents=True, exist_ok=True)
     if not blob.exists():
         _atomic(blob, blob_bytes)
-    namespace, name = line["name"].split("/")
-    index_file = root / "index" / namespace / name
+    index_file = root / layout.index_path(line["name"])
     index_file.parent.mkdir(parents=True, exist_ok=True)
     existing = index_file.read_bytes() if index_file.exists() else b""
     _atomic(index_file, existing + (to_line(line) + "\n").encode())
     update_names(root, line)
-    config = root / "config.json"
+    config = root / layout.CONFIG_FILE
     if not config.exists():
-        _atomic(config, b'{"name": "local", "dl": "blobs/sha256/{hex}", "api": null}\n')
-
-
-def names_line(line: dict[str, Any]) -> str:
-    return json.dumps({"name": line["name"], "kind": line["kind"], "description": line.get("description", ""),
-                       "latest": line["version"]}, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        _atomic(config, layout.render_config("local"))
 
 
 def update_names(root: Path, line: dict[str, Any]) -> None:
-    """Keep the registry's `names` file (for `cspm search`) in step with a newly added version."""
+    """Rewrite the `names` row (for `cspm search`) of `line`'s package from its index file, by the one
+    rule of `layout.best_lines` (the highest version not yanked), so a folder shows what a server shows."""
     path = root / NAMES_FILE
     rows: dict[str, str] = {}
-    latest: dict[str, Version] = {}
     if path.exists():  # best effort, as `cspm search` reads it: a malformed row is dropped, never a crash
         for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 row = bounded_json.loads(raw, max_bytes=MAX_NAMES_ROW)
-                name, version = row["name"], parse_version(row["latest"])
+                name = row["name"]
+                parse_version(row["latest"])
             except (ValueError, KeyError, TypeError, CspmError):
                 continue
             if isinstance(name, str):
-                rows[name], latest[name] = raw, version
-    previous = latest.get(line["name"])
-    if previous is None or previous <= Version(line["version"]):
-        rows[line["name"]] = names_line(line)
+                rows[name] = raw
+    index_file = root / layout.index_path(line["name"])
+    lines = layout.readable_lines(index_file.read_bytes()) if index_file.is_file() else []
+    best = layout.best_lines([known for known in lines if known["name"] == line["name"]] or [line])
+    rows[line["name"]] = names_line(best[line["name"]])
     _atomic(path, "".join(rows[name] + "\n" for name in sorted(rows)).encode())
 
 

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cspm import atomicfile, paths
+from cspm import atomicfile
+from cspm.cachedir import Bucket
 from cspm.formats import bounded_json
 
 MAX_META = 64 * 1024
@@ -31,7 +32,7 @@ class Cached:
 
 class IndexCache:
     def __init__(self, registry: str, root: Path | None = None) -> None:
-        self.root = (root or paths.cache_dir() / "index") / registry
+        self.root = (root or Bucket.INDEX.path()) / registry
 
     def _paths(self, relpath: str) -> tuple[Path, Path]:
         body = self.root / relpath  # relpath is built from checked names only

@@ -12,11 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from cspm.errors import CspmError, ExitCode, InputError
+from cspm.errors import BrokenIndex, CspmError, PackageNotFound
 from cspm.formats.index_line import IndexEntry, parse_file
 from cspm.formats.names import check_name
 from cspm.formats.userconfig import UserConfig
-from cspm.index.source import IndexSource, Warn
+from cspm.index.source import IndexSource, Warn, source_for
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -24,16 +24,6 @@ if TYPE_CHECKING:
     from cspm.index.query import Hit
 
 PREFETCH_WORKERS = 8
-
-
-class PackageNotFound(InputError):
-    """No registry has the name: the input is wrong (exit 2), and a hint says the closest known names."""
-
-
-class BrokenIndex(PackageNotFound):
-    """A registry has the name but not one usable line of it: the registry's fault, not the input's."""
-
-    exit_code = ExitCode.FAILED
 
 
 @dataclass
@@ -49,7 +39,7 @@ class Federation:
         self.config = config
         self.offline = offline
         self.warn = warn or (lambda message: None)
-        self.sources = [IndexSource(r, offline=offline, warn=self.warn, prefer_cache=prefer_cache)
+        self.sources = [source_for(r, offline=offline, warn=self.warn, prefer_cache=prefer_cache)
                         for r in config.registries]
         self._memo: dict[str, Versions] = {}
         self.names: list[Hit] | None = None  # every registry's `names` file, once read (cspm.index.query)
@@ -120,8 +110,7 @@ class Federation:
         if len(todo) < 2 or all(s.is_local for s in self.sources):
             return
         for source in self.sources:
-            if not source.is_local and not self.offline:
-                _ = source.client  # one shared client, made before the threads race to make their own
+            source.prepare()  # one shared client, made before the threads race to make their own
         with ThreadPoolExecutor(max_workers=min(PREFETCH_WORKERS, len(todo))) as pool:
             for future in [pool.submit(self.versions, name) for name in todo]:
                 future.exception()
@@ -149,5 +138,4 @@ class Federation:
 
     def close(self) -> None:
         for source in self.sources:
-            if source._client is not None:
-                source._client.close()
+            source.close()

@@ -13,7 +13,6 @@ after saying what disappears. A folder that is not a registry, or one holding th
 from __future__ import annotations
 
 import filecmp
-import json
 import os
 import shutil
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cspm import apppkg, models
-from cspm.errors import CspmError
+from cspm.errors import IndexBuildError
 from cspm.formats import app as app_format
 from cspm.formats import bounded_json
 from cspm.formats import lock as lock_format
@@ -35,14 +34,11 @@ from cspm.formats.manifest import Manifest
 from cspm.formats.userconfig import Registry, UserConfig
 from cspm.index.build import _atomic, add_line, index_line
 from cspm.index.federation import Federation
-from cspm.index.query import NAMES_FILE
 from cspm.install import lock_app
+from cspm.protocol import kinds, layout
+from cspm.protocol.layout import CONFIG_FILE, INDEX_DIR, NAMES_FILE
 
 Note = Callable[[str], None]
-
-
-class IndexBuildError(CspmError):
-    pass
 
 
 @dataclass
@@ -80,13 +76,13 @@ def discover(sources: list[Path]) -> list[Manifest]:
             raise IndexBuildError(f"{manifest.name} {manifest.version} is defined twice: in {seen[key]} and "
                                   f"{manifest.folder}", hint="bump one of the versions")
         seen[key] = manifest.folder
-    return sorted(found, key=lambda m: (m.kind == "app", m.name, m.version))
+    return sorted(found, key=lambda m: (kinds.of(m.kind).payload == "app", m.name, m.version))
 
 
 def run_builds(manifests: list[Manifest], note: Note) -> None:
     for manifest in manifests:
         script = manifest.folder / "build.sh"
-        if manifest.kind == "app" or not script.is_file():
+        if kinds.of(manifest.kind).payload == "app" or not script.is_file():
             continue
         note(f"building {manifest.name} ({script})")
         result = subprocess.run(["bash", str(script)], capture_output=True, text=True)
@@ -126,7 +122,7 @@ def build(sources: list[Path], out: Path, *, name: str = "chainsocket", run_buil
     return built
 
 
-REGISTRY_ENTRIES = {"config.json", "index", "blobs", "bundles", NAMES_FILE}
+REGISTRY_ENTRIES = layout.ENTRIES
 
 
 def _existing_registry(out: Path, replace: bool) -> bool:
@@ -144,7 +140,7 @@ def _existing_registry(out: Path, replace: bool) -> bool:
     def shown(names: list[str]) -> str:
         return ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
 
-    if not (out / "config.json").is_file():
+    if not (out / CONFIG_FILE).is_file():
         raise IndexBuildError(f"--out {out} is not empty and is not a cspm registry (it holds {shown(entries)}); "
                               f"nothing was written", hint="write the registry to a new or empty folder, or to an "
                                                           "existing registry to add to it")
@@ -157,11 +153,11 @@ def _existing_registry(out: Path, replace: bool) -> bool:
 
 def _copy_index(out: Path, staging: Path) -> None:
     """The registry's text files (not its blobs): what resolution and conflict checks read."""
-    for relative in ("config.json", NAMES_FILE):
+    for relative in (CONFIG_FILE, NAMES_FILE):
         if (out / relative).is_file():
             shutil.copy2(out / relative, staging / relative)
-    if (out / "index").is_dir():
-        shutil.copytree(out / "index", staging / "index")
+    if (out / INDEX_DIR).is_dir():
+        shutil.copytree(out / INDEX_DIR, staging / INDEX_DIR)
 
 
 def _digests(index_file: Path) -> dict[str, str]:
@@ -181,7 +177,7 @@ def _digests(index_file: Path) -> dict[str, str]:
 def _lines(root: Path) -> dict[tuple[str, str], str]:
     """(name, version) -> digest of every line in a folder registry."""
     return {(f"{path.parent.name}/{path.name}", version): digest
-            for path in sorted((root / "index").glob("*/*"))
+            for path in sorted((root / INDEX_DIR).glob("*/*"))
             for version, digest in _digests(path).items()}
 
 
@@ -201,7 +197,7 @@ def _merge(staging: Path, out: Path) -> None:
             if path.is_file() and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _atomic(target, path.read_bytes())
-    for path in sorted((staging / "index").glob("*/*")):
+    for path in sorted((staging / INDEX_DIR).glob("*/*")):
         target = out / path.relative_to(staging)
         if not target.exists() or target.read_bytes() != path.read_bytes():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -214,12 +210,12 @@ def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: b
                 keep_config: bool = False) -> Built:
     built = Built(root)
     if not keep_config:
-        _atomic(root / "config.json", (json.dumps({"name": name, "dl": "blobs/sha256/{hex}", "api": None},
-                                                  sort_keys=True) + "\n").encode())
+        _atomic(root / CONFIG_FILE, layout.render_config(name))
     for manifest in manifests:
-        if manifest.kind == "app":
-            continue
-        if manifest.kind in ("model", "data"):
+        payload = kinds.of(manifest.kind).payload
+        if payload == "app":
+            continue  # after every module: an app's lock resolves against them
+        if payload == "file":
             built.lines.append(_add_file_package(root, manifest, built))
             note(f"added {manifest.kind} {manifest.name} {manifest.version}")
             continue
@@ -234,7 +230,7 @@ def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: b
     federation = Federation(config)
     try:
         for manifest in manifests:
-            if manifest.kind == "app":
+            if kinds.of(manifest.kind).payload == "app":
                 line, lock = _add_app(root, manifest, federation, built)
                 built.lines.append(line)
                 built.locks.append(lock)
@@ -256,8 +252,7 @@ def _build_into(root: Path, manifests: list[Manifest], name: str, write_locks: b
 def _add(root: Path, line: dict[str, Any], blob: bytes, built: Built) -> dict[str, Any]:
     """Add a version unless the registry has it: the same bytes are left alone, other bytes are a
     conflict (collected, then refused whole)."""
-    namespace, short = line["name"].split("/")
-    old = _digests(root / "index" / namespace / short).get(line["version"])
+    old = _digests(root / layout.index_path(line["name"])).get(line["version"])
     if old is None:
         add_line(root, line, blob)
     elif old != line["digest"]:

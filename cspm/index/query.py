@@ -16,8 +16,8 @@ from cspm.formats.index_line import IndexEntry
 from cspm.formats.names import PART_RE, check_name, parse_requirement
 from cspm.index.federation import Federation, PackageNotFound
 from cspm.index.source import IndexSource
+from cspm.protocol.layout import NAMES_FILE
 
-NAMES_FILE = "names"
 MAX_NAMES_FILE = 16 << 20
 MAX_NAMES_ROW = 64 * 1024  # one package's line of `names`; a longer one is skipped
 

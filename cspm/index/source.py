@@ -1,8 +1,10 @@
-"""One registry's static layout, read over http(s) or from a folder (`file://`).
+"""One registry's static layout, read over http(s) or from a folder (`file://`), behind `Source`.
 
-Both give the same answers: `config.json`, `index/<ns>/<name>`, and blobs under `dl`. Over HTTP an
-index file is revalidated with If-None-Match / If-Modified-Since; when the registry is down (or
-`offline`), the cached copy is used and a warning says so.
+Every kind gives the same answers: `config.json`, `index/<ns>/<name>`, signature bundles, and blobs
+under `dl`. `source_for` picks the kind by the registry URL's scheme from one table (SCHEMES).
+Over HTTP an index file is revalidated with If-None-Match / If-Modified-Since; when the registry is
+down (or `offline`), the cached copy is used and a warning says so. A failing registry is asked
+again by `cspm.http_client.RETRY` only when no cached copy can stand in.
 
 Everything a registry serves is untrusted. A folder registry is read only inside its folder (a path
 is checked after percent-decoding and resolved, so neither `%2e%2e/` nor a symlink leaves it) and
@@ -14,33 +16,30 @@ registry.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
-from cspm.errors import CspmError
-from cspm.fetch import NotRegularFile, http_timeout, open_regular
+from cspm.errors import RegistryUnavailable
+from cspm.fetch import NotRegularFile, open_regular, stream_file, stream_http
 from cspm.formats import bounded_json
 from cspm.formats.names import check_name
 from cspm.formats.userconfig import Registry
 from cspm.index.cache import Cached, IndexCache
+from cspm.protocol.layout import MAX_BUNDLE
 
-if TYPE_CHECKING:  # imported on the first request: a warm run from the cache never needs it (~40 ms)
+if TYPE_CHECKING:  # imported on the first request: a warm run from the cache never needs them (~40 ms)
     import httpx
+
+    from cspm.http_client import GaveUp
 
 MAX_INDEX_FILE = 16 * 1024 * 1024
 MAX_CONFIG_FILE = 256 * 1024
 TIMEOUT = (10.0, 5.0)  # seconds: each read, write and pool wait; connect
-INDEX_ATTEMPTS = 3  # 5xx and 429 are asked again (after 0.25 s, 0.5 s) when nothing is cached
-INDEX_BACKOFF_S = 0.25
 DEFAULT_DL = "blobs/sha256/{hex}"
-
-
-class RegistryUnavailable(CspmError):
-    pass
 
 
 @dataclass
@@ -53,8 +52,69 @@ class Fetched:
 Warn = Callable[[str], None]
 
 
+class Source(Protocol):
+    """What cspm reads from one registry, whatever it is stored in (a folder, an HTTP server; an OCI
+    registry next). `source_for` picks the implementation by the URL's scheme, from SCHEMES."""
+
+    registry: Registry
+    is_local: bool  # nothing to connect to: no client, no prefetch threads
+
+    def index_path(self, name: str) -> str: ...
+
+    def read(self, relpath: str, limit: int = MAX_INDEX_FILE) -> Fetched:
+        """An index file (`index/<ns>/<name>`, `names`, `config.json`), at most `limit` bytes."""
+
+    def peek(self, relpath: str, limit: int = MAX_INDEX_FILE) -> bytes | None:
+        """The file as this machine already has it, never waiting for the network."""
+
+    def config(self) -> dict:
+        """The registry's `config.json` ({} when it has none)."""
+
+    def read_bundle(self, path: str) -> bytes | None:
+        """A signature bundle (`bundles/sha256/…`), None when the registry does not serve it."""
+
+    def blob_location(self, digest: str) -> str:
+        """Where the blob is, relative to the registry (or an absolute URL): what a lock records."""
+
+    def blob_url(self, digest: str, location: str | None = None) -> str:
+        """The URL `open_blob` streams the blob from (`location`: a lock's record of it)."""
+
+    def open_blob(self, url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]:
+        """The blob's bytes in pieces; errors are the transport's (fetch names the package)."""
+
+    def prepare(self) -> None:
+        """Make what threads will share (a connection pool) before they race to make their own."""
+
+    def close(self) -> None: ...
+
+
+def source_for(registry: Registry, **options: Any) -> IndexSource:
+    """The source of `registry`, chosen by its URL's scheme through SCHEMES (a bare path is a folder)."""
+    return _kind_for(registry)(registry, **options)
+
+
+def _kind_for(registry: Registry) -> type[IndexSource]:
+    scheme = urlsplit(registry.url).scheme.lower()
+    kind = SCHEMES.get(scheme)
+    if kind is None:
+        raise RegistryUnavailable(f"registry {registry.name}: {registry.url[:200]!r} has a scheme cspm cannot read "
+                                  f"({scheme}://)", hint=f"use one of {', '.join(supported_schemes())}, "
+                                                         f"or a folder path (`cspm registry add NAME URL`)")
+    return kind
+
+
+def supported_schemes() -> list[str]:
+    return [f"{scheme}://" for scheme in SCHEMES if scheme]
+
+
 class IndexSource:
-    """The index files of one registry."""
+    """The index files of one registry. `IndexSource(registry)` is `source_for(registry)`: the class of
+    its URL's scheme; FolderSource and HttpSource hold what differs, this class what they share."""
+
+    is_local = False
+
+    def __new__(cls, registry: Registry, **options: Any) -> IndexSource:
+        return super().__new__(_kind_for(registry) if cls is IndexSource else cls)
 
     def __init__(self, registry: Registry, *, offline: bool = False, client: httpx.Client | None = None,
                  warn: Warn | None = None, cache: IndexCache | None = None, prefer_cache: bool = False) -> None:
@@ -65,38 +125,92 @@ class IndexSource:
         # keyed by URL too: pointing a name at another registry must not reuse the old one's files
         url_key = hashlib.sha256(registry.url.encode()).hexdigest()[:12]
         self.cache = cache or IndexCache(f"{registry.name}-{url_key}")
-        parts = urlsplit(registry.url)
-        self.is_local = parts.scheme == "file"
-        self.folder = Path(unquote(parts.path)) if self.is_local else None
+        self.folder: Path | None = None
         self._client = client
         self._config: dict | None = None
         self._warned = False
-
-    @property
-    def client(self) -> httpx.Client:
-        import httpx
-
-        if self._client is None:
-            self._client = httpx.Client(timeout=http_timeout(TIMEOUT), follow_redirects=True, trust_env=False,
-                                        headers={"User-Agent": "cspm", "Accept-Encoding": "gzip"})
-        return self._client
 
     def index_path(self, name: str) -> str:
         namespace, short = check_name(name).split("/")
         return f"index/{namespace}/{short}"
 
     def read(self, relpath: str, limit: int = MAX_INDEX_FILE) -> Fetched:
-        if self.folder is not None:
-            return self._read_local(relpath, limit)
-        return self._read_http(relpath, limit)
+        raise NotImplementedError
 
     def peek(self, relpath: str, limit: int = MAX_INDEX_FILE) -> bytes | None:
-        """The file as this machine already has it, never asking the network: a folder registry's
-        file, or an HTTP registry's cached copy (None when there is none or it cannot be read).
-        For warnings on a warm path, which must not wait for a registry."""
-        if self.folder is None:
-            cached = self.cache.get(relpath)
-            return cached.body if cached is not None else None
+        raise NotImplementedError
+
+    def open_blob(self, url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Nothing to share by default."""
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def config(self) -> dict:
+        """The registry's `config.json` ({} when it has none)."""
+        if self._config is None:
+            fetched = self.read("config.json", MAX_CONFIG_FILE)
+            try:
+                data = bounded_json.loads(fetched.body, max_bytes=MAX_CONFIG_FILE) if fetched.body else {}
+            except bounded_json.JsonRejected as exc:
+                raise RegistryUnavailable(f"registry {self.registry.name}: config.json is refused: {exc}",
+                                          hint="tell the registry's operator") from None
+            self._config = data if isinstance(data, dict) else {}
+            policy = self._config.get("policy")
+            if policy is not None and not _is_policy(policy):
+                raise RegistryUnavailable(f"registry {self.registry.name}: config.json has a `policy` that is not "
+                                          f"a map of namespace patterns to signer rules",
+                                          hint="tell the registry's operator")
+        return self._config
+
+    def read_bundle(self, path: str) -> bytes | None:
+        return self.read(path, MAX_BUNDLE).body
+
+    def blob_location(self, digest: str) -> str:
+        """`dl` of config.json filled in for `digest`: a path relative to the registry, or an absolute URL.
+
+        `..` is looked for after percent-decoding too (`%2e%2e/` is `../` to whoever decodes the URL).
+        """
+        template = self.config().get("dl") or DEFAULT_DL
+        if not isinstance(template, str) or ".." in template or ".." in unquote(template):
+            template = DEFAULT_DL
+        return template.replace("{digest}", digest).replace("{hex}", digest.split(":", 1)[1])
+
+    def blob_url(self, digest: str, location: str | None = None) -> str:
+        """Where a blob is downloaded from: `location` (a lock's record, used when it is a path inside the
+        registry that names the digest) or `blob_location`. An absolute URL is only ever taken from the
+        registry's own config.json, never from a lock: a lock cannot send a download to another host,
+        and a lock whose digest was edited is not sent to the old blob."""
+        if location is not None and _is_inside(location) and digest.split(":", 1)[1] in location:
+            return self._url_of(location)
+        return self._url_of(self.blob_location(digest))
+
+    def _url_of(self, relative: str) -> str:
+        if relative.startswith(("http://", "https://")):
+            return relative
+        return f"{self.registry.url}/{relative.lstrip('/')}"
+
+
+class FolderSource(IndexSource):
+    """A registry in a folder (`file://` or a path): read only inside it, from regular files only."""
+
+    is_local = True
+
+    def __init__(self, registry: Registry, **options: Any) -> None:
+        super().__init__(registry, **options)
+        parts = urlsplit(registry.url)
+        self.folder = Path(unquote(parts.path)) if parts.scheme else Path(registry.url)
+        self._base = registry.url if parts.scheme else self.folder.absolute().as_uri()
+
+    def read(self, relpath: str, limit: int = MAX_INDEX_FILE) -> Fetched:
+        return self._read_local(relpath, limit)
+
+    def peek(self, relpath: str, limit: int = MAX_INDEX_FILE) -> bytes | None:
+        """The folder's file (None when there is none or it cannot be read)."""
         try:
             return self._read_local(relpath, limit).body
         except RegistryUnavailable:
@@ -144,6 +258,46 @@ class IndexSource:
             raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is larger than {limit} bytes")
         return Fetched(body)
 
+    def _url_of(self, relative: str) -> str:
+        """For a folder, the decoded path must resolve inside the folder, and nothing is elsewhere."""
+        if relative.startswith(("http://", "https://")):
+            raise RegistryUnavailable(f"registry {self.registry.name}: a folder registry cannot send "
+                                      f"downloads elsewhere ({relative[:200]})")
+        assert self.folder is not None
+        inside = self.local_path(unquote(relative.split("?", 1)[0].split("#", 1)[0]).lstrip("/"))
+        return f"{self._base}/{quote(inside.relative_to(self.folder.resolve()).as_posix())}"
+
+    def open_blob(self, url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]:
+        return stream_file(Path(unquote(urlsplit(url).path)))
+
+
+class HttpSource(IndexSource):
+    """A registry served over http(s): index files revalidated against the cache, blobs streamed."""
+
+    @property
+    def client(self) -> httpx.Client:
+        from cspm import http_client
+
+        if self._client is None:
+            self._client = http_client.build(timeout=http_client.timeout(TIMEOUT), follow_redirects=True,
+                                             headers={"Accept-Encoding": "gzip"})
+        return self._client
+
+    def prepare(self) -> None:
+        if not self.offline:
+            _ = self.client
+
+    def read(self, relpath: str, limit: int = MAX_INDEX_FILE) -> Fetched:
+        return self._read_http(relpath, limit)
+
+    def peek(self, relpath: str, limit: int = MAX_INDEX_FILE) -> bytes | None:
+        """The cached copy (None when there is none)."""
+        cached = self.cache.get(relpath)
+        return cached.body if cached is not None else None
+
+    def open_blob(self, url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]:
+        return stream_http(client or self.client, url)
+
     def _read_http(self, relpath: str, limit: int) -> Fetched:
         cached = self.cache.get(relpath)
         if self.offline or (self.prefer_cache and cached is not None and cached.body is not None):
@@ -156,54 +310,48 @@ class IndexSource:
                 headers["If-Modified-Since"] = cached.last_modified
         import httpx
 
+        from cspm import http_client
+
         url = f"{self.registry.url}/{relpath}"
-        for attempt in range(1, INDEX_ATTEMPTS + 1):
-            try:
-                return self._get(relpath, url, headers, cached, limit)
-            except httpx.HTTPStatusError as exc:
-                # a registry that answers is worth asking again, when there is no cached copy to fall back on
-                if cached is not None or attempt == INDEX_ATTEMPTS:
-                    return self._unavailable(exc, cached, f"answered {exc} for {relpath} (after {attempt} "
-                                             f"attempt{'s' if attempt > 1 else ''})")
-                time.sleep(INDEX_BACKOFF_S * 2 ** (attempt - 1))
-            except httpx.TransportError as exc:
-                return self._unavailable(exc, cached, f"cannot be reached: {str(exc) or type(exc).__name__}")
-            except (httpx.DecodingError, httpx.TooManyRedirects, httpx.InvalidURL) as exc:
-                # the registry answered, but with a body that cannot be decoded (a corrupt gzip) or in a loop:
-                # nothing of it is used or cached, and a stale copy would hide a broken registry
-                raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) sent an answer "
-                                          f"for {relpath} that cannot be used: {str(exc)[:300] or type(exc).__name__}",
-                                          hint="tell the registry's operator (or the proxy's, if one is in the "
-                                               "way)") from None
-        raise AssertionError("unreachable")
+        # a failing registry is asked again when there is no cached copy to fall back on
+        policy = http_client.policy() if cached is None else http_client.policy().with_attempts(1)
+        try:
+            return policy.run(lambda: self._get(relpath, url, headers, cached, limit))
+        except http_client.GaveUp as exc:
+            return self._unavailable(exc, cached, relpath)
+        except (httpx.DecodingError, httpx.TooManyRedirects, httpx.InvalidURL) as exc:
+            # the registry answered, but with a body that cannot be decoded (a corrupt gzip) or in a loop:
+            # nothing of it is used or cached, and a stale copy would hide a broken registry
+            raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) sent an answer "
+                                      f"for {relpath} that cannot be used: {str(exc)[:300] or type(exc).__name__}",
+                                      hint="tell the registry's operator (or the proxy's, if one is in the "
+                                           "way)") from None
 
-    def _unavailable(self, exc: Exception, cached: Cached | None, what: str) -> Fetched:
-        import httpx
-
-        reason = str(exc) or type(exc).__name__
+    def _unavailable(self, exc: GaveUp, cached: Cached | None, relpath: str) -> Fetched:
+        last = exc.last
         if cached is None:
-            failing = isinstance(exc, httpx.HTTPStatusError)
+            failing = last.status is not None
+            what = (f"answered {last.reason} for {relpath} ({exc.why})" if failing else
+                    f"cannot be reached: {last.reason} ({exc.why})")
             raise RegistryUnavailable(f"registry {self.registry.name} ({self.registry.url}) {what}",
                                       hint=("the registry is failing: try again later" if failing else
                                             "check the network") + " (no cached copy of its index can stand in)")
         if not self._warned:
-            self.warn(f"registry {self.registry.name} cannot be reached ({reason}): using its cached index")
+            self.warn(f"registry {self.registry.name} cannot be reached ({last.reason}): using its cached index")
             self._warned = True
         return Fetched(cached.body, from_cache=True, stale=True)
 
     def _get(self, relpath: str, url: str, headers: dict[str, str], cached: Cached | None, limit: int) -> Fetched:
-        import httpx
+        from cspm import http_client
 
-        with self.client.stream("GET", url, headers=headers) as response:
+        with http_client.transient_errors(), self.client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304 and cached is not None:
                 self.cache.touch(relpath)
                 return Fetched(cached.body, from_cache=True)
             if response.status_code in (404, 410):
                 self.cache.put(relpath, None, None, None)
                 return Fetched(None)
-            if response.status_code >= 500 or response.status_code == 429:
-                raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request,
-                                            response=response)
+            http_client.check_status(response)
             if response.status_code != 200:
                 raise RegistryUnavailable(f"registry {self.registry.name} answered HTTP "
                                           f"{response.status_code} for {url}")
@@ -217,42 +365,17 @@ class IndexSource:
                            response.headers.get("Last-Modified"))
             return Fetched(bytes(body))
 
-    def config(self) -> dict:
-        """The registry's `config.json` ({} when it has none)."""
-        if self._config is None:
-            fetched = self.read("config.json", MAX_CONFIG_FILE)
-            try:
-                data = bounded_json.loads(fetched.body, max_bytes=MAX_CONFIG_FILE) if fetched.body else {}
-            except bounded_json.JsonRejected as exc:
-                raise RegistryUnavailable(f"registry {self.registry.name}: config.json is refused: {exc}",
-                                          hint="tell the registry's operator") from None
-            self._config = data if isinstance(data, dict) else {}
-            policy = self._config.get("policy")
-            if policy is not None and not _is_policy(policy):
-                raise RegistryUnavailable(f"registry {self.registry.name}: config.json has a `policy` that is not "
-                                          f"a map of namespace patterns to signer rules",
-                                          hint="tell the registry's operator")
-        return self._config
 
-    def blob_url(self, digest: str) -> str:
-        """Where a blob is downloaded from: `dl` of config.json (relative to the registry, or absolute).
+# The one table of registry kinds: an `oci` entry is all an OCI source needs to be chosen.
+SCHEMES: dict[str, type[IndexSource]] = {"": FolderSource, "file": FolderSource, "http": HttpSource,
+                                         "https": HttpSource}
 
-        `..` is looked for after percent-decoding too (`%2e%2e/` is `../` to whoever decodes the URL);
-        for a folder registry the decoded path must resolve inside the folder.
-        """
-        template = self.config().get("dl") or DEFAULT_DL
-        if not isinstance(template, str) or ".." in template or ".." in unquote(template):
-            template = DEFAULT_DL
-        relative = template.replace("{digest}", digest).replace("{hex}", digest.split(":", 1)[1])
-        if relative.startswith(("http://", "https://")):
-            if self.is_local:
-                raise RegistryUnavailable(f"registry {self.registry.name}: a folder registry cannot send "
-                                          f"downloads elsewhere ({template})")
-            return relative
-        if self.folder is not None:
-            inside = self.local_path(unquote(relative.split("?", 1)[0].split("#", 1)[0]).lstrip("/"))
-            return f"{self.registry.url}/{quote(inside.relative_to(self.folder.resolve()).as_posix())}"
-        return f"{self.registry.url}/{relative.lstrip('/')}"
+
+def _is_inside(location: str) -> bool:
+    """A lock's blob location that stays inside its registry: relative, no `..` even once decoded."""
+    decoded = unquote(location)
+    return (bool(location) and "://" not in location and not location.startswith("/") and ".." not in decoded
+            and "\\" not in decoded and "\0" not in decoded)
 
 
 def _is_policy(policy: object) -> bool:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from cspm.verify.signature import MAX_BUNDLE  # what cspm reads of a signature bundle
+from cspm.protocol.layout import MAX_BUNDLE  # what cspm reads of a signature bundle
 
 PART_NAMES = ("the JSON part (1)", "the module part (2)", "the signature bundle part (3)")
 MAX_JSON = 1 << 20

@@ -18,7 +18,7 @@ from pathlib import Path
 import extism
 from extism.extism import CompiledPlugin
 
-from cspm import paths
+from cspm.cachedir import Bucket
 
 _compiled: dict[tuple, CompiledPlugin] = {}
 
@@ -46,7 +46,7 @@ def extism_version() -> str:
 
 def configure_disk_cache(directory: Path | None = None) -> Path:
     """Point wasmtime's compile cache at cspm's cache dir (once per process, before compiling)."""
-    directory = directory or paths.cache_dir() / "compiled" / extism_version()
+    directory = directory or Bucket.COMPILED.path() / extism_version()
     directory.mkdir(parents=True, exist_ok=True)
     config = directory.parent / f"wasmtime-cache-{directory.name}.toml"  # wasmtime deletes strangers inside
     text = f'[cache]\ndirectory = {json.dumps(str(directory))}\n'
@@ -72,7 +72,7 @@ def _seen_dir() -> Path:
     """Outside wasmtime's own directory (it deletes files it does not know), inside `compiled/`, so
     `cspm cache clean compiled` drops the markers with the modules. Compiled code depends on the
     module's bytes only (memory, timeout and WASI are applied at instantiation), hence one per digest."""
-    return paths.cache_dir() / "compiled" / f"seen-{extism_version()}"
+    return Bucket.COMPILED.path() / f"seen-{extism_version()}"
 
 
 def uncompiled(modules: Iterable[tuple[Path, str | None]]) -> int:

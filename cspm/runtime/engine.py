@@ -19,12 +19,12 @@ from typing import Any
 import extism
 from extism.extism import CompiledPlugin
 
-from cspm.errors import CapabilityError, CspmError, PluginError, PluginFileMissing
+from cspm.errors import CapabilityError, CspmError, PluginError, PluginFileMissing, RunFailed
 from cspm.formats import bounded_json
 from cspm.formats.plan import MAX_MODULE_BYTES, Plan, PlanComponent
 from cspm.runtime import compiler, hostfns, logs
 from cspm.runtime.http import FetchRefused, HttpGateway
-from cspm.runtime.kv import KvKeyInvalid, KvStore, TooLarge
+from cspm.runtime.kv import KvFactory, KvKeyInvalid, KvStore, TooLarge, open_default
 from cspm.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINES, LogCollector, LogLine
 from cspm.runtime.secrets import ResolvedSecret, resolve
 from cspm.runtime.trace import Span
@@ -44,15 +44,6 @@ ROUTED = {"call_llm": "llm", "call_tool": "tool", "call_agent": "agent"}
 
 class CalleeFailed(Exception):
     """A plug-in trapped, timed out, ran out of memory or answered malformed JSON."""
-
-
-class RunFailed(PluginError):
-    """The entry itself failed (trapped, timed out, answered malformed JSON); `trace` is the call tree
-    up to the failure, so `--trace` can still show what ran."""
-
-    def __init__(self, message: str, trace: Span) -> None:
-        super().__init__(message)
-        self.trace = trace
 
 
 class HostRefusal(Exception):
@@ -134,14 +125,15 @@ class Runtime:
     """A loaded app, ready to run; `close()` releases its plug-ins."""
 
     def __init__(self, plan: Plan, *, session: str | None = None, kv: KvStore | None = None,
-                 on_chunk: Callable[[str, str], None] | None = None,
+                 kv_factory: KvFactory = open_default, on_chunk: Callable[[str, str], None] | None = None,
                  on_log: Callable[[LogLine], None] | None = None) -> None:
         if plan.origin is not None and not plan.approved:  # every host runs through here: none can forget
             raise CapabilityError(f"{plan.origin.name} {plan.origin.version} is a published app whose capabilities "
                                   f"were not approved", hint="approve them: `cspm run NAME --allow-capabilities`")
         self.plan = plan
         self.session = session or uuid.uuid4().hex[:16]
-        self._kv = kv
+        self._kv = kv  # or, at the first kv call, kv_factory(): a run that uses no kv opens no store
+        self._kv_factory = kv_factory
         self.on_chunk = on_chunk
         self.on_log = on_log
         self.http = HttpGateway()
@@ -225,8 +217,7 @@ class Runtime:
     @property
     def kv(self) -> KvStore:
         if self._kv is None:
-            from cspm import paths
-            self._kv = KvStore(paths.data_dir() / "kv.sqlite3")
+            self._kv = self._kv_factory()
         return self._kv
 
     def close(self) -> None:

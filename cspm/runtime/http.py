@@ -21,7 +21,7 @@ from http.cookiejar import CookieJar, CookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
-from cspm.runtime import hosts
+from cspm.formats import hosts
 from cspm.runtime.secrets import ResolvedSecret
 
 if TYPE_CHECKING:  # imported on a plug-in's first request: most apps never make one (~40 ms a start)
@@ -91,8 +91,12 @@ class HttpGateway:
                 raise RuntimeError("this httpx keeps no httpcore pool in HTTPTransport._pool: update cspm")
             transport._pool = httpcore.ConnectionPool(  # the same pool, on a backend that knows the deadline
                 ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=_deadline_backend(self))
-            self._client = httpx.Client(transport=transport, follow_redirects=False, timeout=TIMEOUT_S,
-                                        trust_env=False, cookies=CookieJar(policy=_NoCookies()))
+            from cspm import http_client
+
+            # built as every cspm client is (cspm.http_client), but never retried: a plug-in's request is
+            # the plug-in's to repeat (it may not be idempotent)
+            self._client = http_client.build(transport=transport, follow_redirects=False, timeout=TIMEOUT_S,
+                                             cookies=CookieJar(policy=_NoCookies()))
         return self._client
 
     def close(self) -> None:

@@ -1,9 +1,13 @@
-"""`kv_get`/`kv_set`: plug-in memory that outlives the process, scoped app + plug-in + session.
+"""Plug-in memory that outlives the process (`kv_get`/`kv_set`), behind one small interface.
 
-Plug-ins write it, so it is bounded: a value by MAX_VALUE_BYTES, and what one plug-in of one app holds
-over all its sessions by QUOTA_BYTES and QUOTA_KEYS (otherwise a plug-in could fill the disk, one
-call at a time or one session at a time). The usage is kept in `kv_usage`, updated in the same
-transaction as the value, so checking it costs one row, not a scan.
+`KvStore` is what a host needs from plug-in memory; `SqliteKvStore` implements it today (one file in
+the data dir, docs/formats.md "kv memory" gives its layout), so that a shared database can serve
+several hosts later without touching the runtime. The bounds are part of the interface, not of
+SQLite: `check_key`, `encode` and `check_quota` are what every implementation calls.
+
+Plug-ins write it, so it is bounded: a key by MAX_KEY_CHARS, a value by MAX_VALUE_BYTES, and what
+one plug-in of one app holds over all its sessions by QUOTA_BYTES and QUOTA_KEYS (otherwise a
+plug-in could fill the disk, one call at a time or one session at a time).
 """
 
 from __future__ import annotations
@@ -12,29 +16,22 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from cspm.formats import bounded_json
 
+MAX_KEY_CHARS = 512  # one key, as the ABI schema allows (kv_get_request / kv_set_request)
 MAX_VALUE_BYTES = 1024 * 1024  # one value, as the UTF-8 JSON text stored
 QUOTA_BYTES = 64 * 1024 * 1024  # keys + values of one plug-in of one app, over all its sessions
 QUOTA_KEYS = 10_000  # keys of one plug-in of one app, over all its sessions
+FILE = "kv.sqlite3"  # in the data dir (`CSPM_DATA_DIR`), never the cache: it is not re-made
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS kv (
-    app TEXT NOT NULL, plugin TEXT NOT NULL, session TEXT NOT NULL, key TEXT NOT NULL,
-    value TEXT NOT NULL, updated REAL NOT NULL,
-    PRIMARY KEY (app, plugin, session, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS kv_usage (
-    app TEXT NOT NULL, plugin TEXT NOT NULL, keys INTEGER NOT NULL, bytes INTEGER NOT NULL,
-    PRIMARY KEY (app, plugin)
-) WITHOUT ROWID;
-"""
-USAGE_VERSION = 1  # PRAGMA user_version once kv_usage has been counted from the rows already there
-_ROW_BYTES = "length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))"
+Scope = tuple[str, str, str]
+"""(app, component, session): the app's kv scope as the plan gives it (its `name:`, or
+`pkg:NAMESPACE/NAME@REGISTRY` for a published app), the calling component's name, the session."""
 
 
 @dataclass(frozen=True)
@@ -54,20 +51,130 @@ class TooLarge(Exception):
 
 
 class KvKeyInvalid(ValueError):
-    """A key that cannot be stored (it is not valid Unicode text)."""
+    """A key that cannot be stored (longer than MAX_KEY_CHARS, or not valid Unicode text)."""
 
 
-def _owner(scope: tuple[str, str, str]) -> tuple[str, str]:
-    """What the quota counts over: the scope's app and plug-in, not its session, so that writing
-    under more sessions gives a plug-in no more room."""
-    return scope[0], scope[1]
+@runtime_checkable
+class KvStore(Protocol):
+    """Plug-in memory: JSON values under (scope, key). What every implementation guarantees:
+
+    - Bounds. `get`/`set`/`delete` refuse a key past `check_key` (KvKeyInvalid, nothing read or
+      written). `set` refuses a value whose JSON text (`encode`) is over MAX_VALUE_BYTES, and a write
+      that would take the scope's owner (app + component, every session counted together: a caller
+      chooses the session, so a quota per session would be no bound) past QUOTA_KEYS keys or
+      QUOTA_BYTES of keys + values (`check_quota`): TooLarge, nothing written. A write that does not
+      grow what the owner holds is always allowed. `get` of a stored value past the JSON limits
+      (written by an older cspm or by anything else) is TooLarge, never a crash.
+    - Atomic writes. A `set`, `delete` or `clear` is all or nothing, together with the usage the quota
+      counts (so `usage` is exact); once it returns, a crash of the process loses nothing of it.
+    - Concurrent processes are safe. Several processes (and threads) may share one store: writes to
+      one owner are serialized, so two writers cannot both pass the quota.
+    - Reads. `get` of a key never set is None (as is a stored null); scopes never see each other's keys.
+    """
+
+    def get(self, scope: Scope, key: str) -> Any: ...
+
+    def set(self, scope: Scope, key: str, value: Any) -> None: ...
+
+    def delete(self, scope: Scope, key: str) -> bool:
+        """Remove a key; whether it was there."""
+        ...
+
+    def keys(self, scope: Scope) -> list[str]:
+        """The scope's keys, sorted."""
+        ...
+
+    def usage(self, scope: Scope) -> tuple[int, int]:
+        """(keys, bytes) that the scope's app + component holds over all its sessions: what the quota counts."""
+        ...
+
+    def sessions(self, app: str | None = None, session: str | None = None) -> list[SessionUsage]:
+        """Every (app, component, session) holding memory, newest write first; `app` is a kv scope as
+        stored, or a published app's NAMESPACE/NAME (its memory from every registry)."""
+        ...
+
+    def clear(self, app: str | None = None, session: str | None = None) -> int:
+        """Delete the memory of the matching sessions (all when neither is given); keys deleted."""
+        ...
+
+    def close(self) -> None: ...
 
 
-def _key_bytes(key: str) -> int:
+def check_key(key: str) -> int:
+    """The key's size in bytes, as the quota counts it; KvKeyInvalid for a key no store may hold."""
+    if not isinstance(key, str) or not key:
+        raise KvKeyInvalid("a key is a non-empty string")
+    if len(key) > MAX_KEY_CHARS:
+        raise KvKeyInvalid(f"key {key[:40]!r}… is {len(key)} characters, over the {MAX_KEY_CHARS}-character limit")
     try:
         return len(key.encode())
     except UnicodeEncodeError:
         raise KvKeyInvalid(f"key {key[:40]!r} is not valid Unicode (a lone surrogate)") from None
+
+
+def encode(value: Any) -> str:
+    """The JSON text stored for a value; TooLarge over MAX_VALUE_BYTES (its size is `len(text.encode())`)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:  # a lone surrogate in a string: stored escaped, read back the same
+        text = json.dumps(value, separators=(",", ":"))
+        size = len(text)
+    if size > MAX_VALUE_BYTES:
+        raise TooLarge(f"value of {size} bytes is over the {MAX_VALUE_BYTES}-byte limit")
+    return text
+
+
+def decode(text: str, key: str) -> Any:
+    """A stored value, read with bounded_json: past the JSON limits it is TooLarge."""
+    try:
+        return bounded_json.loads(text)
+    except bounded_json.JsonRejected as exc:
+        raise TooLarge(f"the stored value of key {key[:40]!r} cannot be read back: {exc}") from None
+
+
+def check_quota(keys: int, used: int, new_key: bool, grow: int) -> None:
+    """Refuse a write that takes an owner holding `keys` keys and `used` bytes past its quota: `new_key`
+    when the key is not there yet, `grow` the bytes it adds (negative when it shrinks)."""
+    if new_key and keys + 1 > QUOTA_KEYS:
+        raise TooLarge(f"kv quota: this plug-in already holds {keys} keys in this app, the most it "
+                       f"may (at most {QUOTA_KEYS} keys over all sessions)")
+    if grow > 0 and used + grow > QUOTA_BYTES:
+        raise TooLarge(f"kv quota: this plug-in holds {used} bytes in this app; {grow} more would pass "
+                       f"its quota of {QUOTA_BYTES // 2**20} MiB (keys and values over all sessions)")
+
+
+def open_default() -> KvStore:
+    """The store of this machine: SQLite in the data dir. What a Runtime uses unless given another."""
+    from cspm import paths
+
+    return SqliteKvStore(paths.data_dir() / FILE)
+
+
+KvFactory = Callable[[], KvStore]
+
+# ---- SQLite --------------------------------------------------------------------------------------
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    app TEXT NOT NULL, plugin TEXT NOT NULL, session TEXT NOT NULL, key TEXT NOT NULL,
+    value TEXT NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (app, plugin, session, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv_usage (
+    app TEXT NOT NULL, plugin TEXT NOT NULL, keys INTEGER NOT NULL, bytes INTEGER NOT NULL,
+    PRIMARY KEY (app, plugin)
+) WITHOUT ROWID;
+"""
+USAGE_VERSION = 1  # PRAGMA user_version once kv_usage has been counted from the rows already there
+_ROW_BYTES = "length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))"
+_WHERE_KEY = "app=? AND plugin=? AND session=? AND key=?"
+
+
+def _owner(scope: Scope) -> tuple[str, str]:
+    """What the quota counts over: the scope's app and plug-in, not its session, so that writing
+    under more sessions gives a plug-in no more room."""
+    return scope[0], scope[1]
 
 
 def _filters(app: str | None, session: str | None) -> tuple[str, tuple[object, ...]]:
@@ -85,8 +192,11 @@ def _filters(app: str | None, session: str | None) -> tuple[str, tuple[object, .
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
 
-class KvStore:
-    """SQLite in WAL mode: each set is its own transaction, so a crash loses nothing written."""
+class SqliteKvStore:
+    """KvStore in one SQLite file, WAL mode: each write is one `BEGIN IMMEDIATE` transaction (SQLite's
+    write lock serializes writers across processes; a busy one waits up to 10 s), and the usage row in
+    `kv_usage` is updated in the same transaction as the value, so checking the quota costs one row,
+    not a scan. `synchronous=NORMAL` in WAL: a committed write survives a crash of the process."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -120,70 +230,77 @@ class KvStore:
             db.execute("ROLLBACK")
             raise
 
-    def get(self, scope: tuple[str, str, str], key: str) -> Any:
-        """The stored value, read with bounded_json: a value stored by an older cspm (or written to the
-        file by anything else) that is past the JSON limits is TooLarge, not a crash."""
-        _key_bytes(key)
+    def get(self, scope: Scope, key: str) -> Any:
+        check_key(key)
         with self._lock:
-            row = self._conn().execute(
-                "SELECT value FROM kv WHERE app=? AND plugin=? AND session=? AND key=?", (*scope, key)).fetchone()
-        if row is None:
-            return None
-        try:
-            return bounded_json.loads(row[0])
-        except bounded_json.JsonRejected as exc:
-            raise TooLarge(f"the stored value of key {key[:40]!r} cannot be read back: {exc}") from None
+            row = self._conn().execute(f"SELECT value FROM kv WHERE {_WHERE_KEY}", (*scope, key)).fetchone()
+        return None if row is None else decode(row[0], key)
 
-    def set(self, scope: tuple[str, str, str], key: str, value: Any) -> None:
-        """Store a value; TooLarge when it is over MAX_VALUE_BYTES or would take the plug-in past its
-        quota (a write that does not grow what it holds, such as a smaller value, is always allowed)."""
-        key_size = _key_bytes(key)
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        try:
-            value_size = len(text.encode())
-        except UnicodeEncodeError:  # a lone surrogate in a string: stored escaped, read back the same
-            text = json.dumps(value, separators=(",", ":"))
-            value_size = len(text)
-        if value_size > MAX_VALUE_BYTES:
-            raise TooLarge(f"value of {value_size} bytes is over the {MAX_VALUE_BYTES}-byte limit")
+    def set(self, scope: Scope, key: str, value: Any) -> None:
+        key_size = check_key(key)
+        text = encode(value)
+        value_size = len(text.encode())  # `encode` keeps it UTF-8 (escaped when it must)
         owner = _owner(scope)
         with self._lock:
             db = self._conn()
             db.execute("BEGIN IMMEDIATE")
             try:
-                old = db.execute(f"SELECT {_ROW_BYTES} FROM kv WHERE app=? AND plugin=? AND session=? AND key=?",
-                                 (*scope, key)).fetchone()
+                old = db.execute(f"SELECT {_ROW_BYTES} FROM kv WHERE {_WHERE_KEY}", (*scope, key)).fetchone()
                 keys, used = db.execute("SELECT keys, bytes FROM kv_usage WHERE app=? AND plugin=?",
                                         owner).fetchone() or (0, 0)
                 grow = key_size + value_size - (old[0] if old else 0)
-                if old is None and keys + 1 > QUOTA_KEYS:
-                    raise TooLarge(f"kv quota: this plug-in already holds {keys} keys in this app, the most it "
-                                   f"may (at most {QUOTA_KEYS} keys over all sessions)")
-                if grow > 0 and used + grow > QUOTA_BYTES:
-                    raise TooLarge(f"kv quota: this plug-in holds {used} bytes in this app; {grow} more would pass "
-                                   f"its quota of {QUOTA_BYTES // 2**20} MiB (keys and values over all sessions)")
+                check_quota(keys, used, old is None, grow)
                 db.execute(
                     "INSERT INTO kv (app, plugin, session, key, value, updated) VALUES (?,?,?,?,?,?) "
                     "ON CONFLICT (app, plugin, session, key) DO UPDATE SET value=excluded.value, "
                     "updated=excluded.updated", (*scope, key, text, time.time()))
-                db.execute("INSERT INTO kv_usage (app, plugin, keys, bytes) VALUES (?,?,?,?) "
-                           "ON CONFLICT (app, plugin) DO UPDATE SET keys=excluded.keys, bytes=excluded.bytes",
-                           (*owner, keys + (old is None), used + grow))
+                self._set_usage(db, owner, keys + (old is None), used + grow)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
 
-    def usage(self, scope: tuple[str, str, str]) -> tuple[int, int]:
-        """(keys, bytes) that the scope's app + plug-in holds over all sessions."""
+    @staticmethod
+    def _set_usage(db: sqlite3.Connection, owner: tuple[str, str], keys: int, used: int) -> None:
+        db.execute("INSERT INTO kv_usage (app, plugin, keys, bytes) VALUES (?,?,?,?) "
+                   "ON CONFLICT (app, plugin) DO UPDATE SET keys=excluded.keys, bytes=excluded.bytes",
+                   (*owner, keys, used))
+
+    def delete(self, scope: Scope, key: str) -> bool:
+        check_key(key)
+        owner = _owner(scope)
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                old = db.execute(f"SELECT {_ROW_BYTES} FROM kv WHERE {_WHERE_KEY}", (*scope, key)).fetchone()
+                if old is not None:
+                    keys, used = db.execute("SELECT keys, bytes FROM kv_usage WHERE app=? AND plugin=?",
+                                            owner).fetchone() or (1, old[0])
+                    db.execute(f"DELETE FROM kv WHERE {_WHERE_KEY}", (*scope, key))
+                    self._set_usage(db, owner, max(keys - 1, 0), max(used - old[0], 0))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return old is not None
+
+    def keys(self, scope: Scope) -> list[str]:
+        if self._db is None and not self.path.exists():
+            return []
+        with self._lock:
+            rows = self._conn().execute("SELECT key FROM kv WHERE app=? AND plugin=? AND session=? ORDER BY key",
+                                        scope).fetchall()
+        return [row[0] for row in rows]
+
+    def usage(self, scope: Scope) -> tuple[int, int]:
         with self._lock:
             row = self._conn().execute("SELECT keys, bytes FROM kv_usage WHERE app=? AND plugin=?",
                                        _owner(scope)).fetchone()
         return (row[0], row[1]) if row else (0, 0)
 
     def sessions(self, app: str | None = None, session: str | None = None) -> list[SessionUsage]:
-        """Every (app, plug-in, session) with memory, newest first; none (and no file created) when
-        nothing was ever stored. `app`: see `_app_match`."""
+        """None (and no file created) when nothing was ever stored."""
         if self._db is None and not self.path.exists():
             return []
         where, args = _filters(app, session)
@@ -194,9 +311,8 @@ class KvStore:
         return [SessionUsage(*row) for row in rows]
 
     def clear(self, app: str | None = None, session: str | None = None) -> int:
-        """Delete the memory of the matching sessions (all of it when neither is given) and recount
-        `kv_usage` for the plug-ins touched, in one transaction, so the quotas stay exact; returns the
-        number of keys deleted."""
+        """Also recounts `kv_usage` for the plug-ins touched, in the same transaction, so the quotas
+        stay exact."""
         if self._db is None and not self.path.exists():
             return 0
         where, args = _filters(app, session)

@@ -7,12 +7,12 @@ imports must be what the blob really has: an index cannot describe one module an
 
 from __future__ import annotations
 
-from cspm.errors import CspmError
-from cspm.verify.wasm import Interface, WasmFormatError, read_interface
+import os
+from collections.abc import Sequence
+from pathlib import Path
 
-
-class InterfaceError(CspmError):
-    pass
+from cspm.errors import InterfaceError
+from cspm.verify.wasm import Interface, WasmFormatError, read_interface, read_interface_file
 
 
 def import_names(interface: Interface) -> list[str]:
@@ -28,6 +28,25 @@ def check_module(data: bytes, what: str, *, wasi_declared: bool) -> Interface:
         interface = read_interface(data)
     except WasmFormatError as exc:
         raise InterfaceError(f"{what} is not a usable wasm module: {exc}") from None
+    return _checked(interface, what, wasi_declared)
+
+
+def check_module_file(path: Path, what: str, *, wasi_declared: bool, exports: Sequence[str] | None = None,
+                      imports: Sequence[str] | None = None) -> Interface:
+    """`check_module` (and, given the index's `exports` and `imports`, `check_against_entry`) of a module
+    in a file, read by its section headers: a download is checked without holding it in memory."""
+    try:
+        with path.open("rb") as handle:
+            interface = read_interface_file(handle, os.fstat(handle.fileno()).st_size)
+    except WasmFormatError as exc:
+        raise InterfaceError(f"{what} is not a usable wasm module: {exc}") from None
+    _checked(interface, what, wasi_declared)
+    if exports is not None and imports is not None:
+        _matches(interface, what, exports, imports)
+    return interface
+
+
+def _checked(interface: Interface, what: str, wasi_declared: bool) -> Interface:
     problems = interface.problems(allow_wasi=wasi_declared)
     if problems:
         extra = " (declare `wasi: true` in its capabilities if it needs WASI)" if interface.uses_wasi \
@@ -39,6 +58,10 @@ def check_module(data: bytes, what: str, *, wasi_declared: bool) -> Interface:
 def check_against_entry(data: bytes, what: str, exports: list[str] | tuple[str, ...],
                         imports: list[str] | tuple[str, ...], wasi_declared: bool) -> Interface:
     interface = check_module(data, what, wasi_declared=wasi_declared)
+    return _matches(interface, what, exports, imports)
+
+
+def _matches(interface: Interface, what: str, exports: Sequence[str], imports: Sequence[str]) -> Interface:
     if sorted(exports) != export_names(interface) or sorted(imports) != import_names(interface):
         raise InterfaceError(f"{what}: the index describes other exports/imports than the module has",
                              hint="the registry's index and blob disagree; tell its operator")

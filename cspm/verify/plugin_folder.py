@@ -15,11 +15,11 @@ from typing import Any
 
 from cspm.formats import manifest as manifest_format
 from cspm.formats.app import DEFAULT_MEMORY_PAGES
+from cspm.protocol import kinds
 from cspm.store import digest_of
 from cspm.verify.interface import InterfaceError, check_module, export_names, import_names
 from cspm.verify.wasm import EXTISM_ENV, EXTISM_USER, WASI
 
-MODULE_KINDS = ("llm", "tool", "agent")
 HOST_SET_KEYS = {"prompt"}  # the host sets an agent's `prompt` from app.yaml: it needs no string in the module
 
 
@@ -59,7 +59,7 @@ def inspect_folder(folder: Path) -> FolderReport:
         shown_file = manifest.wasm.relative_to(manifest.folder)
     except ValueError:
         shown_file = manifest.wasm
-    if manifest.kind not in MODULE_KINDS:
+    if not kinds.is_module(manifest.kind):
         exists = manifest.wasm.is_file()
         add(Finding("ok" if exists else "error",
                     f"a {manifest.kind} package: its file {shown_file} {'exists' if exists else 'does not exist'}"))

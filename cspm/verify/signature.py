@@ -19,20 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cspm.errors import CspmError
+from cspm.errors import CspmError, SignatureError
 from cspm.formats import bounded_json
+from cspm.protocol.layout import MAX_BUNDLE
 
 KEY_ISSUER = "key:ed25519"  # the `issuer` of a keyed signer; its identity is the key's id
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://chainsocket.dev/publish/v1"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
-MAX_BUNDLE = 1 << 20
 OIDC_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
 OIDC_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
-
-
-class SignatureError(CspmError):
-    """A signature that does not prove what it must; the message says expected vs found."""
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,14 @@ wasmtime would compile for seconds. Every length is bounds-checked: the input is
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 MAGIC = b"\0asm"
 VERSION = b"\x01\0\0\0"
 KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
 SECTION_IMPORT, SECTION_MEMORY, SECTION_EXPORT = 2, 5, 7
+INTERFACE_SECTIONS = frozenset({SECTION_IMPORT, SECTION_MEMORY, SECTION_EXPORT})
+MAX_INTERFACE_SECTION = 16 * 1024 * 1024  # read from a file: names of imports and exports, never code
 MAX_PAGES = 65536  # a 32-bit memory: 4 GiB of 64 KiB pages
 
 EXTISM_ENV = "extism:host/env"
@@ -109,10 +112,7 @@ class _Reader:
 
 
 def read_interface(data: bytes) -> Interface:
-    if len(data) < 8 or data[:4] != MAGIC:
-        raise WasmFormatError("not a WebAssembly module (bad magic number)")
-    if data[4:8] != VERSION:
-        raise WasmFormatError("not a core WebAssembly module of version 1 (a component?)")
+    _check_header(data[:8], len(data))
     found = Interface()
     reader = _Reader(data, 8)
     while reader.pos < reader.end:
@@ -121,21 +121,59 @@ def read_interface(data: bytes) -> Interface:
         start = reader.pos
         if start + size > reader.end:
             raise WasmFormatError("truncated module (a section runs past the end)")
-        body = _Reader(data, start, start + size)
-        if section_id == SECTION_IMPORT:
-            _imports(body, found)
-        elif section_id == SECTION_EXPORT:
-            for _ in range(body.uleb()):
-                name = body.name()
-                kind = KINDS.get(body.byte(), "unknown")
-                body.uleb()
-                found.exports[name] = kind
-        elif section_id == SECTION_MEMORY:
-            count = body.uleb()
-            if count:
-                found.memory_min_pages, found.memory_max_pages = body.limits()
+        if section_id in INTERFACE_SECTIONS:
+            _section(section_id, _Reader(data, start, start + size), found)
         reader.pos = start + size
     return found
+
+
+def read_interface_file(handle: BinaryIO, size: int) -> Interface:
+    """`read_interface` of a module in a file of `size` bytes, reading only the section headers and the
+    import, export and memory sections (each at most MAX_INTERFACE_SECTION bytes): the code and data
+    sections are skipped with a seek, so a large module is never held in memory."""
+    _check_header(handle.read(8), size)
+    found = Interface()
+    pos = 8
+    while pos < size:
+        header = _Reader(handle.read(min(8, size - pos)))  # an id byte and a LEB128 (5 bytes, or malformed)
+        section_id = header.byte()
+        length = header.uleb()
+        start = pos + header.pos
+        if start + length > size:
+            raise WasmFormatError("truncated module (a section runs past the end)")
+        if section_id in INTERFACE_SECTIONS:
+            if length > MAX_INTERFACE_SECTION:
+                raise WasmFormatError(f"its section {section_id} is larger than {MAX_INTERFACE_SECTION >> 20} MiB")
+            handle.seek(start)
+            body = handle.read(length)
+            if len(body) != length:
+                raise WasmFormatError("truncated module")
+            _section(section_id, _Reader(body), found)
+        pos = start + length
+        handle.seek(pos)
+    return found
+
+
+def _check_header(head: bytes, size: int) -> None:
+    if size < 8 or head[:4] != MAGIC:
+        raise WasmFormatError("not a WebAssembly module (bad magic number)")
+    if head[4:8] != VERSION:
+        raise WasmFormatError("not a core WebAssembly module of version 1 (a component?)")
+
+
+def _section(section_id: int, body: _Reader, found: Interface) -> None:
+    if section_id == SECTION_IMPORT:
+        _imports(body, found)
+    elif section_id == SECTION_EXPORT:
+        for _ in range(body.uleb()):
+            name = body.name()
+            kind = KINDS.get(body.byte(), "unknown")
+            body.uleb()
+            found.exports[name] = kind
+    elif section_id == SECTION_MEMORY:
+        count = body.uleb()
+        if count:
+            found.memory_min_pages, found.memory_max_pages = body.limits()
 
 
 def _imports(body: _Reader, found: Interface) -> None:

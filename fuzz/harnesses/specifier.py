@@ -1,6 +1,6 @@
 """Fuzz the version specifier and requirement parsers (cspm/formats/names.py).
 
-Expected: `NameError_` (not a name, not a specifier). Anything else is a crash, and so is a
+Expected: `NameInvalid` (not a name, not a specifier). Anything else is a crash, and so is a
 translation that breaks its own promise: `^X.Y.Z`, `~X.Y.Z` and a bare `X` / `X.Y` must admit the
 version they name, and a parsed specifier must be usable against any version.
 """
@@ -14,7 +14,7 @@ import atheris
 with atheris.instrument_imports(include=["cspm"]):
     from packaging.version import Version
 
-    from cspm.formats.names import NameError_, parse_requirement, parse_specifier
+    from cspm.formats.names import NameInvalid, parse_requirement, parse_specifier
 
 PROBES = [Version(v) for v in ("0", "0.0.1", "1", "1.2.3", "1.2.3rc1", "2!1.0", "1.0.post1.dev3", "1.0+local")]
 
@@ -23,7 +23,7 @@ def test_one_input(data: bytes) -> None:
     text = data.decode("utf-8", "replace")
     try:
         spec = parse_specifier(text)
-    except NameError_:
+    except NameInvalid:
         spec = None
     if spec is not None:
         for probe in PROBES:
@@ -36,7 +36,7 @@ def test_one_input(data: bytes) -> None:
             assert spec.contains(Version(written), prereleases=True), (written, str(spec))
     try:
         requirement = parse_requirement(text)
-    except NameError_:
+    except NameInvalid:
         return
     assert requirement.name.count("/") == 1 and str(requirement) == text.strip()
 

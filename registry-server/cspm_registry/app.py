@@ -35,14 +35,16 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cspm import apppkg, models
+from cspm import apppkg
 from cspm.errors import CspmError
 from cspm.formats import bounded_json
 from cspm.formats import manifest as manifest_format
 from cspm.formats.names import check_name, parse_version
-from cspm.index import build
+from cspm.package_line import line_of
+from cspm.protocol import api_errors, kinds, layout
 from cspm.protocol import publish_body as framing
-from cspm.store import check_digest, digest_of
+from cspm.protocol.api_errors import Code
+from cspm.store import check_digest
 from cspm.verify.signature import Rule, SignatureError, Signer, rule_for, verify
 from cspm_registry import auth, limits
 from cspm_registry.storage import (
@@ -55,7 +57,6 @@ from cspm_registry.storage import (
     Token,
     bundle_name,
     published_now,
-    render_config,
 )
 
 log = logging.getLogger("cspm_registry")
@@ -63,7 +64,7 @@ log = logging.getLogger("cspm_registry")
 NO_CACHE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
 MAX_YANK_BODY = 64 * 1024
-BUNDLE_RE = re.compile(r"[0-9a-f]{64}\.(sigstore|dsse)\.json")  # fullmatch: `$` would let a final newline by
+BUNDLE_RE = layout.BUNDLE_FILE_RE  # fullmatch: `$` would let a final newline by
 UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]")  # in no path the registry serves (see PathGuard)
 MAX_RENDERINGS = 4096
 UPLOAD_TIMEOUT_S = 30.0
@@ -72,15 +73,16 @@ LOGGED = re.compile(r"[^A-Za-z0-9_.:%\[\]-]")  # a client address is logged with
 
 
 class ApiError(Exception):
-    """An answer of the write API: `{"error": {"code", "message"}}` with its status."""
+    """An answer of the write API: `{"error": {"code", "message"}}` with its code's status (api_errors)."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, code: Code, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+        self.status, self.code, self.message, self.headers = api_errors.status(code), code, message, headers or {}
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status, headers=headers)
+def _error(code: Code, message: str, headers: dict[str, str] | None = None, status: int | None = None
+           ) -> JSONResponse:
+    return JSONResponse(api_errors.body(code, message), status or api_errors.status(code), headers=headers)
 
 
 @dataclass
@@ -184,7 +186,7 @@ class Registry:
 
     def _serve(self, request: Request, variants: tuple[Variant, Variant] | None, media_type: str) -> Response:
         if variants is None:
-            return _error(404, "not_found", f"{request.url.path} does not exist")
+            return _error(Code.NOT_FOUND, f"{request.url.path} does not exist")
         variant = variants[1] if accepts_gzip(request.headers.get("accept-encoding")) else variants[0]
         headers = {"ETag": variant.etag, "Cache-Control": NO_CACHE, "Vary": "Accept-Encoding"}
         if variant.modified is not None:
@@ -197,30 +199,30 @@ class Registry:
 
     async def config_json(self, request: Request) -> Response:
         """Rendered again after a trust change (it bumps the generation, as publishes do)."""
-        config = self._rendered("config.json", lambda: Rendered(render_config(self.name, API, self.storage.policy()),
-                                                                None))
+        config = self._rendered(layout.CONFIG_FILE, lambda: Rendered(self.storage.config_file(self.name), None))
         return self._serve(request, config, "application/json")
 
     async def index_file(self, request: Request) -> Response:
         try:
-            name = check_name(f"{request.path_params['namespace']}/{request.path_params['name']}")
+            path = layout.index_path(f"{request.path_params['namespace']}/{request.path_params['name']}")
         except CspmError:
-            return _error(404, "not_found", "no such package")
-        return self._serve(request, self._rendered(f"index/{name}", lambda: self.storage.index_file(name)),
+            return _error(Code.NOT_FOUND, "no such package")
+        name = path.split("/", 1)[1]
+        return self._serve(request, self._rendered(path, lambda: self.storage.index_file(name)),
                            "text/plain")
 
     async def names(self, request: Request) -> Response:
-        return self._serve(request, self._rendered("names", self.storage.names_file), "text/plain")
+        return self._serve(request, self._rendered(layout.NAMES_FILE, self.storage.names_file), "text/plain")
 
     async def blob(self, request: Request) -> Response:
         hexdigest = request.path_params["hex"]
         try:
             check_digest(f"sha256:{hexdigest}")
         except CspmError:
-            return _error(404, "not_found", "no such blob")
+            return _error(Code.NOT_FOUND, "no such blob")
         path = self.storage.blob_path(hexdigest)
         if path is None:
-            return _error(404, "not_found", "no such blob")
+            return _error(Code.NOT_FOUND, "no such blob")
         headers = {"ETag": f'"{hexdigest}"', "Cache-Control": IMMUTABLE}
         if etag_matches(request.headers.get("if-none-match") or "", headers["ETag"]):
             return Response(status_code=304, headers=headers)
@@ -230,7 +232,7 @@ class Registry:
         filename = request.path_params["file"]
         path = self.storage.bundle_path(filename) if BUNDLE_RE.fullmatch(filename) else None
         if path is None:
-            return _error(404, "not_found", "no such bundle")
+            return _error(Code.NOT_FOUND, "no such bundle")
         headers = {"ETag": f'"{filename.split(".", 1)[0]}"', "Cache-Control": IMMUTABLE}  # named by its sha256
         if etag_matches(request.headers.get("if-none-match") or "", headers["ETag"]):
             return Response(status_code=304, headers=headers)
@@ -257,8 +259,8 @@ class Registry:
         wait = self.limiter.retry_after(client)
         if wait:
             attempt.token = "unchecked"
-            raise ApiError(429, "rate_limited", f"too many failed authentications from this address: try again "
-                                                f"in {wait} s", {"Retry-After": str(wait)})
+            raise ApiError(Code.RATE_LIMITED, f"too many failed authentications from this address: try again "
+                                              f"in {wait} s", {"Retry-After": str(wait)})
         presented = auth.bearer(request.headers.get("authorization"))
         token = await run_in_threadpool(auth.authenticate, self.storage, presented)
         if token is None:
@@ -266,7 +268,7 @@ class Registry:
             attempt.token = "unknown" if presented else "none"
             message = ("this registry does not know that token: check it, or ask the registry's operator for one"
                        if presented else f"{attempt.action} needs a token: send `Authorization: Bearer <token>`")
-            raise ApiError(401, "unauthorized", message, {"WWW-Authenticate": "Bearer"})
+            raise ApiError(Code.UNAUTHORIZED, message, {"WWW-Authenticate": "Bearer"})
         attempt.token = f"#{token.id}"
         return token
 
@@ -287,9 +289,9 @@ class Registry:
             async with asyncio.timeout(self.upload_timeout):
                 return await read
         except TimeoutError:
-            raise ApiError(408, "timeout", f"the request body did not arrive within {self.upload_timeout:g} s: "
-                                           f"retry over a faster connection, or ask the registry's operator to "
-                                           f"raise --upload-timeout", {"Connection": "close"}) from None
+            raise ApiError(Code.TIMEOUT, f"the request body did not arrive within {self.upload_timeout:g} s: "
+                                         f"retry over a faster connection, or ask the registry's operator to "
+                                         f"raise --upload-timeout", {"Connection": "close"}) from None
 
     async def publish(self, request: Request) -> Response:
         return await self._audited(request, "publish", self._publish_request)
@@ -299,7 +301,7 @@ class Registry:
         try:
             body = await self._body(framing.read(request.stream(), self.limits, request.headers.get("content-length")))
         except framing.FramingError as exc:
-            raise ApiError(exc.status, "too_large" if exc.status == 413 else "bad_request", exc.message) from None
+            raise ApiError(Code.TOO_LARGE if exc.status == 413 else Code.BAD_REQUEST, exc.message) from None
         except ClientDisconnect:
             return Response(status_code=400)
         answer = await run_in_threadpool(self._publish, token, body, attempt)
@@ -309,7 +311,7 @@ class Registry:
         """Scope, manifest, signature, module, then storage: nothing is written before all of them pass."""
         data = _json(body.json, framing.MAX_JSON, "the JSON part (1)")
         if not isinstance(data, dict) or not isinstance(data.get("manifest"), dict):
-            raise ApiError(400, "bad_request", 'the JSON part (1) must be an object {"manifest": {...}}')
+            raise ApiError(Code.BAD_REQUEST, 'the JSON part (1) must be an object {"manifest": {...}}')
         kind = _signature_kind(data.get("signature"), body.bundle)
         raw = data["manifest"]
         name = attempt.name = _checked(lambda: check_name(raw.get("name")))
@@ -317,21 +319,21 @@ class Registry:
         manifest = _checked(lambda: manifest_format.from_dict(raw, "plugin.yaml"))
         attempt.version = str(manifest.version)
         if raw.get("publish") is False:
-            raise ApiError(422, "invalid", f"{name} is marked `publish: false` in its plugin.yaml")
+            raise ApiError(Code.INVALID, f"{name} is marked `publish: false` in its plugin.yaml")
         if not body.blob:
-            raise ApiError(422, "invalid", "the module part (2) is empty")
+            raise ApiError(Code.INVALID, "the module part (2) is empty")
         version = str(manifest.version)
         if self.storage.exists(name, version):
             raise _exists(name, version)
         if kind is not None and kind not in BUNDLE_SUFFIX:
-            raise ApiError(422, "signature", f"unknown signature kind {kind[:100]!r} (this registry accepts "
-                                             f"{' and '.join(repr(k) for k in BUNDLE_SUFFIX)})")
+            raise ApiError(Code.SIGNATURE, f"unknown signature kind {kind[:100]!r} (this registry accepts "
+                                           f"{' and '.join(repr(k) for k in BUNDLE_SUFFIX)})")
         if kind is not None:  # JSON, read within cspm's limits before any verifier sees it
             try:
                 bounded_json.loads(body.bundle, max_bytes=limits.MAX_BUNDLE)
             except bounded_json.JsonRejected as exc:
                 shown = "a Sigstore bundle" if kind == "sigstore" else "a DSSE envelope"
-                raise ApiError(422, "signature", f"{name} {version}: the signature is not {shown} ({exc})") from None
+                raise ApiError(Code.SIGNATURE, f"{name} {version}: the signature is not {shown} ({exc})") from None
         # the signature before the module: nothing from an untrusted publisher is even parsed
         digest = "sha256:" + hashlib.sha256(body.blob).hexdigest()
         what = f"{name} {version}"
@@ -343,7 +345,7 @@ class Registry:
             try:
                 return verify(body.bundle or None, kind, name=name, digest=digest, what=what, rule=rule)
             except SignatureError as exc:
-                raise ApiError(422, "signature", exc.message + _signature_hint(namespace, kind, rule)) from None
+                raise ApiError(Code.SIGNATURE, exc.message + _signature_hint(namespace, kind, rule)) from None
 
         signer = check_signature(policy)
         signature = None if signer is None or kind is None else {
@@ -351,17 +353,12 @@ class Registry:
             "identity": signer.identity}
         published = published_now()
         _client_limit(lambda: limits.check_module(manifest.kind, len(body.blob), what))
-        if manifest.kind == "app":
-            if len(body.blob) <= apppkg.MAX_BUNDLE:  # a larger one apppkg refuses for its size, unread
-                try:
-                    bounded_json.loads(body.blob, max_bytes=apppkg.MAX_BUNDLE)
-                except bounded_json.JsonRejected as exc:
-                    raise ApiError(422, "invalid", f"{what}: the app package is not JSON cspm reads ({exc})") from None
-            line = _checked(lambda: apppkg.index_line(manifest, body.blob, published=published))
-        elif manifest.kind in ("model", "data"):
-            line = _checked(lambda: _file_line(manifest, body.blob, published))
-        else:
-            line = _checked(lambda: build.index_line(manifest, body.blob, published=published))
+        if kinds.of(manifest.kind).payload == "app" and len(body.blob) <= apppkg.MAX_BUNDLE:
+            try:  # (a larger bundle apppkg refuses for its size, unread)
+                bounded_json.loads(body.blob, max_bytes=apppkg.MAX_BUNDLE)
+            except bounded_json.JsonRejected as exc:
+                raise ApiError(Code.INVALID, f"{what}: the app package is not JSON cspm reads ({exc})") from None
+        line = _checked(lambda: line_of(manifest, body.blob, published=published))
         line["signature"] = signature
         _client_limit(lambda: limits.check_line(line, what))  # early; the files' limits are checked when storing
         try:
@@ -370,7 +367,7 @@ class Registry:
         except Exists:
             raise _exists(name, version) from None
         except limits.ClientLimit as exc:
-            raise ApiError(400, "client_limit", exc.message) from None
+            raise ApiError(Code.CLIENT_LIMIT, exc.message) from None
         log.info("published %s %s (%s, %d bytes, %s) with token #%d", name, version, line["digest"], line["size"],
                  f"signed by {signer}" if signer else "unsigned", token.id)
         return {"name": name, "version": version, "digest": line["digest"], "line": line}
@@ -386,7 +383,7 @@ class Registry:
             async for chunk in request.stream():
                 chunks += chunk
                 if len(chunks) > MAX_YANK_BODY:
-                    raise ApiError(413, "too_large", f"a yank request is at most {MAX_YANK_BODY} bytes")
+                    raise ApiError(Code.TOO_LARGE, f"a yank request is at most {MAX_YANK_BODY} bytes")
             return bytes(chunks)
 
         try:
@@ -399,20 +396,20 @@ class Registry:
     def _yank(self, token: Token, body: bytes, attempt: Attempt) -> dict[str, Any]:
         data = _json(body, MAX_YANK_BODY, "the body")
         if not isinstance(data, dict) or not {"name", "version", "yanked"} <= set(data):
-            raise ApiError(400, "bad_request", 'expected {"name": "ns/name", "version": "1.2.0", '
-                                               '"yanked": true | false | "reason"}')
+            raise ApiError(Code.BAD_REQUEST, 'expected {"name": "ns/name", "version": "1.2.0", '
+                                             '"yanked": true | false | "reason"}')
         name = attempt.name = _checked(lambda: check_name(data["name"]))
         version = attempt.version = str(_checked(lambda: parse_version(data["version"])))
         yanked = data["yanked"]
         if not (isinstance(yanked, bool) or (isinstance(yanked, str) and 0 < len(yanked) <= 1024)):
-            raise ApiError(422, "invalid", "`yanked` is true, false, or a reason (1-1024 characters)")
+            raise ApiError(Code.INVALID, "`yanked` is true, false, or a reason (1-1024 characters)")
         self._check_scope(token, name, "yank")
         try:
             line = self.storage.set_yanked(name, version, yanked)
         except NotFound:
-            raise ApiError(404, "not_found", f"{name} {version} is not published here") from None
+            raise ApiError(Code.NOT_FOUND, f"{name} {version} is not published here") from None
         except limits.ClientLimit as exc:
-            raise ApiError(400, "client_limit", exc.message) from None
+            raise ApiError(Code.CLIENT_LIMIT, exc.message) from None
         log.info("%s %s yanked=%r by token #%d", name, line["version"], yanked, token.id)
         return {"name": name, "version": line["version"], "yanked": line["yanked"]}
 
@@ -422,9 +419,9 @@ class Registry:
         if token.may_publish(namespace):
             return
         if not (token.publish or token.admin):
-            raise ApiError(403, "forbidden", f"this token may not {action}: ask for one created with --publish")
-        raise ApiError(403, "forbidden", f"this token may not {action} in namespace {namespace!r} (it may in: "
-                                         f"{', '.join(sorted(token.namespaces)) or 'none'})")
+            raise ApiError(Code.FORBIDDEN, f"this token may not {action}: ask for one created with --publish")
+        raise ApiError(Code.FORBIDDEN, f"this token may not {action} in namespace {namespace!r} (it may in: "
+                                       f"{', '.join(sorted(token.namespaces)) or 'none'})")
 
 
 def _json(data: bytes, max_bytes: int, what: str) -> Any:
@@ -437,10 +434,10 @@ def _json(data: bytes, max_bytes: int, what: str) -> Any:
         value = bounded_json.loads(data, max_bytes=max_bytes)
         json.dumps(value, ensure_ascii=False).encode()
     except bounded_json.JsonRejected as exc:
-        raise ApiError(400, "bad_request", f"{what} is not JSON this registry reads: {exc}") from None
+        raise ApiError(Code.BAD_REQUEST, f"{what} is not JSON this registry reads: {exc}") from None
     except UnicodeEncodeError:
-        raise ApiError(400, "bad_request", f"{what} holds a string that is not Unicode text (a lone surrogate "
-                                           f"escape such as \\ud800)") from None
+        raise ApiError(Code.BAD_REQUEST, f"{what} holds a string that is not Unicode text (a lone surrogate "
+                                         f"escape such as \\ud800)") from None
     return value
 
 
@@ -449,7 +446,7 @@ def _client_limit(check: Any) -> Any:
     try:
         return check()
     except limits.ClientLimit as exc:
-        raise ApiError(400, "client_limit", exc.message) from None
+        raise ApiError(Code.CLIENT_LIMIT, exc.message) from None
 
 
 def _checked(check: Any) -> Any:
@@ -458,36 +455,22 @@ def _checked(check: Any) -> Any:
         return check()
     except CspmError as exc:
         message = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
-        raise ApiError(422, "invalid", message) from None
-
-
-def _file_line(manifest: Any, blob: bytes, published: str) -> dict[str, Any]:
-    """A model (GGUF) or data file package, checked as `cspm install` checks it."""
-    what = f"{manifest.name} {manifest.version}"
-    if manifest.kind == "model":
-        models.check_gguf(blob[:8], what)
-    else:
-        models.check_data(blob, what)
-    line = models.index_line(manifest.name, str(manifest.version), digest_of(blob), len(blob),
-                             manifest.description, kind=manifest.kind,
-                             file=manifest.wasm.name if manifest.kind == "data" else None)
-    line["published"] = published
-    return line
+        raise ApiError(Code.INVALID, message) from None
 
 
 def _signature_kind(signature: Any, bundle: bytes) -> str | None:
     """Part 1's `signature: {"kind": ...}` is there exactly when part 3 (the bundle) is not empty."""
     if signature is None:
         if bundle:
-            raise ApiError(400, "bad_request", 'part 3 carries a signature bundle, but the JSON part (1) has no '
-                                               '"signature": {"kind": "sigstore" | "dsse-ed25519"}')
+            raise ApiError(Code.BAD_REQUEST, 'part 3 carries a signature bundle, but the JSON part (1) has no '
+                                             '"signature": {"kind": "sigstore" | "dsse-ed25519"}')
         return None
     if not isinstance(signature, dict) or not isinstance(signature.get("kind"), str):
-        raise ApiError(400, "bad_request", 'the JSON part (1): "signature" must be {"kind": "sigstore" | '
-                                           '"dsse-ed25519"}')
+        raise ApiError(Code.BAD_REQUEST, 'the JSON part (1): "signature" must be {"kind": "sigstore" | '
+                                         '"dsse-ed25519"}')
     if not bundle:
-        raise ApiError(400, "bad_request", f"the JSON part (1) names a {signature['kind'][:100]!r} signature, but "
-                                           f"the signature bundle part (3) is empty")
+        raise ApiError(Code.BAD_REQUEST, f"the JSON part (1) names a {signature['kind'][:100]!r} signature, but "
+                                         f"the signature bundle part (3) is empty")
     return str(signature["kind"])
 
 
@@ -500,24 +483,24 @@ def _signature_hint(namespace: str, kind: str | None, rule: Rule | None) -> str:
 
 
 def _exists(name: str, version: str) -> ApiError:
-    return ApiError(409, "exists", f"{name} {version} is already published, and published versions are immutable: "
-                                   f"bump the version in plugin.yaml and publish again")
+    return ApiError(Code.EXISTS, f"{name} {version} is already published, and published versions are immutable: "
+                                 f"bump the version in plugin.yaml and publish again")
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return _error(exc.status, exc.code, exc.message, exc.headers)
+    return _error(exc.code, exc.message, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return _error(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+    code = {404: Code.NOT_FOUND, 405: Code.METHOD_NOT_ALLOWED}.get(exc.status_code, Code.BAD_REQUEST)
+    return _error(code, str(exc.detail), dict(exc.headers or {}), status=exc.status_code)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("internal error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return _error(500, "internal", "the registry failed on this request; its log says why")
+    return _error(Code.INTERNAL, "the registry failed on this request; its log says why")
 
 
 class PathGuard:
@@ -529,7 +512,7 @@ class PathGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and UNPRINTABLE.search(scope["path"]):
-            await _error(404, "not_found", "no such path (it has a space or control character)")(scope, receive, send)
+            await _error(Code.NOT_FOUND, "no such path (it has a space or control character)")(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -539,11 +522,11 @@ def create_app(storage: Storage, *, name: str, max_blob_bytes: int,
     registry = Registry(storage, name=name, max_blob_bytes=max_blob_bytes, limiter=limiter,
                         upload_timeout=upload_timeout)
     routes = [
-        Route("/config.json", registry.config_json, methods=["GET"]),
-        Route("/index/{namespace}/{name}", registry.index_file, methods=["GET"]),
-        Route("/names", registry.names, methods=["GET"]),
-        Route("/blobs/sha256/{hex}", registry.blob, methods=["GET"]),
-        Route("/bundles/sha256/{file}", registry.bundle, methods=["GET"]),
+        Route(f"/{layout.CONFIG_FILE}", registry.config_json, methods=["GET"]),
+        Route(f"/{layout.INDEX_DIR}/{{namespace}}/{{name}}", registry.index_file, methods=["GET"]),
+        Route(f"/{layout.NAMES_FILE}", registry.names, methods=["GET"]),
+        Route(f"/{layout.BLOBS_DIR}/{{hex}}", registry.blob, methods=["GET"]),
+        Route(f"/{layout.BUNDLES_DIR}/{{file}}", registry.bundle, methods=["GET"]),
         Route(f"/{API}/publish", registry.publish, methods=["PUT"]),
         Route(f"/{API}/yank", registry.yank, methods=["POST"]),
         Route(f"/{API}/whoami", registry.whoami, methods=["GET"]),

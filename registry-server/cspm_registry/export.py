@@ -13,46 +13,40 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from cspm.errors import CspmError
-from cspm.index.query import NAMES_FILE
-from cspm_registry.storage import Storage, render_config, render_names
-
-
-class ExportError(CspmError):
-    pass
+from cspm.errors import ExportError
+from cspm.protocol import layout
+from cspm_registry.storage import Storage
 
 
 def export(storage: Storage, out: Path, name: str) -> dict[str, int]:
     """Write the static layout to `out`; returns what was written (for the CLI to report)."""
     out = out.resolve()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / layout.CONFIG_FILE).is_file())):
         raise ExportError(f"{out} exists and is not an index folder: refusing to replace it",
                           hint="export to a new folder, or to a previous export")
-    lines, policy = storage.snapshot()  # one snapshot: every line's blob and bundle are in place before its row
+    rows, policy = storage.snapshot()  # one snapshot: every line's blob and bundle are in place before its row
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.staging-"))
     try:
-        _write(staging / "config.json", render_config(name, None, policy))
+        _write(staging / layout.CONFIG_FILE, layout.render_config(name, None, policy))
         files: dict[str, list[str]] = {}
-        for package, line in lines:
-            files.setdefault(package, []).append(line)
+        for row in rows:
+            files.setdefault(row.name, []).append(row.line)
         for package, package_lines in files.items():
-            _write(staging / "index" / package, "".join(line + "\n" for line in package_lines).encode())
-        _write(staging / NAMES_FILE, render_names(line for _, line in lines))
-        digests = sorted({json.loads(line)["digest"].split(":", 1)[1] for _, line in lines})
-        for hexdigest in digests:
-            _copy(storage.blobs / hexdigest, staging / "blobs" / "sha256" / hexdigest)
-        bundles = sorted({bundle for _, line in lines
-                          if (bundle := (json.loads(line).get("signature") or {}).get("bundle"))})
-        for bundle in bundles:
-            _copy(storage.data / bundle, staging / bundle)
+            _write(staging / layout.index_path(package), layout.render_index(package_lines))
+        _write(staging / layout.NAMES_FILE, layout.render_names(row.line for row in rows))
+        digests = sorted({layout.blob_path(json.loads(row.line)["digest"]) for row in rows})
+        bundles = sorted({bundle for row in rows
+                          if (bundle := (json.loads(row.line).get("signature") or {}).get("bundle"))})
+        for key in (*digests, *bundles):
+            _copy(storage, key, staging / key)
         for folder in (staging, *(p for p in staging.rglob("*") if p.is_dir())):
             os.chmod(folder, 0o755)  # whatever the umask
         _swap(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return {"packages": len(files), "versions": len(lines), "blobs": len(digests), "bundles": len(bundles)}
+    return {"packages": len(files), "versions": len(rows), "blobs": len(digests), "bundles": len(bundles)}
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -61,9 +55,15 @@ def _write(path: Path, data: bytes) -> None:
     os.chmod(path, 0o644)  # served to everyone, like any web root
 
 
-def _copy(source: Path, target: Path) -> None:
+def _copy(storage: Storage, key: str, target: Path) -> None:
+    """A blob or bundle out of the blob store (streamed: a model can be large)."""
+    source = storage.blob_store.open(key)
+    if source is None:
+        raise ExportError(f"{key} is named by a published version but missing from the blob store",
+                          hint="the data dir is damaged: restore it from a backup")
     _mkdirs(target.parent)
-    shutil.copyfile(source, target)
+    with source, target.open("wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
     os.chmod(target, 0o644)
 
 

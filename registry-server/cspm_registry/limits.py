@@ -14,11 +14,11 @@ from cspm.formats.index_line import MAX_FILE_BYTES, MAX_LINE_BYTES, BadIndexLine
 from cspm.formats.plan import MAX_MODULE_BYTES as MAX_WASM_BYTES
 from cspm.index.query import MAX_NAMES_FILE, MAX_NAMES_ROW
 from cspm.index.source import MAX_CONFIG_FILE, MAX_INDEX_FILE
-from cspm.verify.signature import MAX_BUNDLE
+from cspm.protocol import kinds
+from cspm.protocol.layout import MAX_BUNDLE
 
 # an index file is read whole (source.py) and then parsed (index_line.py): the smaller limit holds
 MAX_INDEX_BYTES = min(MAX_INDEX_FILE, MAX_FILE_BYTES)
-WASM_KINDS = ("llm", "tool", "agent")  # kinds whose blob is a module the runtime loads
 __all__ = ["MAX_BUNDLE", "MAX_INDEX_BYTES", "ClientLimit", "check_config", "check_index_file", "check_line",
            "check_module", "check_names"]
 
@@ -69,6 +69,6 @@ def check_config(body: bytes) -> None:
 
 
 def check_module(kind: str, size: int, what: str) -> None:
-    if kind in WASM_KINDS and size > MAX_WASM_BYTES:
+    if kinds.is_module(kind) and size > MAX_WASM_BYTES:
         raise ClientLimit(f"{what}: the module is {size:,} bytes, but cspm loads modules of at most "
                           f"{MAX_WASM_BYTES:,} bytes")

@@ -21,6 +21,9 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from cspm.protocol import api_errors
+from cspm.protocol.api_errors import Code
+
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; a publish sends well under 1 KiB
 LINGER_S = 2.0  # after a refusal, incoming bytes are read and dropped this long so the client sees the answer
 
@@ -65,7 +68,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         # counted before parsing, checked after: a chunk that also ends the head (with a body behind it)
         # is fine, and what the parser holds is at most the limit plus one read
         if self._head is not None and self._head > self.max_head and not self.transport.is_closing():
-            self._refuse(431, "too_large", f"the request line and headers are over {self.max_head:,} bytes")
+            self._refuse(431, Code.TOO_LARGE, f"the request line and headers are over {self.max_head:,} bytes")
 
     def on_headers_complete(self) -> None:
         self._head = None
@@ -101,14 +104,14 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         if self._head == 0:  # nothing of a request arrived: nobody to answer
             self.transport.close()
             return
-        self._refuse(408, "timeout", f"the request line and headers did not arrive within {self.header_timeout:g} s")
+        self._refuse(408, Code.TIMEOUT, f"the request line and headers did not arrive within {self.header_timeout:g} s")
 
     def _drain_timed_out(self) -> None:
         self._head_timer = None
         if self._head is None and not self.transport.is_closing():
             self.transport.close()
 
-    def _refuse(self, status: int, code: str, message: str) -> None:
+    def _refuse(self, status: int, code: Code, message: str) -> None:
         """Answer with a JSON error and close; keep reading (and dropping) a moment first, since closing a
         socket with unread data resets it and the client would lose the answer."""
         self.logger.warning("%s from %s: %s", status, self.client[0] if self.client else "unknown", message)
@@ -118,7 +121,7 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         self.pipeline.clear()
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.disconnected = True  # an earlier request still running: its answer is dropped
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
+        body = json.dumps(api_errors.body(code, message)).encode()
         reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
         self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                              b"connection: close\r\n\r\n%s" % (status, reason, len(body), body))

@@ -1,7 +1,7 @@
 """A registry that answers 500, hangs past the client's timeout, or stalls mid-blob, then recovers.
 
-cspm asks again (blobs: 4 attempts with backoff on 5xx, 429 and timeouts; index files: 3 attempts on
-5xx and 429 when nothing is cached). When the registry is still failing after that, the error names
+cspm asks again (cspm.http_client.RETRY: 4 attempts with backoff on 5xx, 429 and timeouts; index
+files only when nothing is cached). When the registry is still failing after that, the error names
 the registry, the URL or package, and what went wrong; nothing is half-written; a rerun succeeds.
 """
 
@@ -108,7 +108,7 @@ def test_index_500s_are_retried_then_a_clear_error_then_success(app_file: Path, 
     server.fail("^/index/test/echo$", times=1000, status=500)
     failed = run("lock", str(app_file))
     assert failed.returncode != 0
-    assert f"error: registry local ({url}) answered HTTP 500 for index/test/echo (after 3 attempts)" \
+    assert f"error: registry local ({url}) answered HTTP 500 for index/test/echo (after 4 attempts)" \
            in failed.stderr, failed.stderr
     assert "hint: the registry is failing: try again later (no cached copy of its index can stand in)" in failed.stderr
     assert not app_file.with_suffix(".lock").exists()

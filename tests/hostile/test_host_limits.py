@@ -41,7 +41,7 @@ def app(tmp_path: Path, wat_modules: dict[str, bytes]) -> Path:
 @pytest.fixture
 def rt(app: Path) -> Iterator[Runtime]:
     chunks: list[str] = []
-    with load_app(app, kv=kv.KvStore(app.parent / "kv.sqlite3"), session="s1",
+    with load_app(app, kv=kv.SqliteKvStore(app.parent / "kv.sqlite3"), session="s1",
                   on_chunk=lambda _name, text: chunks.append(text)) as runtime:
         runtime.chunks = chunks  # type: ignore[attr-defined]
         yield runtime
@@ -179,14 +179,14 @@ MEASURE = """
 import json, sys
 from pathlib import Path
 from cspm.planner import load_app
-from cspm.runtime.kv import KvStore
+from cspm.runtime.kv import SqliteKvStore
 
 def peak() -> int:
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 
 app = Path(sys.argv[1])
-with load_app(app, kv=KvStore(app.parent / "kv.sqlite3")) as rt:
+with load_app(app, kv=SqliteKvStore(app.parent / "kv.sqlite3")) as rt:
     rt.run("4 1 1")  # warm: compiled, httpx imported, a span, a refusal
     before = peak()
     result = rt.run(sys.argv[2])
@@ -289,7 +289,7 @@ def test_kv_keys_quota(rt: Runtime, app: Path) -> None:
 
 def test_kv_quota_counts_every_session_of_the_plugin(app: Path) -> None:
     """A plug-in gets no more room by writing under more sessions (a caller picks an agent's session)."""
-    store = kv.KvStore(app.parent / "kv.sqlite3")
+    store = kv.SqliteKvStore(app.parent / "kv.sqlite3")
     half = kv.QUOTA_BYTES // kv.MAX_VALUE_BYTES // 2 + 4
     with load_app(app, kv=store, session="one") as rt:
         assert answer(rt, f"5 {half} {kv.MAX_VALUE_BYTES - 2}") == {"output": "ok", "is_error": False}
@@ -305,7 +305,7 @@ def test_a_database_from_before_the_quota_is_counted_once(tmp_path: Path) -> Non
         db.executescript(kv.SCHEMA.split("CREATE TABLE IF NOT EXISTS kv_usage")[0])
         db.executemany("INSERT INTO kv VALUES (?, ?, ?, ?, ?, 0)",
                        [("app", "p", f"s{i}", f"k{i}", json.dumps("v" * 100)) for i in range(30)])
-    store = kv.KvStore(path)
+    store = kv.SqliteKvStore(path)
     assert store.usage(("app", "p", "s")) == (30, 30 * (102 + 1) + sum(len(str(i)) for i in range(30)))
     store.set(("app", "p", "s0"), "k0", 1)
     assert store.usage(("app", "p", "s"))[0] == 30

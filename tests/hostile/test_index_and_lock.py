@@ -23,7 +23,8 @@ def _edit(line: dict, **changes: object) -> str:
 INDEX_CASES: list[tuple[str, Callable[[dict], str], str]] = [
     ("bad-json", lambda line: '{"name": "test/echo", ', "index/test/echo:1: not JSON"),
     ("not-an-object", lambda line: "[1, 2, 3]", "index/test/echo:1: an index line is a JSON object"),
-    ("unknown-field", lambda line: _edit(line, surprise=1), "('surprise' was unexpected)"),
+    ("newer-format", lambda line: _edit(line, v=2, surprise=1), "written in index format v2, newer than this cspm"),
+    ("unknown-field-beside-a-bad-one", lambda line: _edit(line, surprise=1, size=-1), "size: -1 is less than"),
     ("absurd-size", lambda line: _edit(line, size=10**15), "size: 1000000000000000 is greater than the maximum"),
     ("negative-size", lambda line: _edit(line, size=-1), "size: -1 is less than the minimum of 1"),
     ("name-dotdot", lambda line: _edit(line, name="test/../echo"),

@@ -16,6 +16,14 @@ def validate_https___chainsocket_dev_schemas_index_line_json(data, custom_format
         if data__missing_keys:
             raise JsonSchemaValueException('')
         data_keys = set(data.keys())
+        if 'v' in data_keys:
+            data_keys.remove('v')
+            data__v = data['v']
+            if not isinstance(data__v, int) and (not (isinstance(data__v, float) and data__v.is_integer())) or isinstance(data__v, bool):
+                raise JsonSchemaValueException('')
+            if isinstance(data__v, (int, float, Decimal)) and (not isinstance(data__v, bool)):
+                if data__v < 1:
+                    raise JsonSchemaValueException('')
         if 'name' in data_keys:
             data_keys.remove('name')
             data__name = data['name']

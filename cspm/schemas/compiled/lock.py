@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^sha256:[0-9a-f]{64}$(?!\\n)': re.compile('^sha256:[0-9a-f]{64}\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\\n)': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,127}\\Z(?!\\n)'), '^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?$(?!\\n)': re.compile('^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
+REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^sha256:[0-9a-f]{64}$(?!\\n)': re.compile('^sha256:[0-9a-f]{64}\\Z(?!\\n)'), '^[^\\u0000-\\u001f\\u007f]+$(?!\\n)': re.compile('^[^\\u0000-\\u001f\\u007f]+\\Z(?!\\n)'), '^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json$(?!\\n)': re.compile('^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\\n)': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,127}\\Z(?!\\n)'), '^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?$(?!\\n)': re.compile('^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_lock_json(data, custom_formats={}, name_prefix=None):
@@ -85,6 +85,19 @@ def validate_https___chainsocket_dev_schemas_lock_json___defs_locked(data, custo
             if isinstance(data__size, (int, float, Decimal)) and (not isinstance(data__size, bool)):
                 if data__size < 1:
                     raise JsonSchemaValueException('')
+        if 'blob' in data_keys:
+            data_keys.remove('blob')
+            data__blob = data['blob']
+            if not isinstance(data__blob, str):
+                raise JsonSchemaValueException('')
+            if isinstance(data__blob, str):
+                data__blob_len = len(data__blob)
+                if data__blob_len < 1:
+                    raise JsonSchemaValueException('')
+                if data__blob_len > 2048:
+                    raise JsonSchemaValueException('')
+                if not REGEX_PATTERNS['^[^\\u0000-\\u001f\\u007f]+$(?!\\n)'].search(data__blob):
+                    raise JsonSchemaValueException('')
         if 'kind' in data_keys:
             data_keys.remove('kind')
             data__kind = data['kind']
@@ -136,10 +149,83 @@ def validate_https___chainsocket_dev_schemas_lock_json___defs_locked(data, custo
                     pass
             if data__signer_one_of_count1 != 1:
                 raise JsonSchemaValueException('')
+        if 'signature' in data_keys:
+            data_keys.remove('signature')
+            data__signature = data['signature']
+            if not isinstance(data__signature, dict):
+                raise JsonSchemaValueException('')
+            data__signature_is_dict = isinstance(data__signature, dict)
+            if data__signature_is_dict:
+                data__signature__missing_keys = set(['kind']) - data__signature.keys()
+                if data__signature__missing_keys:
+                    raise JsonSchemaValueException('')
+                data__signature_keys = set(data__signature.keys())
+                if 'kind' in data__signature_keys:
+                    data__signature_keys.remove('kind')
+                    data__signature__kind = data__signature['kind']
+                    if not (isinstance(data__signature__kind, str) and data__signature__kind == 'sigstore' or (isinstance(data__signature__kind, str) and data__signature__kind == 'dsse-ed25519')):
+                        raise JsonSchemaValueException('')
+                if 'bundle' in data__signature_keys:
+                    data__signature_keys.remove('bundle')
+                    data__signature__bundle = data__signature['bundle']
+                    if not isinstance(data__signature__bundle, str):
+                        raise JsonSchemaValueException('')
+                    if isinstance(data__signature__bundle, str):
+                        if not REGEX_PATTERNS['^bundles/sha256/[0-9a-f]{64}\\.(sigstore|dsse)\\.json$(?!\\n)'].search(data__signature__bundle):
+                            raise JsonSchemaValueException('')
+                if data__signature_keys:
+                    raise JsonSchemaValueException('')
         if 'capabilities' in data_keys:
             data_keys.remove('capabilities')
             data__capabilities = data['capabilities']
             validate_https___chainsocket_dev_schemas_plugin_json___defs_capabilities(data__capabilities, custom_formats, (name_prefix or 'data') + '.capabilities')
+        if 'interface' in data_keys:
+            data_keys.remove('interface')
+            data__interface = data['interface']
+            if not isinstance(data__interface, dict):
+                raise JsonSchemaValueException('')
+            data__interface_is_dict = isinstance(data__interface, dict)
+            if data__interface_is_dict:
+                data__interface__missing_keys = set(['exports', 'imports']) - data__interface.keys()
+                if data__interface__missing_keys:
+                    raise JsonSchemaValueException('')
+                data__interface_keys = set(data__interface.keys())
+                if 'exports' in data__interface_keys:
+                    data__interface_keys.remove('exports')
+                    data__interface__exports = data__interface['exports']
+                    if not isinstance(data__interface__exports, (list, tuple)):
+                        raise JsonSchemaValueException('')
+                    data__interface__exports_is_list = isinstance(data__interface__exports, (list, tuple))
+                    if data__interface__exports_is_list:
+                        data__interface__exports_len = len(data__interface__exports)
+                        if data__interface__exports_len > 4096:
+                            raise JsonSchemaValueException('')
+                        for data__interface__exports_x, data__interface__exports_item in enumerate(data__interface__exports):
+                            if not isinstance(data__interface__exports_item, str):
+                                raise JsonSchemaValueException('')
+                            if isinstance(data__interface__exports_item, str):
+                                data__interface__exports_item_len = len(data__interface__exports_item)
+                                if data__interface__exports_item_len > 1024:
+                                    raise JsonSchemaValueException('')
+                if 'imports' in data__interface_keys:
+                    data__interface_keys.remove('imports')
+                    data__interface__imports = data__interface['imports']
+                    if not isinstance(data__interface__imports, (list, tuple)):
+                        raise JsonSchemaValueException('')
+                    data__interface__imports_is_list = isinstance(data__interface__imports, (list, tuple))
+                    if data__interface__imports_is_list:
+                        data__interface__imports_len = len(data__interface__imports)
+                        if data__interface__imports_len > 4096:
+                            raise JsonSchemaValueException('')
+                        for data__interface__imports_x, data__interface__imports_item in enumerate(data__interface__imports):
+                            if not isinstance(data__interface__imports_item, str):
+                                raise JsonSchemaValueException('')
+                            if isinstance(data__interface__imports_item, str):
+                                data__interface__imports_item_len = len(data__interface__imports_item)
+                                if data__interface__imports_item_len > 2048:
+                                    raise JsonSchemaValueException('')
+                if data__interface_keys:
+                    raise JsonSchemaValueException('')
         if 'manifest' in data_keys:
             data_keys.remove('manifest')
             data__manifest = data['manifest']

@@ -1,9 +1,11 @@
 """Signatures at install: every locked blob against the trust policy and the signer its lock pins.
 
 The rule for a package comes from the user config's `trust` first, then its registry's
-`config.json` `policy`. The bundle is fetched beside the blob (its path is in the index line) and
-checked offline; the verdict is cached per blob digest and rule, so a warm install verifies nothing
-twice. A refusal removes the blob from the store: nothing unproven stays cached as good.
+`config.json` `policy`. The bundle is fetched beside the blob (its path is in the lock, or for an
+older lock in the index line) and checked offline against the blob's digest; the verdict is cached
+per blob digest and rule, so a warm install verifies nothing twice. A download is verified inside
+its check, before the store keeps it (`verdict`); a stored blob that is refused is removed
+(`check_plugin`): nothing unproven stays cached as good.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from cspm import atomicfile, paths
+from cspm import atomicfile
+from cspm.cachedir import Bucket
 from cspm.errors import CspmError
 from cspm.formats import bounded_json
 from cspm.formats.lock import Lock, LockedPlugin
@@ -36,7 +39,7 @@ class Verdict:
 
 
 def _verdict_path(digest: str) -> Path:
-    return paths.cache_dir() / "verdicts" / f"{digest.split(':', 1)[1]}.json"
+    return Bucket.VERDICTS.path() / f"{digest.split(':', 1)[1]}.json"
 
 
 def _fingerprint(rule: Rule | None, pinned: Signer | None) -> str:
@@ -70,8 +73,12 @@ def _remember(digest: str, key: str, signer: Signer | None) -> None:
                          durable=False)
 
 
-def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federation, store: Store,
-                 user_trust: dict) -> Verdict:
+def verdict(plugin: LockedPlugin, source: IndexSource, federation: Federation, user_trust: dict, *,
+            from_lock: bool = True) -> Verdict:
+    """The signature of `plugin` checked against the trust rule and the signer its lock pins (SignatureError
+    when refused). Only the digest is verified, never the blob's bytes: run inside the download check
+    (`fetch.Download.check`), it refuses a blob before the store keeps it. `from_lock`: where the lock
+    records the signature (`LockedPlugin.located`), no index file is read for it."""
     what = f"{plugin.name} {plugin.version}"
     policy = source.config().get("policy")
     rule = rule_for(plugin.name, user_trust, policy if isinstance(policy, dict) else {})
@@ -81,7 +88,7 @@ def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federati
     if cached is not None:
         signer = Signer(**cached["signer"]) if cached.get("signer") else None
         return Verdict(plugin.name, str(plugin.version), signer, rule.pattern if rule else None, True)
-    signature = _signature_of(plugin, federation, source)
+    signature = plugin.signature if from_lock and plugin.located else _signature_of(plugin, federation, source)
     bundle = None
     if signature is not None and signature.get("bundle"):
         fetched = source.read(signature["bundle"], MAX_BUNDLE)
@@ -89,14 +96,21 @@ def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federati
             raise SignatureError(f"{what}: registry {source.registry.name} lists a signature "
                                  f"({signature['bundle']}) but does not serve it")
         bundle = fetched.body
-    try:
-        signer = verify(bundle, signature.get("kind") if signature else None, name=plugin.name,
-                        digest=plugin.digest, what=what, rule=rule, pinned=pinned, version=str(plugin.version))
-    except SignatureError:
-        store.remove(plugin.digest)  # fail closed: the blob is not kept as good
-        raise
+    signer = verify(bundle, signature.get("kind") if signature else None, name=plugin.name,
+                    digest=plugin.digest, what=what, rule=rule, pinned=pinned, version=str(plugin.version))
     _remember(plugin.digest, key, signer)
     return Verdict(plugin.name, str(plugin.version), signer, rule.pattern if rule else None, False)
+
+
+def check_plugin(plugin: LockedPlugin, source: IndexSource, federation: Federation, store: Store,
+                 user_trust: dict, *, from_lock: bool = True) -> Verdict:
+    """`verdict` of a blob already in the store: a refusal removes it (fail closed: nothing unproven
+    stays cached as good, e.g. after the trust policy changed)."""
+    try:
+        return verdict(plugin, source, federation, user_trust, from_lock=from_lock)
+    except SignatureError:
+        store.remove(plugin.digest)
+        raise
 
 
 def _signature_of(plugin: LockedPlugin, federation: Federation, source: IndexSource) -> dict | None:
@@ -118,16 +132,19 @@ def _signature_of(plugin: LockedPlugin, federation: Federation, source: IndexSou
 
 def check_lock(lock: Lock, federation: Federation, store: Store, user_trust: dict,
                sources: dict[str, IndexSource], only: set[str] | None = None,
-               fresh: set[str] | None = None) -> list[Verdict]:
-    """Verdicts for every locked plug-in (or those whose digest is in `only`).
+               fresh: set[str] | None = None, *, from_lock: bool = True) -> list[Verdict]:
+    """Verdicts for every locked plug-in already stored (or those whose digest is in `only`).
 
-    On a refusal, the blobs just downloaded (`fresh`) that were not proven yet leave the store too.
+    On a refusal, the blobs just downloaded (`fresh`) that were not proven yet leave the store too
+    (a download is verified before it is stored, see `verdict`: this is for blobs another process
+    stored meanwhile).
     """
     todo = [p for p in lock.plugins if only is None or p.digest in only]
     verdicts: list[Verdict] = []
     try:
         for plugin in todo:
-            verdicts.append(check_plugin(plugin, sources[plugin.name], federation, store, user_trust))
+            verdicts.append(check_plugin(plugin, sources[plugin.name], federation, store, user_trust,
+                                         from_lock=from_lock))
     except CspmError:
         proven = {(v.name, v.version) for v in verdicts}
         for plugin in todo:
