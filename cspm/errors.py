@@ -42,6 +42,8 @@ codes (`cspm.protocol.api_errors`) travel inside `publish.refused` as `api_code`
     ├── BadAppPackage              app.bad_package            1
     ├── ModelError                 model                      1
     ├── IndexBuildError            index.build                1
+    ├── Busy                       serve.busy                 1   every instance busy, queue full (429)
+    ├── DeadlineExceeded           serve.timeout              1   a served request ran out of time
     └── ServerError                server                     1   the registry server's own CLI
         ├── StorageError           server.storage             1
         ├── TrustTooLarge          server.trust_too_large     1
@@ -330,6 +332,24 @@ class IndexBuildError(CspmError):
     """`cspm index build` refused its sources or its output folder."""
 
     code = "index.build"
+
+
+# --- serving (`cspm serve`) ----------------------------------------------------------------------
+
+class Busy(CspmError):
+    """Every instance is in use and the queue is full: try again after `retry_after` seconds."""
+
+    code = "serve.busy"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, hint=f"retry after {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+class DeadlineExceeded(CspmError):
+    """A served request ran past its wall-clock deadline and was cancelled."""
+
+    code = "serve.timeout"
 
 
 # --- the registry server's own command line ----------------------------------------------------

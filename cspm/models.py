@@ -17,7 +17,7 @@ import zipfile
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from cspm import paths
+from cspm import atomicfile, paths
 from cspm.cachedir import Bucket
 from cspm.errors import ModelError, ModelNotFound
 from cspm.formats import userconfig
@@ -93,7 +93,7 @@ def materialize(store: Store, digest: str, file: str = MODEL_FILE) -> Path:
         os.link(store.path(digest), staging)  # same bytes, no copy
     except OSError:
         shutil.copyfile(store.path(digest), staging)
-    os.replace(staging, target)
+    atomicfile.publish(staging, target, durable=False)  # a cache: may be lost, never torn
     return folder
 
 

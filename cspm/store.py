@@ -23,6 +23,7 @@ from types import TracebackType
 
 from filelock import FileLock
 
+from cspm import atomicfile
 from cspm.cachedir import Bucket
 from cspm.errors import DigestMismatch, StoreError, StoreWriteError
 
@@ -236,10 +237,9 @@ class BlobWriter:
             os.fsync(self._fd)  # type: ignore[arg-type]
             os.close(self._fd)  # type: ignore[arg-type]
             self._fd = None
-            os.chmod(self._tmp, 0o444)
             final = self.store.path(self.digest)
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._tmp, final)
+            atomicfile.publish(self._tmp, final, mode=0o444)  # fsync'd above; the rename made durable
         except OSError as exc:
             self.discard()
             raise _disk_error(exc, self.store.root) from None

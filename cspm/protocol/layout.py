@@ -10,7 +10,7 @@ bundles/sha256/<hex>.<k>.json  bundle_path: a signature bundle, named by its own
 
 Every producer of the layout (`cspm index build`, the registry server's routes and its `export`)
 and every reader of `names` (`cspm search`) goes through here, so a folder built by the client and
-the same packages published to a server are the same bytes (tests/test_protocol.py), but for the
+the same packages published to a server are the same bytes (tests/integration/test_protocol.py), but for the
 two differences that are inherent and written here: a server's `config.json` has `api` (where its
 write API is; a static folder has none, `null`), and a server's index lines carry `published`
 (when it accepted the version; a build from sources has no such moment, and stays reproducible).

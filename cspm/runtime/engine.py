@@ -234,19 +234,34 @@ class Runtime:
 
     # ---- running -------------------------------------------------------------------------------
 
-    def run(self, text: str, entry: str | None = None) -> RunResult:
-        """One request to the entry component (or another one), as `cspm run --input` does."""
+    def run(self, text: str, entry: str | None = None, *, session: str | None = None) -> RunResult:
+        """One request to the entry component (or another one), as `cspm run --input` does; `session`
+        (default: this runtime's) scopes kv memory, so one instance can serve many conversations."""
         node = self.nodes[entry or self.plan.entry]
         kind = node.component.kind
+        session = session or self.session
         if kind == "agent":
-            payload: dict[str, Any] = self._agent_payload(node, text, self.session)
+            payload: dict[str, Any] = self._agent_payload(node, text, session)
         elif kind == "tool":
             payload = {"input": text}
         else:
             payload = {"messages": [{"role": "user", "content": text}]}
+        return self._request(node, payload, session)
+
+    def run_message(self, name: str, payload: dict[str, Any], *, session: str | None = None) -> RunResult:
+        """One request whose whole message the caller wrote (a tool's `arguments`, an llm's messages);
+        an agent's descriptors of what it may call are added as `run` adds them."""
+        node = self.nodes[name]
+        session = session or self.session
+        if node.component.kind == "agent":
+            payload = {**self._agent_payload(node, str(payload.get("input", "")), session), **payload}
+        return self._request(node, payload, session)
+
+    def _request(self, node: Node, payload: dict[str, Any], session: str) -> RunResult:
+        kind = node.component.kind
         span = Span(node.name, kind)
         try:
-            response, _ = self.invoke(node, payload, None, span, self.session)
+            response, _ = self.invoke(node, payload, None, span, session)
         except CalleeFailed as exc:
             span.finish(str(exc))
             raise RunFailed(str(exc), span) from None
@@ -256,9 +271,9 @@ class Runtime:
         span.record(payload, response)
         if kind == "llm":
             _usage(span, response)
-            return RunResult(response["content"], response["finish_reason"], response, self.session, span)
+            return RunResult(response["content"], response["finish_reason"], response, session, span)
         reason = response.get("finish_reason", "error" if response.get("is_error") else "final_answer")
-        return RunResult(response["output"], reason, response, self.session, span)
+        return RunResult(response["output"], reason, response, session, span)
 
     def call_export(self, name: str, export: str, data: bytes) -> bytes:
         """Call any export of a plug-in with raw bytes (conformance tests, benchmarks)."""

@@ -97,7 +97,7 @@ def message_check(definition: str) -> Callable[[Any], None]:
 def problem(name: str, data: Any) -> ValidationError | None:
     """The most relevant way `data` breaks schema file `name` (jsonschema's `best_match`), or None.
 
-    The compiled check decides; jsonschema, the reference, words the error (tests/test_schemas.py
+    The compiled check decides; jsonschema, the reference, words the error (tests/unit/test_schemas.py
     keeps the two in agreement). Should they ever disagree, the document is refused all the same
     (fail closed).
     """

@@ -2,7 +2,7 @@
 
     python -m cspm.schemas.compile [--check]
 
-Run it after changing a schema file; tests/test_schemas.py fails while they differ.
+Run it after changing a schema file; tests/unit/test_schemas.py fails while they differ.
 """
 
 from __future__ import annotations

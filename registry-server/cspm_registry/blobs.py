@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from cspm import atomicfile
 from cspm.protocol import layout
 
 TMP_DIR = "tmp"
@@ -97,8 +98,7 @@ class FolderBlobs:
         target = self._path(key)
         if target.exists():
             return False
-        os.replace(staged.path, target)
-        _fsync_dir(target.parent)
+        atomicfile.publish(staged.path, target)  # the stage was fsync'd; the rename is made durable
         return True
 
     def discard(self, staged: Staged) -> None:
@@ -141,11 +141,3 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import conformance_wasm
-from tests.test_registry_server import Server, manifest, registry_cli
+from tests.registry_support import Server, manifest, registry_cli
 
 pytestmark = pytest.mark.timeout(180)
 

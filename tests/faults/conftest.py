@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_pm import APP, source
+from tests.integration.test_cli_pm import APP, source
 
 BLOB_RE = r"^/blobs/sha256/[0-9a-f]{64}$"
 

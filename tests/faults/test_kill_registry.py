@@ -1,6 +1,6 @@
 """SIGKILL of the registry server while `cspm publish` waits on it, seen from cspm's side.
 
-tests/test_registry_server.py already kills the server mid-upload and between the blob's rename and
+registry-server/tests/test_server.py already kills the server mid-upload and between the blob's rename and
 the row's commit, and checks the data dir after a restart. Here the client is the real `cspm publish`,
 the killed publish is of a second version (the first must survive untouched), and "a rerun
 succeeds" is the whole loop: publish again, then lock and install from the restarted server.
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.faults.conftest import assert_consistent, assert_installed, cspm_cmd, ok, run
-from tests.test_cli_pm import source
-from tests.test_registry_server import lines_of, modules, servers, start, stored_files  # noqa: F401
+from tests.integration.test_cli_pm import source
+from tests.registry_support import lines_of, modules, servers, start, stored_files  # noqa: F401
 
 APP = """\
 entry: echo

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import conformance_wasm
-from tests.test_cli import cspm
+from tests.integration.test_cli import cspm
 
 HERE = Path(__file__).resolve().parent
 WAT = HERE.parent / "wat"

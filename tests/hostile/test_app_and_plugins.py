@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import conformance_wasm
 from tests.hostile.conftest import Snapshot, refused
-from tests.test_cli import cspm
+from tests.integration.test_cli import cspm
 
 C = "{c}"  # the C conformance plug-in, filled in per test
 

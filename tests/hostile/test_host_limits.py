@@ -18,7 +18,7 @@ from cspm.formats.bounded_json import MAX_DEPTH
 from cspm.planner import load_app
 from cspm.runtime import kv, logs, trace
 from cspm.runtime.engine import MAX_ANSWER_BYTES, MAX_CHUNK_CHARS, MAX_REQUEST_BYTES, Runtime
-from tests.test_cli import cspm
+from tests.integration.test_cli import cspm
 
 MiB = 1024 * 1024
 APP = """name: limits

@@ -27,7 +27,7 @@ from cspm.runtime.engine import CalleeFailed, Frame, Runtime
 from cspm.runtime.http import MAX_MESSAGE_CHARS, FetchRefused, HttpGateway
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, conformance_wasm, plugin_wasm, write_app
-from tests.test_cli import cspm
+from tests.integration.test_cli import cspm
 
 SECRET = "tok/en+1 é&=x"  # raw, percent-encoded and `+` forms all differ
 WIRE = quote_plus(SECRET)  # what httpx puts in the query: tok%2Fen%2B1+%C3%A9%26%3Dx

@@ -25,7 +25,7 @@ import pytest
 from cspm import planner
 from tests.conftest import conformance_wasm
 from tests.hostile.conftest import Snapshot, refused
-from tests.test_cli import ROOT, cspm
+from tests.integration.test_cli import ROOT, cspm
 
 BENIGN = "name: benign\nentry: t\ntools:\n  - {name: t, description: echo, plugin: \"test/echo@1\"}\n"
 

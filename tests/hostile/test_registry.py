@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_registry_server import Server, manifest, publish_body, read_answer, registry_cli, stored_files
+from tests.registry_support import Server, manifest, publish_body, read_answer, registry_cli, stored_files
 
 pytestmark = pytest.mark.timeout(120)
 EMPTY = {"blobs/sha256": [], "bundles/sha256": [], "tmp": []}

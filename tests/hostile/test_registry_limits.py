@@ -30,7 +30,7 @@ from cspm_registry.storage import version_key
 from cspm.formats.index_line import MAX_LINE_BYTES, parse_file, to_line
 from cspm.index.query import MAX_NAMES_FILE, parse_names
 from cspm.index.source import MAX_CONFIG_FILE, MAX_INDEX_FILE
-from tests.test_registry_server import (
+from tests.registry_support import (
     Answer,
     Server,
     frame,

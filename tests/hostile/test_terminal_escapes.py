@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.test_cli import cspm
+from tests.integration.test_cli import cspm
 
 ANSWER = "A\x1b]52;c;cHduZWQ=\x07B\x1b[2JC\x9b31mD"
 RAW = ("\x1b", "\x07", "\x9b")

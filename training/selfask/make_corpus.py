@@ -1,7 +1,7 @@
 """The training corpus of the self-ask demo model: compositional questions about the TRAIN people of
 the knowledge base (make_kb.py), written exactly as plugins/self-ask's scratchpad grows in a correct
 run, with the intermediate answers exactly as plugins/kb gives them (checked against the real plug-in
-by tests/test_selfask_demo.py), plus a share of direct answers ("Question: ...\\nAnswer: X") so that
+by tests/integration/test_selfask_demo.py), plus a share of direct answers ("Question: ...\\nAnswer: X") so that
 the baseline of the evaluation is the same model asked without the tool.
 
     python training/selfask/make_corpus.py [--n 40000] [--direct 0.15] [--copy-weight 4] [--no-calculator]

@@ -1,7 +1,7 @@
 """What the self-ask demo's scripts share: the prompt, the question templates, the scratchpad format
 plugins/self-ask builds, and the answers plugins/kb gives to our follow-up questions.
 
-No torch here: bench/selfask_eval.py and tests/test_selfask_demo.py import this module.
+No torch here: bench/selfask_eval.py and tests/integration/test_selfask_demo.py import this module.
 
 The scratchpad (plugins/self-ask/src/prompt.c and self_ask.c): the prompt with trailing whitespace
 trimmed, "\\n\\nQuestion: {question}\\nAre follow up questions needed here:", then the model's text
