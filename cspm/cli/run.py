@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cspm import planner
+from cspm import planner, telemetry
 from cspm.cli.output import err, out, plain, print_error, print_json, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
@@ -92,9 +92,13 @@ def run(
             try:
                 result = runtime.run(input)
             except RunFailed as exc:  # what ran before the entry failed, then the error (cspm.cli.main)
+                telemetry.export(exc.trace)
+                telemetry.flush()
                 if trace and not json_out:
                     err.print(trace_tree(exc.trace), soft_wrap=False)
                 raise
+            telemetry.export(result.trace)
+            telemetry.flush()
             _show(runtime, result, json_out, trace, streamed.any, warnings=warnings)
             _report_dropped(runtime, verbose)
         if result.finish_reason == "error":
@@ -103,7 +107,10 @@ def run(
     if verbose and not json_out:  # the chat loop: plug-ins' WASI output straight to the terminal
         compiler.show_wasi_output()
     with Runtime(planner.build(config), session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
-        _interactive(runtime, json_out, trace, streamed, verbose, warnings)
+        try:
+            _interactive(runtime, json_out, trace, streamed, verbose, warnings)
+        finally:
+            telemetry.flush()
 
 
 def prepared(app: str, *, offline: bool, frozen: bool, refresh: bool, json_out: bool, allow_capabilities: bool,
@@ -199,6 +206,8 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Stream
             try:
                 result = _answer(runtime, text, streamed)
             except CspmError as exc:  # one failed answer: say why, and go on talking
+                if isinstance(exc, RunFailed):
+                    telemetry.export(exc.trace)
                 if trace and not json_out and isinstance(exc, RunFailed):
                     if streamed.any:
                         out.print()
@@ -211,6 +220,8 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Stream
                         out.print()
                     print_error(exc.message, exc.hint)
                 continue
+            if result is not None:
+                telemetry.export(result.trace)
             if result is None:
                 if json_out:
                     _json_line({"output": "", "finish_reason": "cancelled", "session": runtime.session,

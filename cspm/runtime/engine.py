@@ -259,7 +259,7 @@ class Runtime:
 
     def _request(self, node: Node, payload: dict[str, Any], session: str) -> RunResult:
         kind = node.component.kind
-        span = Span(node.name, kind)
+        span = Span(node.name, kind, model=node.component.config.get("model") if kind == "llm" else None)
         try:
             response, _ = self.invoke(node, payload, None, span, session)
         except CalleeFailed as exc:
@@ -437,6 +437,8 @@ class Runtime:
             session = message.get("session") or frame.session
             payload = self._agent_payload(target, message["input"], session)
         span = frame.span.child(name, kind)
+        if kind == "llm":
+            span.model = target.component.config.get("model")
         try:
             response, raw = self.invoke(target, payload, frame, span, session)
         except CalleeFailed as exc:

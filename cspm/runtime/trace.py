@@ -45,6 +45,7 @@ class Span:
     output_tokens: int | None = None
     error: str | None = None
     detail: str | None = None
+    model: str | None = None  # an llm's `model` config, when it has one (gen_ai.request.model)
     input: str | None = None  # what the call was asked (a tool's or agent's input; an llm's is its prompt)
     output: str | None = None  # what it answered
     children: list[Span] = field(default_factory=list)
@@ -108,10 +109,38 @@ class Span:
             out["children"] = [c.to_dict() for c in self.children]
         if self.dropped_spans:
             out["dropped_spans"] = self.dropped_spans
+        operation, attributes = self.genai()
+        if operation:
+            out["gen_ai"] = attributes
         return out
 
+    def genai(self) -> tuple[str, dict[str, str | int]]:
+        """The span's name and attributes in OpenTelemetry's GenAI semantic conventions (`invoke_agent`,
+        `chat`, `execute_tool`): what `--trace --json` shows and what OTLP export sends (cspm.telemetry).
+        Plain-text fields (inputs, outputs) are not attributes: they may hold what a user typed."""
+        operation = GENAI_OPERATIONS.get(self.kind)
+        if operation is None:
+            return "", {}
+        attributes: dict[str, str | int] = {"gen_ai.operation.name": operation, "gen_ai.provider.name": "cspm"}
+        if self.kind == "agent":
+            attributes["gen_ai.agent.name"] = self.name
+        elif self.kind == "tool":
+            attributes["gen_ai.tool.name"] = self.name
+        elif self.kind == "llm":
+            attributes["gen_ai.request.model"] = self.model or self.name
+        if self.input_tokens is not None:
+            attributes["gen_ai.usage.input_tokens"] = self.input_tokens
+        if self.output_tokens is not None:
+            attributes["gen_ai.usage.output_tokens"] = self.output_tokens
+        if self.error:
+            attributes["error.type"] = "plugin_error"
+        target = attributes.get("gen_ai.request.model", self.name)
+        return f"{operation} {target}", attributes
 
-_LIMITS = {"name": NAME_LIMIT, "detail": NAME_LIMIT, "error": TEXT_LIMIT, "input": TEXT_LIMIT, "output": TEXT_LIMIT}
+
+GENAI_OPERATIONS = {"agent": "invoke_agent", "llm": "chat", "tool": "execute_tool"}
+_LIMITS = {"name": NAME_LIMIT, "detail": NAME_LIMIT, "model": NAME_LIMIT, "error": TEXT_LIMIT, "input": TEXT_LIMIT,
+           "output": TEXT_LIMIT}
 
 
 def _clip(text: str, limit: int = TEXT_LIMIT) -> str:
