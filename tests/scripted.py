@@ -36,6 +36,9 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    pieces: list[bytes] | None = None  # sent one by one with chunked transfer encoding (`stream`)
+    gap: float = 0.0  # the pause after each piece
+    cut: bool = False  # hang up after the pieces, without the last chunk: a broken stream
 
 
 class ScriptedServer:
@@ -64,9 +67,25 @@ class ScriptedServer:
                 headers = {"Content-Type": "application/json", **reply.headers}
                 for key, value in headers.items():
                     self.send_header(key, value)
+                if reply.pieces is not None:
+                    self._stream(reply)
+                    return
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 self.wfile.write(reply.body)
+
+            def _stream(self, reply: Reply) -> None:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for piece in reply.pieces or []:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                    if reply.gap:
+                        time.sleep(reply.gap)
+                if reply.cut:
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"0\r\n\r\n")
 
             do_GET = do_POST = do_PUT = do_DELETE = _answer
 
@@ -94,6 +113,16 @@ class ScriptedServer:
             self.replies.append(Reply(status, data, dict(headers or {}), delay))
         return self
 
+    def stream(self, pieces: list[bytes | str], *, status: int = 200, headers: dict[str, str] | None = None,
+               gap: float = 0.0, cut: bool = False) -> ScriptedServer:
+        """Queue one reply sent in `pieces` (chunked, each flushed, `gap` seconds apart); `cut` hangs up
+        before the end. Content-Type defaults to `text/event-stream`."""
+        data = [p.encode() if isinstance(p, str) else p for p in pieces]
+        with self._lock:
+            self.replies.append(Reply(status, b"", {"Content-Type": "text/event-stream", **(headers or {})},
+                                      pieces=data, gap=gap, cut=cut))
+        return self
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
@@ -116,6 +145,52 @@ def openai_chat(content: str | None, *, finish_reason: str = "stop", prompt_toke
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
+
+
+def sse(events: list[dict[str, Any] | str], *, event_names: bool = False) -> list[str]:
+    """Server-sent events, one piece each: `data: {json}` (with `event: <type>` first when `event_names`,
+    as Anthropic sends), a string as it is (`[DONE]`)."""
+    out = []
+    for event in events:
+        data = event if isinstance(event, str) else json.dumps(event)
+        head = f"event: {event['type']}\n" if event_names and isinstance(event, dict) else ""
+        out.append(f"{head}data: {data}\n\n")
+    return out
+
+
+def openai_stream(pieces: list[str], *, finish_reason: str = "stop", prompt_tokens: int = 10,
+                  completion_tokens: int = 5, model: str = "gpt-4o-mini") -> list[str]:
+    """A streamed `POST /v1/chat/completions` (`stream: true`, `stream_options.include_usage`):
+    one delta per piece, the finish reason, a usage chunk, then `[DONE]`."""
+    head = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1700000000, "model": model}
+    events: list[dict[str, Any] | str] = [
+        {**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    events += [{**head, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
+    events.append({**head, "choices": [], "usage": {"prompt_tokens": prompt_tokens,
+                                                    "completion_tokens": completion_tokens,
+                                                    "total_tokens": prompt_tokens + completion_tokens}})
+    return [*sse(events), "data: [DONE]\n\n"]
+
+
+def anthropic_stream(pieces: list[str], *, stop_reason: str = "end_turn", input_tokens: int = 10,
+                     output_tokens: int = 5, model: str = "claude-3-5-haiku-latest") -> list[str]:
+    """A streamed `POST /v1/messages` (`stream: true`): message_start (input usage), one text block of
+    content_block_delta events, message_delta (stop reason, output usage), message_stop."""
+    events: list[dict[str, Any] | str] = [
+        {"type": "message_start", "message": {"id": "msg_test", "type": "message", "role": "assistant",
+                                              "model": model, "content": [], "stop_reason": None,
+                                              "usage": {"input_tokens": input_tokens, "output_tokens": 1}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "ping"},
+    ]
+    events += [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
+               for p in pieces]
+    events += [{"type": "content_block_stop", "index": 0},
+               {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens}},
+               {"type": "message_stop"}]
+    return sse(events, event_names=True)
 
 
 def openai_error(message: str, type_: str = "invalid_request_error", code: str | None = None) -> dict[str, Any]:

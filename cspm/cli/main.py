@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("trust", "verify"), "registry": ("registry", "app"), "trust": ("trust", "app"),
     "model": ("model", "app"), "cache": ("cache", "app"), "index": ("index_cmd", "app"),
     "init": ("init", "init"), "new": ("new", "new"), "plan": ("plan", "plan"),
-    "session": ("session", "app"), "call": ("call", "call"),
+    "session": ("session", "app"), "call": ("call", "call"), "serve": ("serve", "serve"),
 }
 
 

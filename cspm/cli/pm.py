@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cspm.cli.options import OfflineOpt
 from cspm.cli.output import err, print_json, shown, warner
 from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
@@ -16,7 +17,6 @@ from cspm.protocol import kinds
 
 AppArg = Annotated[Path, typer.Argument(help="app config", show_default=True)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="use cached index files only; never the network")]
 
 
 def _changes(changes: list[Change]) -> None:

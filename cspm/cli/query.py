@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.text import Text
 
+from cspm.cli.options import OfflineOpt
 from cspm.cli.output import columns, err, fields, out, plain, print_json, shown, warner
 from cspm.errors import CspmError
 from cspm.formats import userconfig
@@ -21,7 +22,6 @@ from cspm.verify.interface import check_module, export_names, import_names
 from cspm.wording import how_to_use, plural
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="use cached index files only; never the network")]
 
 
 def search(

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cspm import planner, telemetry
+from cspm.cli.options import AllowCapabilitiesOpt, FrozenOpt, KvOpt, OfflineOpt, RefreshOpt
 from cspm.cli.output import err, out, plain, print_error, print_json, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
 from cspm.errors import CspmError
 from cspm.project import LockOutcome, Project, is_package_reference, open_package
-from cspm.runtime import compiler
+from cspm.runtime import compiler, kv
 from cspm.runtime.engine import MAX_LOG_BYTES, MAX_LOG_LINES, RunFailed, RunResult, Runtime
 from cspm.runtime.logs import LogLine
 from cspm.wording import plural
@@ -50,18 +51,13 @@ def run(
     input: Annotated[str | None, typer.Option("--input", "-i", help="one request, then exit")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print machine-readable JSON")] = False,
     session: Annotated[str | None, typer.Option("--session", help="continue this session (kv memory)")] = None,
+    kv_url: KvOpt = None,
     trace: Annotated[bool, typer.Option("--trace", help="print the call tree of each request")] = False,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="show plug-in logs")] = 0,
-    offline: Annotated[bool, typer.Option("--offline", help="use cached index files only; never the network")
-                       ] = False,
-    frozen: Annotated[bool, typer.Option("--frozen", help="fail instead of relocking when app.lock is out of date")
-                      ] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="ask the registries for newer versions of a "
-                                                            "published app instead of using the cached index")
-                       ] = False,
-    allow_capabilities: Annotated[bool, typer.Option(
-        "--allow-capabilities", help="approve what a published app asks for (env vars, secrets, folders, hosts) "
-                                     "without a prompt; remembered for its later versions")] = False,
+    offline: OfflineOpt = False,
+    frozen: FrozenOpt = False,
+    refresh: RefreshOpt = False,
+    allow_capabilities: AllowCapabilitiesOpt = False,
 ) -> None:
     """Run an app: lock and install its registry plug-ins if needed, load them, then answer requests."""
     streamed = Streamed()
@@ -77,6 +73,7 @@ def run(
             err.print(f"[dim]\\[{shown(line.plugin)}] {shown(line.level)}:[/] {shown(line.message)}", markup=True,
                       highlight=False)
 
+    kv_factory = kv.factory_for(kv_url)  # a bad URL is said now; the database is opened at the first kv call
     config = prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
                       allow_capabilities=allow_capabilities, warnings=warnings)
     if not json_out and sys.stderr.isatty():  # progress for a person waiting, like the download bar
@@ -88,7 +85,8 @@ def run(
         from cspm.runtime import guest_output
 
         with guest_output.capture(forward=bool(verbose)), \
-                Runtime(planner.build(config), session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
+                Runtime(planner.build(config), session=session, kv_factory=kv_factory, on_chunk=on_chunk,
+                        on_log=on_log) as runtime:
             try:
                 result = runtime.run(input)
             except RunFailed as exc:  # what ran before the entry failed, then the error (cspm.cli.main)
@@ -106,7 +104,8 @@ def run(
         return
     if verbose and not json_out:  # the chat loop: plug-ins' WASI output straight to the terminal
         compiler.show_wasi_output()
-    with Runtime(planner.build(config), session=session, on_chunk=on_chunk, on_log=on_log) as runtime:
+    with Runtime(planner.build(config), session=session, kv_factory=kv_factory, on_chunk=on_chunk,
+                 on_log=on_log) as runtime:
         try:
             _interactive(runtime, json_out, trace, streamed, verbose, warnings)
         finally:

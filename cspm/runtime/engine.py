@@ -19,11 +19,11 @@ from typing import Any
 import extism
 from extism.extism import CompiledPlugin
 
-from cspm.errors import CapabilityError, CspmError, PluginError, PluginFileMissing, RunFailed
+from cspm.errors import CapabilityError, CspmError, KvUnavailable, PluginError, PluginFileMissing, RunFailed
 from cspm.formats import bounded_json
 from cspm.formats.plan import MAX_MODULE_BYTES, Plan, PlanComponent
 from cspm.runtime import compiler, hostfns, logs
-from cspm.runtime.http import FetchRefused, HttpGateway
+from cspm.runtime.http import READ_BYTES, FetchRefused, HttpGateway, Streams
 from cspm.runtime.kv import KvFactory, KvKeyInvalid, KvStore, TooLarge, open_default
 from cspm.runtime.logs import MAX_LOG_BYTES, MAX_LOG_LINES, LogCollector, LogLine
 from cspm.runtime.secrets import ResolvedSecret, resolve
@@ -84,11 +84,12 @@ class Frame:
     host holds the rest (host functions, nested calls, HTTP) to the deadline.
     """
 
-    __slots__ = ("deadline", "depth", "limit", "node", "parent", "runtime", "session", "span")
+    __slots__ = ("deadline", "depth", "limit", "node", "parent", "runtime", "session", "span", "streams")
 
     def __init__(self, runtime: Runtime, node: Node, parent: Frame | None, session: str, span: Span) -> None:
         self.runtime, self.node, self.parent, self.session, self.span = runtime, node, parent, session, span
         self.depth: int = 0 if parent is None else parent.depth + 1
+        self.streams: Streams | None = None  # http_open's streams, made at the first; closed when the call ends
         timeout_ms = node.component.grant.timeout_ms
         self.deadline = time.monotonic() + timeout_ms / 1000
         self.limit = f"{timeout_ms} ms of {node.component.kind} `{node.name}`"  # whose limit it is
@@ -319,6 +320,8 @@ class Runtime:
                                    f"({frame.limit}) ran out") from None
             raise CalleeFailed(self._explain(node, str(exc))) from None
         finally:
+            if frame.streams is not None:
+                frame.streams.close_all()
             if armed is not None:
                 armed.disarm()
             node.busy = False
@@ -405,6 +408,9 @@ class Runtime:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             self._interrupt = exc
             return hostfns.error_document("internal", "interrupted")
+        if isinstance(exc, KvUnavailable):  # the shared kv database is down: the request fails with it,
+            self._interrupt = self._interrupt or exc  # whatever the plug-in makes of the error it is given
+            return hostfns.error_document("internal", f"{function}: {exc}")
         return hostfns.error_document("internal", f"{function}: {type(exc).__name__}: {exc}")
 
     def _route(self, frame: Frame, kind: str, message: dict[str, Any]) -> bytes:
@@ -466,6 +472,39 @@ class Runtime:
         span.detail = f"{message.get('method', 'GET')} {response['status']}"
         span.finish()
         return response
+
+    def _host_http_open(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        """http_fetch's rules and span, but the body stays on the wire until `http_read` asks for it."""
+        node = frame.node
+        if frame.streams is None:
+            frame.streams = Streams()
+        url = message["url"].split("?", 1)[0]
+        span = frame.span.child(url if len(url) <= 200 else url[:199] + "…", "http",
+                                detail=f"{message.get('method', 'GET')} (stream)")
+        try:
+            if not frame.streams.room():
+                frame.streams.add_refused()
+            stream = self.http.open(message, node.component.grant.hosts, node.secrets, deadline=frame.deadline)
+            number = frame.streams.add(stream)
+        except FetchRefused as exc:
+            refusal = f"{exc} ({frame.limit})" if exc.code == "timeout" else str(exc)
+            span.finish(refusal)
+            raise HostRefusal(exc.code, refusal) from None
+        span.detail = f"{message.get('method', 'GET')} {stream.status} (stream)"
+        span.finish()
+        return {"status": stream.status, "headers": stream.headers, "stream": number}
+
+    def _host_http_read(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        streams = frame.streams or Streams()
+        try:
+            return streams.read(message["stream"], message.get("max_bytes", READ_BYTES))
+        except FetchRefused as exc:
+            raise HostRefusal(exc.code, f"{exc} ({frame.limit})" if exc.code == "timeout" else str(exc)) from None
+
+    def _host_http_close(self, frame: Frame, message: dict[str, Any]) -> dict[str, Any]:
+        if frame.streams is not None:
+            frame.streams.close(message["stream"])
+        return {}
 
     def _kv_scope(self, frame: Frame) -> tuple[str, str, str]:
         if not frame.node.component.grant.kv:

@@ -1,4 +1,4 @@
-"""The seven Chainsocket host functions, bound to Extism at the lowest level.
+"""The Chainsocket host functions, bound to Extism at the lowest level.
 
 One cffi trampoline serves every function: it copies the request out of plug-in memory, hands it to
 the handler of the runtime that is calling (found through Extism's per-call host context), and
@@ -15,7 +15,8 @@ import extism
 from extism_sys import ffi, lib
 
 NAMESPACE = "extism:host/user"
-NAMES = ("call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit")
+NAMES = ("call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit",
+         "http_open", "http_read", "http_close")  # the last three: the streaming extension (docs/abi.md)
 _I64 = extism.ValType.I64.value
 
 

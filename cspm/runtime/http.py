@@ -7,6 +7,10 @@ What the gateway guarantees (docs/security.md, "The http_fetch gateway"):
 - every form in which this host put a secret on the wire is redacted from whatever comes back,
   error messages included, before the plug-in, a trace or a log can see it;
 - the whole exchange ends by the call's wall-clock deadline, however slowly the server answers.
+
+`http_open` (HttpGateway.open, HttpStream, Streams) is the same gateway with the body read in pieces:
+the same checks and injection, redaction that holds back a possible secret's start until it is whole,
+bounded streams per call, each closed when its call ends (docs/abi.md, "Streaming HTTP").
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ if TYPE_CHECKING:  # imported on a plug-in's first request: most apps never make
     import httpx
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+MAX_STREAM_BYTES = 8 * 1024 * 1024  # the body of one `http_open` stream, over all its reads
+MAX_OPEN_STREAMS = 4  # streams open at once in one call into a plug-in
+READ_BYTES = 64 * 1024  # `http_read` without `max_bytes`
 TIMEOUT_S = 30.0  # when the caller names no deadline of its own
 MAX_TIMEOUT_S = 3600.0  # longest wait for one network operation
 CONNECT_TIMEOUT_S = 10.0
@@ -130,42 +137,10 @@ class HttpGateway:
                deadline: float, redactor: _Redactor) -> dict[str, Any]:
         import httpx
 
-        if time.monotonic() >= deadline:
-            raise FetchRefused("timeout", "http_fetch: the call's time limit ran out before the request")
-        try:
-            url = httpx.URL(request["url"])
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise FetchRefused("bad_request", f"invalid URL: {exc}") from None
-        if url.scheme not in hosts.DEFAULT_PORTS or not url.raw_host:
-            raise FetchRefused("not_granted", f"only http and https URLs can be fetched, not {request['url']!r}")
-        host = url.raw_host.decode("ascii", "replace")  # what goes on the wire (IDNA), not a look-alike
-        if hosts.match(granted, url.scheme, host, url.port) is None:
-            shown = host if url.port is None else f"{host}:{url.port}"
-            raise FetchRefused("not_granted", f"host {shown} is not granted to this plug-in over {url.scheme} "
-                                              f"(granted: {_listed(granted)})")
-        headers = _plugin_headers(request.get("headers") or {})
-        for secret in secrets:
-            bound = secret.spec.hosts if secret.spec.hosts is not None else granted
-            if hosts.match(bound, url.scheme, host, url.port) is None:
-                continue
-            if secret.spec.query:
-                url = url.copy_set_param(secret.spec.query, secret.value)
-                redactor.add(_query_values(url, secret.spec.query))
-            else:
-                headers = [(k, v) for k, v in headers if k.lower() != secret.spec.header.lower()]
-                headers.append((secret.spec.header, secret.header_value))
-        body = request.get("body")
-        try:
-            content = body.encode("utf-8") if body is not None else None
-        except UnicodeEncodeError:
-            raise FetchRefused("bad_request", "http_fetch: the body is not valid Unicode text") from None
-        left = deadline - time.monotonic()
-        wait = max(min(left, MAX_TIMEOUT_S), 0.001)
-        timeout = httpx.Timeout(wait, connect=min(wait, CONNECT_TIMEOUT_S), pool=wait)
+        method, url, headers, content, timeout = _prepare(request, granted, secrets, deadline, redactor)
         self._deadline.value = deadline
         try:
-            with self.client.stream(request.get("method", "GET"), url, headers=headers, timeout=timeout,
-                                    content=content) as response:
+            with self.client.stream(method, url, headers=headers, timeout=timeout, content=content) as response:
                 chunks, size = [], 0
                 for chunk in response.iter_bytes():
                     size += len(chunk)
@@ -188,12 +163,243 @@ class HttpGateway:
         finally:
             self._deadline.value = None
         text = _decode(redactor.bytes(b"".join(chunks)), encoding)
-        out_headers: dict[str, str] = {}
-        for name, value in raw_headers:
-            key = redactor.text(_header_text(redactor.bytes(name)).lower())
-            shown = redactor.text(_header_text(redactor.bytes(value)))
-            out_headers[key] = f"{out_headers[key]}, {shown}" if key in out_headers else shown
-        return {"status": status, "headers": out_headers, "body": redactor.text(text)}
+        return {"status": status, "headers": _shown_headers(raw_headers, redactor), "body": redactor.text(text)}
+
+    def open(self, request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[ResolvedSecret, ...],
+             deadline: float) -> HttpStream:
+        """`http_open`: the request goes out under every rule of `fetch`; the answer's status and headers
+        come back at once and its body is read later, piece by piece, with `HttpStream.read`."""
+        import httpx
+
+        redactor = _Redactor(secrets)
+        try:
+            if time.monotonic() >= deadline:
+                raise FetchRefused("timeout", "http_open: the call's time limit ran out before the request")
+            method, url, headers, content, timeout = _prepare(request, granted, secrets, deadline, redactor)
+            self._deadline.value = deadline
+            try:
+                built = self.client.build_request(method, url, headers=headers, content=content, timeout=timeout)
+                response = self.client.send(built, stream=True)
+            except httpx.TimeoutException as exc:
+                if time.monotonic() >= deadline:
+                    raise FetchRefused("timeout", "http_open: the call's time limit ran out waiting for the "
+                                                  "server") from None
+                raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
+            except httpx.HTTPError as exc:
+                raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
+            finally:
+                self._deadline.value = None
+        except FetchRefused as exc:
+            raise FetchRefused(exc.code, _short(redactor.text(str(exc)))) from None
+        return HttpStream(self, response, redactor, deadline)
+
+
+class HttpStream:
+    """One open answer body, read in pieces of text. A secret is redacted even when it arrives split
+    over two network reads: each stage (bytes, then text after the charset decoder) holds back the
+    last few bytes or characters that could still be the start of one, until more arrive or the body ends."""
+
+    def __init__(self, gateway: HttpGateway, response: httpx.Response, redactor: _Redactor,
+                 deadline: float) -> None:
+        self.status = response.status_code
+        self.headers = _shown_headers(response.headers.raw, redactor)
+        self._gateway, self._response, self._redactor, self._deadline = gateway, response, redactor, deadline
+        self._pieces = response.iter_bytes()
+        self._raw = _Holdback(redactor.bytes_pattern, REDACTED.encode(), redactor.longest_bytes)
+        self._decoder = codecs.getincrementaldecoder(_text_codec(response.charset_encoding))(errors="replace")
+        self._text = _Holdback(redactor.text_pattern, REDACTED, redactor.longest_chars)
+        self._ready = ""
+        self._size = 0
+        self.ended = False  # the body was read to its end (or failed): the connection is released
+
+    def read(self, max_bytes: int) -> dict[str, Any]:
+        """At most `max_bytes` bytes of text (UTF-8, never a split character; at least one character unless done);
+        `done` once the body has ended and everything was handed out."""
+        try:
+            while not self._ready and not self.ended:
+                self._pull()
+        except FetchRefused as exc:
+            self.close()
+            raise FetchRefused(exc.code, _short(self._redactor.text(str(exc)))) from None
+        data = _utf8_prefix(self._ready, max_bytes)
+        self._ready = self._ready[len(data):]
+        return {"data": data, "done": self.ended and not self._ready}
+
+    def _pull(self) -> None:
+        import httpx
+
+        if time.monotonic() >= self._deadline:
+            raise FetchRefused("timeout", "http_read: the call's time limit ran out while the answer was arriving")
+        self._gateway._deadline.value = self._deadline
+        try:
+            piece = next(self._pieces, None)
+        except httpx.TimeoutException as exc:
+            if time.monotonic() >= self._deadline:
+                raise FetchRefused("timeout", "http_read: the call's time limit ran out waiting for the "
+                                              "server") from None
+            raise FetchRefused("http_error", f"http_read: {type(exc).__name__}: {exc}") from None
+        except httpx.HTTPError as exc:
+            raise FetchRefused("http_error", f"http_read: the answer broke off: {type(exc).__name__}: {exc}") from None
+        finally:
+            self._gateway._deadline.value = None
+        final = piece is None
+        if piece is not None:
+            self._size += len(piece)
+            if self._size > MAX_STREAM_BYTES:
+                raise FetchRefused("too_large", f"http_read: the answer is larger than {MAX_STREAM_BYTES} bytes")
+        text = self._decoder.decode(self._raw.feed(piece or b"", final), final)
+        self._ready += self._text.feed(text, final)
+        if final:
+            self.close()
+
+    def close(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self._response.close()
+
+
+class Streams:
+    """The streams one call into a plug-in has open; all closed when that call ends (engine `_call`)."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, HttpStream] = {}
+        self._next = 1
+
+    def add(self, stream: HttpStream) -> int:
+        if not self.room():
+            stream.close()
+            self.add_refused()
+        number, self._next = self._next, self._next + 1
+        self._open[number] = stream
+        return number
+
+    def room(self) -> bool:
+        return len(self._open) < MAX_OPEN_STREAMS
+
+    @staticmethod
+    def add_refused() -> None:
+        raise FetchRefused("too_large", f"http_open: {MAX_OPEN_STREAMS} streams are already open in this "
+                                        f"call (close one with http_close)")
+
+    def read(self, number: int, max_bytes: int) -> dict[str, Any]:
+        stream = self._open.get(number)
+        if stream is None:
+            raise FetchRefused("bad_request", f"http_read: stream {number} is not open in this call")
+        try:
+            answer = stream.read(max_bytes)
+        except FetchRefused:
+            del self._open[number]
+            raise
+        if answer["done"]:
+            del self._open[number]
+        return answer
+
+    def close(self, number: int) -> None:
+        stream = self._open.pop(number, None)
+        if stream is not None:
+            stream.close()
+
+    def close_all(self) -> None:
+        while self._open:
+            self._open.popitem()[1].close()
+
+
+def _prepare(request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[ResolvedSecret, ...],
+             deadline: float, redactor: _Redactor) -> tuple[str, httpx.URL, list[tuple[str, str]],
+                                                            bytes | None, httpx.Timeout]:
+    """Check a request against the grants and inject the secrets bound to its origin: what `fetch` and
+    `open` send. The query forms of injected secrets join the redactor."""
+    import httpx
+
+    if time.monotonic() >= deadline:
+        raise FetchRefused("timeout", "http_fetch: the call's time limit ran out before the request")
+    try:
+        url = httpx.URL(request["url"])
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchRefused("bad_request", f"invalid URL: {exc}") from None
+    if url.scheme not in hosts.DEFAULT_PORTS or not url.raw_host:
+        raise FetchRefused("not_granted", f"only http and https URLs can be fetched, not {request['url']!r}")
+    host = url.raw_host.decode("ascii", "replace")  # what goes on the wire (IDNA), not a look-alike
+    if hosts.match(granted, url.scheme, host, url.port) is None:
+        shown = host if url.port is None else f"{host}:{url.port}"
+        raise FetchRefused("not_granted", f"host {shown} is not granted to this plug-in over {url.scheme} "
+                                          f"(granted: {_listed(granted)})")
+    headers = _plugin_headers(request.get("headers") or {})
+    for secret in secrets:
+        bound = secret.spec.hosts if secret.spec.hosts is not None else granted
+        if hosts.match(bound, url.scheme, host, url.port) is None:
+            continue
+        if secret.spec.query:
+            url = url.copy_set_param(secret.spec.query, secret.value)
+            redactor.add(_query_values(url, secret.spec.query))
+        else:
+            headers = [(k, v) for k, v in headers if k.lower() != secret.spec.header.lower()]
+            headers.append((secret.spec.header, secret.header_value))
+    body = request.get("body")
+    try:
+        content = body.encode("utf-8") if body is not None else None
+    except UnicodeEncodeError:
+        raise FetchRefused("bad_request", "http_fetch: the body is not valid Unicode text") from None
+    left = deadline - time.monotonic()
+    wait = max(min(left, MAX_TIMEOUT_S), 0.001)
+    timeout = httpx.Timeout(wait, connect=min(wait, CONNECT_TIMEOUT_S), pool=wait)
+    return request.get("method", "GET"), url, headers, content, timeout
+
+
+def _shown_headers(raw_headers: list[tuple[bytes, bytes]], redactor: _Redactor) -> dict[str, str]:
+    """Header names in lower case, repeated ones joined with `, `, every secret form redacted."""
+    out: dict[str, str] = {}
+    for name, value in raw_headers:
+        key = redactor.text(_header_text(redactor.bytes(name)).lower())
+        shown = redactor.text(_header_text(redactor.bytes(value)))
+        out[key] = f"{out[key]}, {shown}" if key in out else shown
+    return out
+
+
+class _Holdback:
+    """Redaction of a stream: a form can only be recognised whole, so the last `longest - 1` items
+    (bytes or characters) wait for the next piece unless a match that starts earlier covers them."""
+
+    def __init__(self, pattern: Any, replacement: Any, longest: int) -> None:
+        self._pattern, self._replacement, self._keep = pattern, replacement, max(longest - 1, 0)
+        self._pending: Any = None
+
+    def feed(self, data: Any, final: bool) -> Any:
+        buffer = data if self._pending is None else self._pending + data
+        if self._pattern is None:
+            self._pending = None
+            return buffer
+        cut = len(buffer) if final else max(len(buffer) - self._keep, 0)
+        out, position = [], 0
+        for match in self._pattern.finditer(buffer):
+            if match.start() >= cut:
+                break
+            out += [buffer[position:match.start()], self._replacement]
+            position = match.end()
+        cut = max(cut, position)
+        out.append(buffer[position:cut])
+        self._pending = buffer[cut:]
+        return buffer[:0].join(out)
+
+
+def _utf8_prefix(text: str, max_bytes: int) -> str:
+    """The longest start of `text` whose UTF-8 is at most `max_bytes`, but at least one character."""
+    head = text[:max_bytes]
+    encoded = head.encode("utf-8", "surrogatepass")
+    if len(encoded) <= max_bytes:
+        return head
+    shorter = encoded[:max_bytes].decode("utf-8", "ignore")
+    return shorter or text[:1]
+
+
+def _text_codec(encoding: str | None) -> str:
+    """The declared charset when it is a known text codec, else utf-8 (as `_decode`)."""
+    try:
+        if encoding and codecs.lookup(encoding)._is_text_encoding:  # type: ignore[attr-defined]
+            return encoding
+    except (LookupError, ValueError):
+        pass
+    return "utf-8"
 
 
 def _plugin_headers(given: dict[str, Any]) -> list[tuple[str, str]]:
@@ -248,6 +454,16 @@ class _Redactor:
         patterns = [re.sub(r"%([0-9A-Fa-f])([0-9A-Fa-f])", _any_case_hex, re.escape(f)) for f in forms]
         self._text = re.compile("|".join(patterns)) if patterns else None
         self._bytes = re.compile("|".join(patterns).encode("utf-8")) if patterns else None
+        self.longest_chars = max((len(f) for f in forms), default=0)
+        self.longest_bytes = max((len(f.encode("utf-8")) for f in forms), default=0)
+
+    @property
+    def text_pattern(self) -> re.Pattern[str] | None:
+        return self._text
+
+    @property
+    def bytes_pattern(self) -> re.Pattern[bytes] | None:
+        return self._bytes
 
     def text(self, text: str) -> str:
         return self._text.sub(REDACTED, text) if self._text is not None else text

@@ -1,8 +1,9 @@
 """Plug-in memory that outlives the process (`kv_get`/`kv_set`), behind one small interface.
 
-`KvStore` is what a host needs from plug-in memory; `SqliteKvStore` implements it today (one file in
-the data dir, docs/formats.md "kv memory" gives its layout), so that a shared database can serve
-several hosts later without touching the runtime. The bounds are part of the interface, not of
+`KvStore` is what a host needs from plug-in memory; `SqliteKvStore` implements it (one file in the
+data dir, docs/formats.md "kv memory" gives its layout), and `kv_postgres.PostgresKvStore` in a shared
+database, so that several hosts (`cspm serve` replicas) share memory; `open_url`/`factory_for` pick one
+from a URL (`CSPM_KV_URL`). The bounds are part of the interface, not of
 SQLite: `check_key`, `encode` and `check_quota` are what every implementation calls.
 
 Plug-ins write it, so it is bounded: a key by MAX_KEY_CHARS, a value by MAX_VALUE_BYTES, and what
@@ -13,6 +14,7 @@ plug-in could fill the disk, one call at a time or one session at a time).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -144,14 +146,69 @@ def check_quota(keys: int, used: int, new_key: bool, grow: int) -> None:
                        f"its quota of {QUOTA_BYTES // 2**20} MiB (keys and values over all sessions)")
 
 
+KvFactory = Callable[[], KvStore]
+
+ENV_URL = "CSPM_KV_URL"  # where kv lives when set: a PostgreSQL URL shared by several hosts, or SQLite
+MAX_URL_CHARS = 4096
+_POSTGRES = ("postgresql://", "postgres://")
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (`sqlite:///ABS/PATH`, `sqlite:REL/PATH`) or a bare path; None for PostgreSQL.
+    InputError for anything else, before any connection: a typo is said at start-up, not at the first kv call."""
+    from cspm.errors import InputError
+
+    if not url or len(url) > MAX_URL_CHARS or "\x00" in url:
+        raise InputError(f"kv URL: empty, over {MAX_URL_CHARS} characters or holding NUL",
+                         hint="postgresql://USER@HOST/DB, sqlite:///PATH or a path")
+    lower = url.lower()
+    if lower.startswith(_POSTGRES):
+        return None
+    if lower.startswith("sqlite:"):
+        rest = url[len("sqlite:"):]
+        path = rest[2:] if rest.startswith("//") else rest
+        if not path:
+            raise InputError(f"kv URL {url!r} names no file", hint="sqlite:///ABSOLUTE/PATH or sqlite:RELATIVE/PATH")
+        return Path(path).expanduser()
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
+        raise InputError(f"kv URL scheme {scheme!r} is not supported", hint="postgresql://… or sqlite:///PATH")
+    return Path(url).expanduser()
+
+
+def open_url(url: str) -> KvStore:
+    """The store a URL names: `postgresql://…` (or `postgres://…`) a PostgresKvStore, `sqlite:///PATH`,
+    `sqlite:PATH` or a bare path a SqliteKvStore. No connection is made until the first request."""
+    path = _sqlite_path(url)
+    if path is not None:
+        return SqliteKvStore(path)
+    from cspm.runtime.kv_postgres import PostgresKvStore  # psycopg itself only at the first connection
+
+    return PostgresKvStore(url)
+
+
+def factory_for(url: str | None = None) -> KvFactory:
+    """What a host passes as `kv_factory`: the store `url` names, else CSPM_KV_URL's, else this machine's
+    SQLite. A shared database is one store for every runtime the factory feeds (a serve pool), with its
+    own pool of connections; a URL is checked now (InputError), the database at its first use."""
+    url = url or os.environ.get(ENV_URL) or None
+    if url is None:
+        return open_default
+    if _sqlite_path(url) is not None:
+        return lambda: open_url(url)
+    shared = open_url(url)
+    return lambda: shared
+
+
 def open_default() -> KvStore:
-    """The store of this machine: SQLite in the data dir. What a Runtime uses unless given another."""
+    """The store of this machine: CSPM_KV_URL's when set, else SQLite in the data dir. What a Runtime
+    uses unless given another."""
+    url = os.environ.get(ENV_URL)
+    if url:
+        return open_url(url)
     from cspm import paths
 
     return SqliteKvStore(paths.data_dir() / FILE)
-
-
-KvFactory = Callable[[], KvStore]
 
 # ---- SQLite --------------------------------------------------------------------------------------
 

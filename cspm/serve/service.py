@@ -25,9 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from cspm import telemetry
 from cspm.errors import Busy, CspmError, DeadlineExceeded
 from cspm.formats.plan import Plan
-from cspm.runtime.engine import RunResult, Runtime
+from cspm.runtime.engine import RunFailed, RunResult, Runtime
 from cspm.runtime.kv import KvFactory, open_default
 
 CANCEL_POLL_S = 0.05  # how often a cut-off request's plug-ins are told to stop until its thread ends
@@ -69,6 +70,11 @@ class Service:
         self._lock = threading.Lock()
         self.stats = Stats()
         self._closed = False
+
+    @property
+    def closing(self) -> bool:
+        """`aclose` has begun: requests are refused from now on."""
+        return self._closed
 
     # ---- the pool --------------------------------------------------------------------------------
 
@@ -122,7 +128,11 @@ class Service:
         self.stats.waiting += 1
         try:
             try:
-                await asyncio.wait_for(self._free.acquire(), timeout=self.timeout_s)
+                if self._free.locked():
+                    async with asyncio.timeout(self.timeout_s):
+                        await self._free.acquire()
+                else:  # an instance is free: no timer to arm (a fifth of the service's own cost per request)
+                    await self._free.acquire()
             except TimeoutError:
                 self.stats.timeouts += 1
                 raise DeadlineExceeded(f"no instance became free within {self.timeout_s:g} s") from None
@@ -150,14 +160,20 @@ class Service:
 
         def job() -> RunResult:
             try:
-                return work(runtime)
+                result = work(runtime)
+            except RunFailed as exc:  # what ran before the failure is a trace too
+                telemetry.export(exc.trace)
+                raise
             finally:
                 done.set()
+            telemetry.export(result.trace)  # OTLP, when configured: off the event loop
+            return result
 
         future = loop.run_in_executor(self._executor, job)
         remaining = max(0.001, self.timeout_s - (time.monotonic() - started))
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), timeout=remaining)
+            async with asyncio.timeout(remaining):
+                result = await asyncio.shield(future)
         except TimeoutError:
             self.stats.timeouts += 1
             await self._stop(runtime, future, done)
@@ -206,3 +222,4 @@ class Service:
         for runtime in idle:
             runtime.close()
         self._executor.shutdown(wait=True)
+        telemetry.flush()

@@ -21,7 +21,8 @@ EXTISM_ENV = "extism:host/env"
 EXTISM_USER = "extism:host/user"
 WASI = "wasi_snapshot_preview1"
 CHAINSOCKET_FUNCTIONS = frozenset(
-    {"call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit"})
+    {"call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit",
+     "http_open", "http_read", "http_close"})
 
 
 class WasmFormatError(ValueError):

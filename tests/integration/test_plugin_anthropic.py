@@ -16,7 +16,7 @@ from cspm.planner import load_app
 from cspm.runtime import engine
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, plugin_wasm, write_app
-from tests.scripted import ScriptedServer, anthropic_error, anthropic_message
+from tests.scripted import ScriptedServer, anthropic_error, anthropic_message, anthropic_stream, sse
 
 FOLDER = PLUGINS / "anthropic"
 KEY = "sk-ant-test-456"
@@ -407,8 +407,79 @@ def test_only_empty_messages_is_refused(tmp_path: Path, srv: ScriptedServer) -> 
     assert srv.seen == []
 
 
-def test_stream_request_gets_the_whole_answer(tmp_path: Path, srv: ScriptedServer) -> None:
+def stream_ask(path: Path, payload: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """`ask` with the chunks the plug-in emitted, in order."""
+    chunks: list[tuple[str, str]] = []
+    with load_app(path, on_chunk=lambda name, text: chunks.append((name, text))) as rt:
+        response, _ = rt.invoke(rt.nodes["claude"], payload, None, Span("claude", "llm"), rt.session)
+    return response, chunks
+
+
+def test_a_server_that_does_not_stream_still_gives_the_whole_answer(tmp_path: Path, srv: ScriptedServer) -> None:
     srv.reply(anthropic_message("all at once"))
-    response = ask(app(tmp_path, srv), {**user(), "stream": True})
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
     assert (response["content"], response["finish_reason"]) == ("all at once", "stop")
-    assert "stream" not in srv.seen[0].json
+    assert srv.seen[0].json["stream"] is True
+    assert chunks == [("claude", "all at once")]
+
+
+def test_a_streamed_answer_is_emitted_in_pieces_and_returned_whole(tmp_path: Path, srv: ScriptedServer) -> None:
+    pieces = ["Hel", "lo, ", "wörld ", "✓ 🦀"]
+    srv.stream(anthropic_stream(pieces, input_tokens=7, output_tokens=4), gap=0.02)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True, "max_tokens": 9})
+    assert chunks == [("claude", p) for p in pieces]
+    assert response == {"content": "Hello, wörld ✓ 🦀", "finish_reason": "stop",
+                        "usage": {"input_tokens": 7, "output_tokens": 4}}
+    body = srv.seen[0].json
+    assert (body["stream"], body["max_tokens"]) == (True, 9)
+    assert srv.seen[0].headers["x-api-key"] == KEY
+
+
+def test_a_streamed_max_tokens_stop_is_length(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.stream(anthropic_stream(["a", "b"], stop_reason="max_tokens"))
+    response, _ = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert (response["content"], response["finish_reason"]) == ("ab", "length")
+
+
+def test_the_key_is_redacted_from_a_streamed_answer(tmp_path: Path, srv: ScriptedServer) -> None:
+    wire = "".join(anthropic_stream(["your key is ", f"{KEY} ok"]))
+    split = wire.index(KEY) + 4  # the key arrives split over two network pieces
+    srv.stream([wire[:split], wire[split:]], gap=0.05)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert response["content"] == "your key is [redacted] ok"
+    assert KEY not in "".join(t for _, t in chunks)
+
+
+def test_a_stream_to_an_ungranted_host_is_refused(tmp_path: Path, srv: ScriptedServer) -> None:
+    response, chunks = stream_ask(app(tmp_path, srv, grant="https://api.anthropic.com"), {**user(), "stream": True})
+    assert_error(response, "refused to fetch", "grant")
+    assert srv.seen == [] and chunks == []
+
+
+def test_a_stream_cut_mid_way_is_a_clean_error(tmp_path: Path, srv: ScriptedServer) -> None:
+    events = anthropic_stream(["first ", "second"])
+    srv.stream(events[:5], cut=True)  # the second piece is cut: the host holds back a tail (redaction)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert_error(response, "broke off")
+    assert chunks == [("claude", "first ")]
+
+
+def test_a_stream_without_message_stop_is_an_error(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.stream(anthropic_stream(["only"])[:4])  # ends cleanly, but before message_stop
+    response, _ = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert_error(response, "ended before it was complete")
+
+
+def test_an_error_event_ends_the_stream(tmp_path: Path, srv: ScriptedServer) -> None:
+    error = sse([anthropic_error("Overloaded", "overloaded_error")], event_names=True)
+    events = anthropic_stream(["first "])[:4] + error
+    srv.stream(events)
+    response, _ = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert_error(response, "Overloaded")
+
+
+def test_an_error_status_on_a_stream_is_worded_as_without_one(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(anthropic_error("invalid x-api-key", "authentication_error"), status=401)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert_error(response, "invalid x-api-key")
+    assert chunks == []

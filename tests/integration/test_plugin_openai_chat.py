@@ -20,7 +20,7 @@ from cspm.planner import load_app
 from cspm.runtime import engine
 from cspm.runtime.trace import Span
 from tests.conftest import PLUGINS, ROOT, plugin_wasm, write_app
-from tests.scripted import ScriptedServer, openai_chat, openai_error
+from tests.scripted import ScriptedServer, openai_chat, openai_error, openai_stream
 
 FOLDER = PLUGINS / "openai-chat"
 KEY = "sk-test-123"
@@ -397,10 +397,90 @@ def test_single_stop_string_in_config(tmp_path: Path, srv: ScriptedServer) -> No
     assert srv.seen[0].json["stop"] == ["END"]
 
 
-def test_stream_request_gets_the_whole_answer(tmp_path: Path, srv: ScriptedServer) -> None:
+def stream_ask(path: Path, payload: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """`ask` with the chunks the plug-in emitted, in order."""
+    chunks: list[tuple[str, str]] = []
+    with load_app(path, on_chunk=lambda name, text: chunks.append((name, text))) as rt:
+        response, _ = rt.invoke(rt.nodes["gpt"], payload, None, Span("gpt", "llm"), rt.session)
+    return response, chunks
+
+
+def test_a_server_that_does_not_stream_still_gives_the_whole_answer(tmp_path: Path, srv: ScriptedServer) -> None:
     srv.reply(openai_chat("all at once"))
-    response = ask(app(tmp_path, srv), {**user(), "stream": True})
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
     assert (response["content"], response["finish_reason"]) == ("all at once", "stop")
+    assert srv.seen[0].json["stream"] is True
+    assert chunks == [("gpt", "all at once")]
+
+
+def test_a_streamed_answer_is_emitted_in_pieces_and_returned_whole(tmp_path: Path, srv: ScriptedServer) -> None:
+    pieces = ["Hel", "lo, ", "wörld ", "✓ 🦀"]
+    srv.stream(openai_stream(pieces, prompt_tokens=7, completion_tokens=4), gap=0.02)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True, "max_tokens": 9})
+    assert chunks == [("gpt", p) for p in pieces]
+    assert response == {"content": "Hello, wörld ✓ 🦀", "finish_reason": "stop",
+                        "usage": {"input_tokens": 7, "output_tokens": 4}}
+    body = srv.seen[0].json
+    assert (body["stream"], body["stream_options"], body["max_tokens"]) == (True, {"include_usage": True}, 9)
+    assert srv.seen[0].headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_chunks_reach_the_host_while_the_answer_is_still_arriving(tmp_path: Path, srv: ScriptedServer) -> None:
+    seen: list[float] = []
+    srv.stream(openai_stream(["a", "b", "c"]), gap=0.3)
+    with load_app(app(tmp_path, srv), on_chunk=lambda name, text: seen.append(time.monotonic())) as rt:
+        rt.invoke(rt.nodes["gpt"], {**user(), "stream": True}, None, Span("gpt", "llm"), rt.session)
+        ended = time.monotonic()
+    assert len(seen) == 3 and ended - seen[0] > 0.5  # the first piece came ~4 gaps before the end
+
+
+def test_a_streamed_length_finish(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.stream(openai_stream(["a", "b"], finish_reason="length"))
+    response, _ = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert (response["content"], response["finish_reason"]) == ("ab", "length")
+
+
+def test_the_key_is_redacted_from_a_streamed_answer(tmp_path: Path, srv: ScriptedServer) -> None:
+    wire = "".join(openai_stream(["your key is ", f"{KEY} ok"]))
+    split = wire.index(KEY) + 4  # the key arrives split over two network pieces
+    srv.stream([wire[:split], wire[split:]], gap=0.05)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert KEY not in json.dumps(response) and KEY not in "".join(t for _, t in chunks)
+    assert response["content"] == "your key is [redacted] ok"
+
+
+def test_a_stream_to_an_ungranted_host_is_refused(tmp_path: Path, srv: ScriptedServer) -> None:
+    response, chunks = stream_ask(app(tmp_path, srv, grant="https://api.openai.com"), {**user(), "stream": True})
+    assert_error(response, "refused to fetch", "grant")
+    assert srv.seen == [] and chunks == []
+
+
+def test_a_stream_cut_mid_way_is_a_clean_error(tmp_path: Path, srv: ScriptedServer) -> None:
+    events = openai_stream(["first ", "second"])
+    srv.stream(events[:3], cut=True)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert_error(response, "broke off")
+    assert chunks == [("gpt", "first ")]
+
+
+def test_a_stream_without_done_is_an_error(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.stream(openai_stream(["only"])[:2])  # ends cleanly, but before a finish or [DONE]
+    response, _ = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert_error(response, "ended before it was complete")
+
+
+def test_an_error_status_on_a_stream_is_worded_as_without_one(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_error("Incorrect API key provided"), status=401)
+    response, chunks = stream_ask(app(tmp_path, srv), {**user(), "stream": True})
+    assert_error(response, "api_key", "Incorrect API key provided")
+    assert chunks == []
+
+
+def test_tools_are_not_streamed(tmp_path: Path, srv: ScriptedServer) -> None:
+    srv.reply(openai_chat("no tools needed"))
+    tools = [{"name": "calc", "description": "math", "input_schema": {"type": "object"}}]
+    response, _ = stream_ask(app(tmp_path, srv), {**user(), "stream": True, "tools": tools})
+    assert response["content"] == "no tools needed"
     assert "stream" not in srv.seen[0].json
 
 

@@ -16,8 +16,9 @@ import pytest
 from cspm import scaffold
 from tests.integration.test_cli import cspm
 
-ALL_HOST_FUNCTIONS = {"call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit"}
-FOLLOW_USE = {"rust", "c", "go", "zig"}  # AssemblyScript's hostCall looks a function up by name: all seven
+ALL_HOST_FUNCTIONS = {"call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit",
+                      "http_open", "http_read", "http_close"}  # with the streaming extension (docs/abi.md)
+FOLLOW_USE = {"rust", "c", "go", "zig"}  # AssemblyScript's hostCall looks a function up by name: all ten
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     spans: list[dict[str, Any]] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             request = ExportTraceServiceRequest.FromString(body)
             for resource in request.resource_spans:

@@ -119,7 +119,7 @@ pub fn read(response: &HttpResponse, url: &str, settings: &Settings, local_stops
 
 /// Prompt tokens include the cached ones (reported apart by the API), so totals stay comparable
 /// across calls whatever was cached.
-fn usage(doc: &Value) -> Usage {
+pub fn usage(doc: &Value) -> Usage {
     let field = |name: &str| doc.get("usage").and_then(|u| u.get(name)).and_then(Value::as_u64).unwrap_or(0);
     Usage {
         input_tokens: field("input_tokens") + field("cache_creation_input_tokens") + field("cache_read_input_tokens"),
@@ -201,7 +201,7 @@ fn api_message(body: &str) -> String {
 }
 
 /// The first 200 characters, on one line.
-fn excerpt(text: &str) -> String {
+pub fn excerpt(text: &str) -> String {
     let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let flat = flat.trim();
     if flat.chars().count() > 200 {

@@ -147,6 +147,30 @@ struct KeyValue {
     value: Value,
 }
 
+#[derive(Deserialize)]
+struct StreamCase {
+    #[serde(flatten)]
+    request: HttpRequest,
+    #[serde(default)]
+    max_bytes: Option<u32>,
+}
+
+/// `{"status", "headers", "chunks": [text...]}` of a stream read to its end.
+fn read_stream(case: &StreamCase) -> Result<Value, HostError> {
+    let mut stream = chainsocket::http_open(&case.request)?;
+    let mut chunks = Vec::new();
+    loop {
+        let chunk = stream.read(case.max_bytes)?;
+        if !chunk.data.is_empty() {
+            chunks.push(chunk.data);
+        }
+        if chunk.done {
+            break;
+        }
+    }
+    Ok(json!({"status": stream.status, "headers": stream.headers, "chunks": chunks}))
+}
+
 /// A typed response as JSON, or the host's error document as `{"error": {...}}`.
 fn reply<T: Serialize>(result: Result<T, HostError>) -> Result<Value, BoxError> {
     Ok(match result {
@@ -172,6 +196,11 @@ fn host_case(case: HostCase) -> Result<Value, BoxError> {
             reply(chainsocket::call_agent(&req.name, &req.input, req.session.as_deref()))
         }
         "http_fetch" => reply(chainsocket::http_fetch(&serde_json::from_value::<HttpRequest>(r)?)),
+        "http_stream" => {
+            // the streaming extension in one call: open, read every piece (`max_bytes` each), close
+            let req: StreamCase = serde_json::from_value(r)?;
+            reply(read_stream(&req))
+        }
         "kv_get" => {
             let req: Key = serde_json::from_value(r)?;
             reply(chainsocket::kv_get(&req.key).map(|value| json!({ "value": value })))

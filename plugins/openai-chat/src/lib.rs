@@ -1,6 +1,8 @@
 //! `chainsocket/openai-chat`: an `llm` plug-in for any OpenAI-compatible chat completions API.
 //!
-//! One `call` = one `POST {base_url}/chat/completions` through the host's `http_fetch`. The API key
+//! One `call` = one `POST {base_url}/chat/completions` through the host's `http_fetch`, or, when the
+//! request asks to `stream` (and offers no tools), through the host's streaming `http_open`, each
+//! piece of text emitted as it arrives (stream.rs). The API key
 //! never reaches this module: the host injects it (secret `api_key`, `Authorization: Bearer {}`).
 //! Every failure, including a bad input, is answered as an `llm` output with `finish_reason:
 //! "error"` so the caller (an agent, the CLI) reads a reason instead of a trap.
@@ -8,6 +10,7 @@
 mod outcome;
 mod request;
 mod settings;
+mod stream;
 
 use chainsocket::serde_json::{self, Value};
 use chainsocket::{HttpRequest, LlmInput, LlmOutput};
@@ -35,14 +38,27 @@ fn complete(input: &[u8]) -> LlmOutput {
         Err(reason) => return failure(reason),
     };
     let url = settings.endpoint();
-    let mut http = HttpRequest::post(url.clone(), body.to_string()).header("Content-Type", "application/json");
-    for (name, value) in &settings.extra_headers {
-        http = http.header(name.clone(), value.clone());
+    let streaming = request.stream == Some(true) && request.tools.as_deref().map_or(true, |t| t.is_empty());
+    if streaming {
+        let mut streamed = body.clone();
+        streamed["stream"] = Value::Bool(true);
+        streamed["stream_options"] = serde_json::json!({"include_usage": true});
+        if let Some(output) = stream::complete(&post(&url, &streamed, &settings), &url, &settings) {
+            return output;
+        }
     }
-    match chainsocket::http_fetch(&http) {
+    match chainsocket::http_fetch(&post(&url, &body, &settings)) {
         Ok(response) => outcome::read(&response, &url, &settings),
         Err(refusal) => outcome::refused(&refusal, &url),
     }
+}
+
+fn post(url: &str, body: &Value, settings: &Settings) -> HttpRequest {
+    let mut http = HttpRequest::post(url.to_string(), body.to_string()).header("Content-Type", "application/json");
+    for (name, value) in &settings.extra_headers {
+        http = http.header(name.clone(), value.clone());
+    }
+    http
 }
 
 chainsocket::export_bytes!(call, answer);

@@ -209,7 +209,7 @@ fn api_message(body: &str) -> String {
 }
 
 /// The first 200 characters, on one line.
-fn excerpt(text: &str) -> String {
+pub fn excerpt(text: &str) -> String {
     let flat: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let flat = flat.trim();
     if flat.chars().count() > 200 {

@@ -40,6 +40,9 @@ USER(http_fetch) uint64_t cs_host_http_fetch(uint64_t req);
 USER(kv_get) uint64_t cs_host_kv_get(uint64_t req);
 USER(kv_set) uint64_t cs_host_kv_set(uint64_t req);
 USER(emit) uint64_t cs_host_emit(uint64_t req);
+USER(http_open) uint64_t cs_host_http_open(uint64_t req); /* the streaming extension (docs/abi.md) */
+USER(http_read) uint64_t cs_host_http_read(uint64_t req);
+USER(http_close) uint64_t cs_host_http_close(uint64_t req);
 
 /* =============================================================================================
  * Errors
@@ -256,6 +259,7 @@ static host_fn host_fn_by_name(const char *name) {
         {"call_llm", cs_host_call_llm},   {"call_tool", cs_host_call_tool}, {"call_agent", cs_host_call_agent},
         {"http_fetch", cs_host_http_fetch}, {"kv_get", cs_host_kv_get},     {"kv_set", cs_host_kv_set},
         {"emit", cs_host_emit},
+        {"http_open", cs_host_http_open}, {"http_read", cs_host_http_read}, {"http_close", cs_host_http_close},
     };
     for (size_t i = 0; i < sizeof FNS / sizeof FNS[0]; i++)
         if (cs_streq(name, FNS[i].name)) return FNS[i].fn;

@@ -119,7 +119,7 @@ void cs_log_str(cs_log_level level, const char *msg);
  * ------------------------------------------------------------------------------------------- */
 
 /* Call host function `fn` ("call_llm", "call_tool", "call_agent", "http_fetch", "kv_get",
- * "kv_set", "emit") with request bytes as they are, and return the response bytes as they are -
+ * "kv_set", "emit", and the streaming extension "http_open", "http_read", "http_close") with request bytes as they are, and return the response bytes as they are -
  * an error document is a normal response here (CS_OK). CS_ERR_UNKNOWN_FN for another name. */
 cs_status cs_host_call(const char *fn, const void *request, size_t len, cs_buf *out);
 

@@ -31,6 +31,17 @@ func hostKVSet(request uint64) uint64
 //go:wasmimport extism:host/user emit
 func hostEmit(request uint64) uint64
 
+// The streaming extension (docs/abi.md, "Streaming HTTP"), raw through HostCall.
+
+//go:wasmimport extism:host/user http_open
+func hostHTTPOpen(request uint64) uint64
+
+//go:wasmimport extism:host/user http_read
+func hostHTTPRead(request uint64) uint64
+
+//go:wasmimport extism:host/user http_close
+func hostHTTPClose(request uint64) uint64
+
 // ErrUnknownFunction is returned by HostCall for a name that is not a Chainsocket host function.
 var ErrUnknownFunction = errors.New("chainsocket sdk: unknown host function")
 
@@ -47,10 +58,11 @@ func invoke(fn func(uint64) uint64, request []byte) []byte {
 }
 
 // HostCall is the raw escape hatch: it passes request verbatim to the named host function
-// ("call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit") and returns
+// ("call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit", "http_open",
+// "http_read", "http_close") and returns
 // the response verbatim, error documents included. Its only error is ErrUnknownFunction.
 //
-// Using HostCall links all seven host-function imports into the module; the typed calls only
+// Using HostCall links all ten host-function imports into the module; the typed calls only
 // link the ones a plug-in uses.
 func HostCall(fn string, request []byte) ([]byte, error) {
 	var f func(uint64) uint64
@@ -69,6 +81,12 @@ func HostCall(fn string, request []byte) ([]byte, error) {
 		f = hostKVSet
 	case "emit":
 		f = hostEmit
+	case "http_open":
+		f = hostHTTPOpen
+	case "http_read":
+		f = hostHTTPRead
+	case "http_close":
+		f = hostHTTPClose
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownFunction, fn)
 	}

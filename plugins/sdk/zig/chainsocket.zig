@@ -60,6 +60,10 @@ const user = struct {
     extern "extism:host/user" fn kv_get(h: u64) u64;
     extern "extism:host/user" fn kv_set(h: u64) u64;
     extern "extism:host/user" fn emit(h: u64) u64;
+    // the streaming extension (docs/abi.md, "Streaming HTTP")
+    extern "extism:host/user" fn http_open(h: u64) u64;
+    extern "extism:host/user" fn http_read(h: u64) u64;
+    extern "extism:host/user" fn http_close(h: u64) u64;
 };
 
 /// Copies `bytes` into a fresh kernel block. Word-wise (one host call per 8 bytes, not per byte):
@@ -185,7 +189,7 @@ pub fn log(level: LogLevel, msg: []const u8) void {
 // Host functions: raw
 // ---------------------------------------------------------------------------------------------
 
-pub const HostFn = enum { call_llm, call_tool, call_agent, http_fetch, kv_get, kv_set, emit };
+pub const HostFn = enum { call_llm, call_tool, call_agent, http_fetch, kv_get, kv_set, emit, http_open, http_read, http_close };
 
 pub const Error = error{
     /// The host answered with an error document: see `lastError()`.
@@ -227,12 +231,15 @@ pub fn hostCallFn(a: Allocator, comptime f: HostFn, request: []const u8) error{O
         .kv_get => user.kv_get(req),
         .kv_set => user.kv_set(req),
         .emit => user.emit(req),
+        .http_open => user.http_open(req),
+        .http_read => user.http_read(req),
+        .http_close => user.http_close(req),
     };
     return fromKernel(a, resp);
 }
 
 /// `hostCallFn` by run-time name (e.g. "call_tool"): the raw `host_call(fn_name, bytes) -> bytes`.
-/// Using it imports all seven host functions.
+/// Using it imports all ten host functions.
 pub fn hostCall(a: Allocator, fn_name: []const u8, request: []const u8) Error![]u8 {
     const f = std.meta.stringToEnum(HostFn, fn_name) orelse return error.UnknownHostFunction;
     return switch (f) {

@@ -34,6 +34,13 @@ declare function kv_get(request: u64): u64;
 declare function kv_set(request: u64): u64;
 @external("extism:host/user", "emit")
 declare function emit(request: u64): u64;
+// the streaming extension (docs/abi.md, "Streaming HTTP"), raw through hostCall
+@external("extism:host/user", "http_open")
+declare function http_open(request: u64): u64;
+@external("extism:host/user", "http_read")
+declare function http_read(request: u64): u64;
+@external("extism:host/user", "http_close")
+declare function http_close(request: u64): u64;
 
 /**
  * Calls host function `fn` with `payload` exactly as given and returns the host's response bytes
@@ -50,6 +57,9 @@ export function hostCall(fn: string, payload: Uint8Array): Uint8Array {
   else if (fn == "kv_get") res = kv_get(req);
   else if (fn == "kv_set") res = kv_set(req);
   else if (fn == "emit") res = emit(req);
+  else if (fn == "http_open") res = http_open(req);
+  else if (fn == "http_read") res = http_read(req);
+  else if (fn == "http_close") res = http_close(req);
   else {
     free(req);
     return new HostError("bad_request", "unknown host function '" + fn + "'").toJson().toBytes();

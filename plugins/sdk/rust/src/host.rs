@@ -30,6 +30,12 @@ mod ffi {
         pub fn cs_kv_set(request: u64) -> u64;
         #[link_name = "emit"]
         pub fn cs_emit(request: u64) -> u64;
+        #[link_name = "http_open"]
+        pub fn cs_http_open(request: u64) -> u64;
+        #[link_name = "http_read"]
+        pub fn cs_http_read(request: u64) -> u64;
+        #[link_name = "http_close"]
+        pub fn cs_http_close(request: u64) -> u64;
     }
 }
 
@@ -79,6 +85,12 @@ pub enum HostFn {
     KvSet,
     /// `emit`
     Emit,
+    /// `http_open` (streaming extension)
+    HttpOpen,
+    /// `http_read` (streaming extension)
+    HttpRead,
+    /// `http_close` (streaming extension)
+    HttpClose,
 }
 
 impl HostFn {
@@ -92,6 +104,9 @@ impl HostFn {
             "kv_get" => HostFn::KvGet,
             "kv_set" => HostFn::KvSet,
             "emit" => HostFn::Emit,
+            "http_open" => HostFn::HttpOpen,
+            "http_read" => HostFn::HttpRead,
+            "http_close" => HostFn::HttpClose,
             _ => return None,
         })
     }
@@ -111,6 +126,9 @@ impl HostFn {
                 HostFn::KvGet => ffi::cs_kv_get(handle),
                 HostFn::KvSet => ffi::cs_kv_set(handle),
                 HostFn::Emit => ffi::cs_emit(handle),
+                HostFn::HttpOpen => ffi::cs_http_open(handle),
+                HostFn::HttpRead => ffi::cs_http_read(handle),
+                HostFn::HttpClose => ffi::cs_http_close(handle),
             }
         };
         drop(request);
@@ -190,6 +208,95 @@ pub fn http_fetch(request: &HttpRequest) -> Result<HttpResponse, HostError> {
     call_json(HostFn::HttpFetch, request)
 }
 
+/// An answer whose body is read in pieces (`http_open`, docs/abi.md "Streaming HTTP"): status and
+/// headers at once, then [`HttpStream::read`] until `done`. Dropping it closes it (`http_close`);
+/// the host also closes every stream when the plug-in's call ends.
+#[derive(Debug)]
+pub struct HttpStream {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (secrets redacted).
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// The host's number for this stream.
+    pub id: u64,
+    done: bool,
+}
+
+/// One piece of a streamed body: text (secrets redacted, never a split character) and whether the
+/// body has ended (the last piece may be empty).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpChunk {
+    /// The text of this piece.
+    pub data: String,
+    /// The body has ended: there is nothing more to read.
+    pub done: bool,
+}
+
+impl HttpStream {
+    /// The next piece, at most `max_bytes` bytes of UTF-8 (the host's default 64 KiB when `None`).
+    pub fn read(&mut self, max_bytes: Option<u32>) -> Result<HttpChunk, HostError> {
+        if self.done {
+            return Ok(HttpChunk { data: String::new(), done: true });
+        }
+        let request = match max_bytes {
+            Some(n) => serde_json::json!({"stream": self.id, "max_bytes": n}),
+            None => serde_json::json!({ "stream": self.id }),
+        };
+        let result: Result<HttpChunk, HostError> = call_json(HostFn::HttpRead, &request);
+        match &result {
+            Ok(chunk) if chunk.done => self.done = true,
+            Err(_) => self.done = true, // the host closed it
+            _ => {}
+        }
+        result
+    }
+
+    /// The rest of the body as one response (an error status's message, a server that ignored a
+    /// request to stream); text past `max_bytes` is read and dropped, so the stream still ends.
+    pub fn read_to_end(&mut self, max_bytes: usize) -> Result<HttpResponse, HostError> {
+        let mut body = String::new();
+        loop {
+            let chunk = self.read(None)?;
+            if body.len() + chunk.data.len() <= max_bytes {
+                body.push_str(&chunk.data);
+            }
+            if chunk.done {
+                break;
+            }
+        }
+        Ok(HttpResponse { status: self.status, headers: self.headers.clone(), body })
+    }
+
+    /// Closes the stream now (also done on drop); closing one that ended is a no-op.
+    pub fn close(&mut self) {
+        if !self.done {
+            self.done = true;
+            let _: Result<Value, HostError> = call_json(HostFn::HttpClose, &serde_json::json!({ "stream": self.id }));
+        }
+    }
+}
+
+impl Drop for HttpStream {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Sends a request like [`http_fetch`] (same grants, secrets and redaction) and returns as soon as
+/// the status and headers arrive; the body is read with [`HttpStream::read`]. A host that cannot
+/// stream answers `unsupported`: fall back to [`http_fetch`].
+pub fn http_open(request: &HttpRequest) -> Result<HttpStream, HostError> {
+    #[derive(Deserialize)]
+    struct Opened {
+        status: u16,
+        #[serde(default)]
+        headers: std::collections::BTreeMap<String, String>,
+        stream: u64,
+    }
+    let opened: Opened = call_json(HostFn::HttpOpen, request)?;
+    Ok(HttpStream { status: opened.status, headers: opened.headers, id: opened.stream, done: false })
+}
+
 /// Reads a persistent value (scoped to app + plug-in + session); `None` when absent or null.
 pub fn kv_get(key: &str) -> Result<Option<Value>, HostError> {
     #[derive(Deserialize)]
@@ -221,4 +328,14 @@ pub fn emit(event: &Event) -> Result<(), HostError> {
 /// Streams a piece of output text (`emit {"type": "chunk"}`).
 pub fn emit_chunk(text: &str) -> Result<(), HostError> {
     emit(&Event::Chunk { text: text.to_string() })
+}
+
+/// Streams a whole text as chunks of at most 16,384 characters (the host refuses a chunk over
+/// 65,536 bytes): for an answer that arrived whole but should still reach a streaming caller.
+pub fn emit_text(text: &str) -> Result<(), HostError> {
+    let chars: Vec<char> = text.chars().collect();
+    for piece in chars.chunks(16 * 1024) {
+        emit_chunk(&piece.iter().collect::<String>())?;
+    }
+    Ok(())
 }

@@ -5,7 +5,7 @@
 //!   `extism:host/env`, with word-wise copies so 1 MiB payloads stay cheap;
 //! - [`host`]: the Chainsocket host functions of `extism:host/user`, typed
 //!   ([`call_llm`], [`call_tool`], [`call_agent`], [`http_fetch`], [`kv_get`], [`kv_set`],
-//!   [`emit`]) and raw ([`host_call`]);
+//!   [`emit`], and the streaming extension [`http_open`] / [`HttpStream`]) and raw ([`host_call`]);
 //! - [`plugin`]: [`handle`] and the [`export!`] macro, which turn a typed function into an export.
 //!
 //! ```ignore
@@ -23,14 +23,16 @@
 pub mod host;
 pub mod kernel;
 pub mod plugin;
+pub mod sse;
 pub mod types;
 
 pub use host::{
-    call_agent, call_json, call_llm, call_llm_with, call_tool, call_tool_args, emit, emit_chunk, host_call,
-    http_fetch, kv_get, kv_set, HostError, HostFn,
+    call_agent, call_json, call_llm, call_llm_with, call_tool, call_tool_args, emit, emit_chunk, emit_text, host_call,
+    http_fetch, http_open, kv_get, kv_set, HostError, HostFn, HttpChunk, HttpStream,
 };
 pub use kernel::{config, config_bytes, input, log, output, set_error, var_get, var_remove, var_set, LogLevel};
 pub use plugin::{handle, handle_bytes, BoxError};
+pub use sse::{SseEvent, SseParser};
 pub use types::*;
 
 /// Re-exported so plug-ins use the same serde_json as the SDK.
