@@ -21,7 +21,6 @@ import re
 import threading
 import time
 from collections.abc import Iterable
-from http.cookiejar import CookieJar, CookiePolicy
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
 
@@ -61,22 +60,27 @@ class FetchRefused(Exception):
         self.code = code
 
 
-class _NoCookies(CookiePolicy):
-    """httpx's client keeps a cookie jar; this policy stores nothing and sends nothing from it."""
+def _no_cookies() -> Any:
+    """A cookie jar that stores nothing and sends nothing: httpx's client keeps one otherwise. Made on
+    the first request, so http.cookiejar (~15 ms with urllib and http.client) is not a warm run's cost."""
+    from http.cookiejar import CookieJar, CookiePolicy
 
-    netscape, rfc2965, hide_cookie2 = True, False, False
+    class NoCookies(CookiePolicy):
+        netscape, rfc2965, hide_cookie2 = True, False, False
 
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
+        def set_ok(self, cookie: Any, request: Any) -> bool:
+            return False
 
-    def return_ok(self, cookie: Any, request: Any) -> bool:
-        return False
+        def return_ok(self, cookie: Any, request: Any) -> bool:
+            return False
 
-    def domain_return_ok(self, domain: str, request: Any) -> bool:
-        return False
+        def domain_return_ok(self, domain: str, request: Any) -> bool:
+            return False
 
-    def path_return_ok(self, path: str, request: Any) -> bool:
-        return False
+        def path_return_ok(self, path: str, request: Any) -> bool:
+            return False
+
+    return CookieJar(policy=NoCookies())
 
 
 class HttpGateway:
@@ -103,7 +107,7 @@ class HttpGateway:
             # built as every cspm client is (cspm.http_client), but never retried: a plug-in's request is
             # the plug-in's to repeat (it may not be idempotent)
             self._client = http_client.build(transport=transport, follow_redirects=False, timeout=TIMEOUT_S,
-                                             cookies=CookieJar(policy=_NoCookies()))
+                                             cookies=_no_cookies())
         return self._client
 
     def close(self) -> None:
