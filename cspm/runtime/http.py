@@ -83,6 +83,17 @@ def _no_cookies() -> Any:
     return CookieJar(policy=NoCookies())
 
 
+def _transport_refusal(exc: Exception, deadline: float, function: str, context: str = "") -> FetchRefused:
+    """A transport failure as the ABI words it: `timeout` when the call's own deadline has passed (the
+    plug-in's time, not the server's fault), else `http_error` naming what httpx saw."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException) and time.monotonic() >= deadline:
+        return FetchRefused("timeout", f"{function}: the call's time limit ran out waiting for the server")
+    prefix = f"{function}: {context}" if function == "http_read" else context
+    return FetchRefused("http_error", f"{prefix}{type(exc).__name__}: {exc}")
+
+
 class HttpGateway:
     """One pooled client for the whole app, without a cookie jar; redirects are not followed (each
     hop must be granted), and every socket operation is cut at the calling plug-in's deadline."""
@@ -157,13 +168,8 @@ class HttpGateway:
                 raw_headers = response.headers.raw
                 encoding = response.encoding
                 status = response.status_code
-        except httpx.TimeoutException as exc:
-            if time.monotonic() >= deadline:
-                raise FetchRefused("timeout", "http_fetch: the call's time limit ran out waiting for the "
-                                              "server") from None
-            raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
         except httpx.HTTPError as exc:
-            raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
+            raise _transport_refusal(exc, deadline, "http_fetch") from None
         finally:
             self._deadline.value = None
         text = _decode(redactor.bytes(b"".join(chunks)), encoding)
@@ -184,13 +190,8 @@ class HttpGateway:
             try:
                 built = self.client.build_request(method, url, headers=headers, content=content, timeout=timeout)
                 response = self.client.send(built, stream=True)
-            except httpx.TimeoutException as exc:
-                if time.monotonic() >= deadline:
-                    raise FetchRefused("timeout", "http_open: the call's time limit ran out waiting for the "
-                                                  "server") from None
-                raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
             except httpx.HTTPError as exc:
-                raise FetchRefused("http_error", f"{type(exc).__name__}: {exc}") from None
+                raise _transport_refusal(exc, deadline, "http_open") from None
             finally:
                 self._deadline.value = None
         except FetchRefused as exc:
@@ -237,13 +238,8 @@ class HttpStream:
         self._gateway._deadline.value = self._deadline
         try:
             piece = next(self._pieces, None)
-        except httpx.TimeoutException as exc:
-            if time.monotonic() >= self._deadline:
-                raise FetchRefused("timeout", "http_read: the call's time limit ran out waiting for the "
-                                              "server") from None
-            raise FetchRefused("http_error", f"http_read: {type(exc).__name__}: {exc}") from None
         except httpx.HTTPError as exc:
-            raise FetchRefused("http_error", f"http_read: the answer broke off: {type(exc).__name__}: {exc}") from None
+            raise _transport_refusal(exc, self._deadline, "http_read", "the answer broke off: ") from None
         finally:
             self._gateway._deadline.value = None
         final = piece is None
