@@ -67,7 +67,7 @@ def serve(
     refresh: RefreshOpt = False,
     allow_capabilities: AllowCapabilitiesOpt = False,
 ) -> None:
-    """Serve an app: OpenAI-compatible chat completions, /v1/models, /healthz, /metrics, MCP (docs/serve.md)."""
+    """Serve an app: OpenAI-compatible chat completions and responses, models, health, metrics, MCP (docs/serve.md)."""
     from cspm.runtime import kv
     from cspm.serve import auth
 

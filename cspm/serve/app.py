@@ -56,21 +56,36 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
     started = int(time.time())
 
     async def chat(request: Request) -> Response:
+        return await _answer(request, api.parse_chat,
+                             lambda result: api.completion(api.completion_id(), name, result),
+                             lambda chat: api.ChatStream(name, chat.include_usage))
+
+    async def responses(request: Request) -> Response:
+        def whole(result: RunResult) -> dict[str, Any]:
+            return api.response(api.response_id(), name, int(time.time()), api.response_status(result),
+                                result.output, result)
+
+        return await _answer(request, api.parse_responses, whole, lambda _chat: api.ResponsesStream(name))
+
+    async def _answer(request: Request, parse: Callable[[bytes, str, str | None], api.ChatRequest],
+                      whole: Callable[[RunResult], dict[str, Any]],
+                      stream: Callable[[api.ChatRequest], api.ChatStream | api.ResponsesStream]) -> Response:
+        """One request in either wire format: parsed and bounded, run, answered whole or streamed."""
         began = time.monotonic()
         try:
             body = await _body(request)
-            chat = api.parse_chat(body, name, request.headers.get(api.SESSION_HEADER))
+            chat = parse(body, name, request.headers.get(api.SESSION_HEADER))
             session = chat.session or os.urandom(16).hex()  # unguessable: it names memory
             headers = {"X-Cspm-Session": session}
             if chat.stream:
-                return await _streamed(request, chat, session, headers, began)
+                return await _streamed(request, chat, session, headers, began, stream(chat))
             result = await _until_gone(request, _run(chat, session, None))
             _check_answer(result)
         except ClientGone:
             return Response(status_code=CLIENT_GONE)
         except Exception as exc:  # every failure is answered in OpenAI's error shape
             return _error(exc, service)
-        answer = api.completion(api.completion_id(), name, result)
+        answer = whole(result)
         _account(result, began)
         return JSONResponse(answer, headers=headers)
 
@@ -88,7 +103,7 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
         metrics.latency(time.monotonic() - began)
 
     async def _streamed(request: Request, chat: api.ChatRequest, session: str, headers: dict[str, str],
-                        began: float) -> Response:
+                        began: float, encoder: api.ChatStream | api.ResponsesStream) -> Response:
         pending: deque[str] = deque()
         ready = asyncio.Event()
         size = [0]
@@ -113,21 +128,22 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
                 return _error(exc, service)
 
         async def events() -> AsyncIterator[bytes]:
-            cid, created = api.completion_id(), int(time.time())
             streamed = False
             try:
-                yield api.sse(api.chunk(cid, name, created, {"role": "assistant", "content": ""}))
+                for line in encoder.start():
+                    yield line
                 while True:
                     while pending:
                         text = pending.popleft()
                         size[0] -= len(text)
                         streamed = True
-                        yield api.sse(api.chunk(cid, name, created, {"content": text}))
+                        yield encoder.delta(text)
                     if size[0] > MAX_PENDING_CHARS:
                         task.cancel()
-                        yield api.sse(api.ApiError(500, "the client read the stream too slowly; the request "
-                                                        "was stopped", type_="server_error",
-                                                   code="slow_reader").body())
+                        for line in encoder.failed(api.ApiError(
+                                500, "the client read the stream too slowly; the request was stopped",
+                                type_="server_error", code="slow_reader")):
+                            yield line
                         return
                     if task.done():
                         break
@@ -138,15 +154,11 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
                     result = task.result()
                     _check_answer(result)
                 except Exception as exc:  # after a 200: the error is the stream's last event
-                    yield api.sse(_api_error(exc, service).body())
-                    yield api.sse("[DONE]")
+                    for line in encoder.failed(_api_error(exc, service)):
+                        yield line
                     return
-                if not streamed and result.output:
-                    yield api.sse(api.chunk(cid, name, created, {"content": result.output}))
-                yield api.sse(api.chunk(cid, name, created, {}, api.finish_reason(result)))
-                if chat.include_usage:
-                    yield api.sse(api.usage_chunk(cid, name, created, result))
-                yield api.sse("[DONE]")
+                for line in encoder.done(result, streamed):
+                    yield line
                 _account(result, began)
             finally:
                 if not task.done():  # the client went away mid-stream: the Service stops the instance
@@ -187,6 +199,7 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
 
     routes: list[Route] = [
         Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from cspm.formats import bounded_json
 from cspm.runtime.engine import RunResult
 from cspm.runtime.trace import Span
 
@@ -27,6 +28,7 @@ MAX_SESSION_CHARS = 128
 SESSION = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 SESSION_HEADER = "x-cspm-session"
 ROLES = {"system", "developer", "user", "assistant", "tool"}
+TEXT_PARTS = {"text", "input_text", "output_text"}  # a Responses item's text parts, read as chat's `text`
 FINISH = {"final_answer": "stop", "stop": "stop", "length": "length", "max_steps": "length",
           "tool_calls": "stop"}
 
@@ -61,14 +63,15 @@ class ChatRequest:
     llm_fields: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_chat(body: bytes, app_name: str, header_session: str | None) -> ChatRequest:
-    """The request body checked against the bounds; raises ApiError (400, 404, 413)."""
+def _load(body: bytes, app_name: str) -> dict[str, Any]:
+    """The body as a JSON object through cspm's one bounded loader (size, depth, digits), with `model`
+    naming this app; raises ApiError (400, 404, 413)."""
     if len(body) > MAX_BODY_BYTES:
         raise too_large()
     try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        raise bad("the request body is not valid JSON", code="invalid_json") from None
+        data = bounded_json.loads(body, max_bytes=MAX_BODY_BYTES)
+    except bounded_json.JsonRejected as exc:
+        raise bad(f"the request body is not JSON this server reads: {exc}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise bad("the request body must be a JSON object", code="invalid_json")
     model = data.get("model")
@@ -77,6 +80,12 @@ def parse_chat(body: bytes, app_name: str, header_session: str | None) -> ChatRe
     if model != app_name:
         raise ApiError(404, f"the model `{model[:100]}` does not exist; this server serves `{app_name}`",
                        param="model", code="model_not_found")
+    return data
+
+
+def parse_chat(body: bytes, app_name: str, header_session: str | None) -> ChatRequest:
+    """A chat-completions request checked against the bounds; raises ApiError (400, 404, 413)."""
+    data = _load(body, app_name)
     n = data.get("n")
     if n is not None and n != 1:
         raise bad("only `n: 1` is supported", "n")
@@ -95,18 +104,58 @@ def parse_chat(body: bytes, app_name: str, header_session: str | None) -> ChatRe
                        _session(header_session, data.get("metadata")), _llm_fields(data))
 
 
+def parse_responses(body: bytes, app_name: str, header_session: str | None) -> ChatRequest:
+    """An Open Responses (`POST /v1/responses`) request as the same checked request a chat is: `input`
+    (a string, or message items with text parts) and `instructions` become the conversation; state
+    is kept by the session (header or `metadata.session`), not by `previous_response_id`."""
+    data = _load(body, app_name)
+    if data.get("previous_response_id") is not None:
+        raise bad("`previous_response_id` is not kept by this server: name the conversation with the "
+                  "X-Cspm-Session header or `metadata.session`", "previous_response_id", "unsupported")
+    stream = data.get("stream") or False
+    if not isinstance(stream, bool):
+        raise bad("`stream` must be true or false", "stream")
+    raw = data.get("input")
+    items: Any = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
+    if not isinstance(items, list):
+        raise bad("`input` must be a string or an array of message items", "input")
+    messages = _messages([_message_item(item, f"input[{i}]") for i, item in enumerate(items)], "input")
+    instructions = data.get("instructions")
+    if instructions is not None:
+        messages.insert(0, {"role": "system", "content": _text(instructions, "instructions")})
+    last = messages[-1]
+    if last["role"] != "user":
+        raise bad("the last input item must be the user's: it is what the app answers", "input")
+    fields = {**data, "max_tokens": data.get("max_output_tokens")}
+    fields.pop("max_completion_tokens", None)
+    return ChatRequest(last["content"], messages, stream, True, _session(header_session, data.get("metadata")),
+                       _llm_fields(fields))
+
+
+def _message_item(item: Any, where: str) -> Any:
+    """A Responses input item as a chat message: `{type?: "message", role, content}`, whose content
+    parts are `input_text`/`output_text` (other item types, tool outputs and images, are refused)."""
+    if not isinstance(item, dict) or item.get("type", "message") != "message":
+        raise bad(f"{where}: only message items are supported", where)
+    content = item.get("content")
+    if isinstance(content, list):
+        content = [{**part, "type": "text"} if isinstance(part, dict) and part.get("type") in TEXT_PARTS
+                   else part for part in content]
+    return {"role": item.get("role"), "content": content}
+
+
 def too_large() -> ApiError:
     return ApiError(413, f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB", code="request_too_large")
 
 
-def _messages(raw: Any) -> list[dict[str, str]]:
+def _messages(raw: Any, param: str = "messages") -> list[dict[str, str]]:
     if not isinstance(raw, list) or not raw:
-        raise bad("`messages` must be a non-empty array", "messages")
+        raise bad(f"`{param}` must be a non-empty array", param)
     if len(raw) > MAX_MESSAGES:
-        raise bad(f"at most {MAX_MESSAGES} messages are accepted in one request", "messages", "too_many_messages")
+        raise bad(f"at most {MAX_MESSAGES} messages are accepted in one request", param, "too_many_messages")
     out: list[dict[str, str]] = []
     for i, message in enumerate(raw):
-        where = f"messages[{i}]"
+        where = f"{param}[{i}]"
         if not isinstance(message, dict) or message.get("role") not in ROLES:
             raise bad(f"{where} must be an object with a `role` of {', '.join(sorted(ROLES))}", where)
         role = message["role"]
@@ -115,7 +164,7 @@ def _messages(raw: Any) -> list[dict[str, str]]:
             continue  # the app runs its own tools; a client's tool results are not part of its conversation
         out.append({"role": "system" if role == "developer" else role, "content": text})
     if not out:
-        raise bad("`messages` has no user message", "messages")
+        raise bad(f"`{param}` has no user message", param)
     return out
 
 
@@ -232,3 +281,110 @@ def sse(data: dict[str, Any] | str) -> bytes:
 
 def models(app_name: str, created: int) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": app_name, "object": "model", "created": created, "owned_by": "cspm"}]}
+
+
+# ---- Open Responses (`POST /v1/responses`) ---------------------------------------------------------
+
+def response_id() -> str:
+    return f"resp_{_PREFIX}{next(_IDS):08x}"
+
+
+def response(rid: str, model: str, created: int, status: str, text: str = "",
+             result: RunResult | None = None) -> dict[str, Any]:
+    """A Response object: one assistant message with one `output_text` part (empty while in progress)."""
+    output = [_output_message(rid, text, "completed")] if status in ("completed", "incomplete") else []
+    tokens = usage(result) if result is not None else None
+    return {"id": rid, "object": "response", "created_at": created, "status": status, "model": model,
+            "output": output, "error": None, "incomplete_details": (
+                {"reason": "max_output_tokens"} if status == "incomplete" else None),
+            "usage": None if tokens is None else {
+                "input_tokens": tokens["prompt_tokens"], "output_tokens": tokens["completion_tokens"],
+                "total_tokens": tokens["total_tokens"], "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0}},
+            "parallel_tool_calls": False, "tool_choice": "none", "tools": []}
+
+
+def response_status(result: RunResult) -> str:
+    return "incomplete" if finish_reason(result) == "length" else "completed"
+
+
+def _output_message(rid: str, text: str, status: str) -> dict[str, Any]:
+    return {"type": "message", "id": f"msg_{rid[5:]}", "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}
+
+
+def event(kind: str, sequence: int, **fields: Any) -> bytes:
+    """One Responses stream event: `event: <type>` and its JSON, numbered in order."""
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, 'sequence_number': sequence, **fields})}\n\n".encode()
+
+
+# ---- streams: one encoder per wire format, driven by the same loop (cspm.serve.app) -----------------
+
+class ChatStream:
+    """`chat.completion.chunk` events, then `[DONE]`."""
+
+    def __init__(self, model: str, include_usage: bool) -> None:
+        self.cid, self.model, self.created, self.include_usage = completion_id(), model, int(time.time()), include_usage
+
+    def start(self) -> list[bytes]:
+        return [sse(chunk(self.cid, self.model, self.created, {"role": "assistant", "content": ""}))]
+
+    def delta(self, text: str) -> bytes:
+        return sse(chunk(self.cid, self.model, self.created, {"content": text}))
+
+    def done(self, result: RunResult, streamed: bool) -> list[bytes]:
+        out = [] if streamed or not result.output else [self.delta(result.output)]
+        out.append(sse(chunk(self.cid, self.model, self.created, {}, finish_reason(result))))
+        if self.include_usage:
+            out.append(sse(usage_chunk(self.cid, self.model, self.created, result)))
+        return [*out, sse("[DONE]")]
+
+    def failed(self, error: ApiError) -> list[bytes]:
+        return [sse(error.body()), sse("[DONE]")]
+
+
+class ResponsesStream:
+    """The Open Responses events of one text answer: created, in_progress, the item and its part added,
+    `response.output_text.delta` per chunk, then the done events and `response.completed` (or
+    `response.incomplete`, `response.failed`)."""
+
+    def __init__(self, model: str) -> None:
+        self.rid, self.model, self.created = response_id(), model, int(time.time())
+        self.item = f"msg_{self.rid[5:]}"
+        self.text: list[str] = []
+        self.sequence = 0
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        self.sequence += 1
+        return event(kind, self.sequence, **fields)
+
+    def start(self) -> list[bytes]:
+        opened = response(self.rid, self.model, self.created, "in_progress")
+        item = {"type": "message", "id": self.item, "status": "in_progress", "role": "assistant", "content": []}
+        return [self._event("response.created", response=opened), self._event("response.in_progress", response=opened),
+                self._event("response.output_item.added", output_index=0, item=item),
+                self._event("response.content_part.added", item_id=self.item, output_index=0, content_index=0,
+                            part={"type": "output_text", "text": "", "annotations": []})]
+
+    def delta(self, text: str) -> bytes:
+        self.text.append(text)
+        return self._event("response.output_text.delta", item_id=self.item, output_index=0, content_index=0,
+                           delta=text, logprobs=[])
+
+    def done(self, result: RunResult, streamed: bool) -> list[bytes]:
+        out = [] if streamed or not result.output else [self.delta(result.output)]
+        text = "".join(self.text)
+        part = {"type": "output_text", "text": text, "annotations": []}
+        status = response_status(result)
+        final = response(self.rid, self.model, self.created, status, text, result)
+        return [*out, self._event("response.output_text.done", item_id=self.item, output_index=0, content_index=0,
+                                  text=text, logprobs=[]),
+                self._event("response.content_part.done", item_id=self.item, output_index=0, content_index=0,
+                            part=part),
+                self._event("response.output_item.done", output_index=0, item=final["output"][0]),
+                self._event(f"response.{status}", response=final)]
+
+    def failed(self, error: ApiError) -> list[bytes]:
+        failed = {**response(self.rid, self.model, self.created, "failed"), "status": "failed",
+                  "error": {"code": error.code or "server_error", "message": error.message}}
+        return [self._event("response.failed", response=failed)]
