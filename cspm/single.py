@@ -128,31 +128,11 @@ def _apply_config(component: Component, manifest: manifest_format.Manifest | Non
 
 def call(runtime: Runtime, text: str | None = None, arguments: dict[str, Any] | None = None) -> RunResult:
     """One request: `text` to any kind (as `cspm run --input`), or `arguments` to a tool, checked
-    against its input_schema first (the check an agent's `call_tool` gets)."""
+    against its input_schema first (Runtime.run_message: the check an agent's `call_tool` gets)."""
     if arguments is None:
         return runtime.run(text or "")
-    from cspm.runtime import arguments as argcheck
-    from cspm.runtime.engine import CalleeFailed, RunFailed, RunResult
-    from cspm.runtime.trace import Span
-
     node = runtime.nodes[runtime.plan.entry]
     if node.component.kind != "tool":
         raise InputError(f"--args is for tools; `{node.name}` is {app_format._a(node.component.kind)}",
                          hint="give it text with --input")
-    try:
-        argcheck.check(node.component, arguments)
-    except argcheck.ArgumentsInvalid as exc:
-        raise InputError(f"bad_request: {exc}") from None
-    payload = {"arguments": arguments}
-    span = Span(node.name, "tool")
-    try:
-        response, _ = runtime.invoke(node, payload, None, span, runtime.session)
-    except CalleeFailed as exc:
-        span.finish(str(exc))
-        raise RunFailed(str(exc), span) from None
-    finally:
-        runtime.drain_logs()
-    span.finish()
-    span.record(payload, response)
-    reason = "error" if response.get("is_error") else "final_answer"
-    return RunResult(response["output"], reason, response, runtime.session, span)
+    return runtime.run_message(node.name, {"arguments": arguments})

@@ -19,7 +19,15 @@ from typing import Any
 import extism
 from extism.extism import CompiledPlugin
 
-from cspm.errors import CapabilityError, CspmError, KvUnavailable, PluginError, PluginFileMissing, RunFailed
+from cspm.errors import (
+    CapabilityError,
+    CspmError,
+    InputError,
+    KvUnavailable,
+    PluginError,
+    PluginFileMissing,
+    RunFailed,
+)
 from cspm.formats import bounded_json
 from cspm.formats.plan import MAX_MODULE_BYTES, Plan, PlanComponent
 from cspm.runtime import compiler, hostfns, logs
@@ -251,9 +259,17 @@ class Runtime:
 
     def run_message(self, name: str, payload: dict[str, Any], *, session: str | None = None) -> RunResult:
         """One request whose whole message the caller wrote (a tool's `arguments`, an llm's messages);
-        an agent's descriptors of what it may call are added as `run` adds them."""
+        an agent's descriptors of what it may call are added as `run` adds them. A tool's `arguments`
+        are checked against its input_schema first, as an agent's `call_tool` is (InputError)."""
         node = self.nodes[name]
         session = session or self.session
+        if node.component.kind == "tool" and "arguments" in payload:
+            from cspm.runtime import arguments
+
+            try:
+                arguments.check(node.component, payload["arguments"])
+            except arguments.ArgumentsInvalid as exc:
+                raise InputError(f"bad_request: {exc}") from None
         if node.component.kind == "agent":
             payload = {**self._agent_payload(node, str(payload.get("input", "")), session), **payload}
         return self._request(node, payload, session)

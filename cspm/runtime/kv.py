@@ -234,13 +234,20 @@ def _owner(scope: Scope) -> tuple[str, str]:
     return scope[0], scope[1]
 
 
+def published_prefix(app: str) -> str:
+    """The start of every kv scope of the published app NAMESPACE/NAME, whatever registry it came from
+    (a scope is `pkg:NAME@REGISTRY_URL`, cspm.formats.app.AppConfig.kv_scope): how `sessions` and
+    `clear` find its memory in every store."""
+    return f"pkg:{app}@"
+
+
 def _filters(app: str | None, session: str | None) -> tuple[str, tuple[object, ...]]:
     """A WHERE clause for `sessions`/`clear`. `app` is a kv scope as stored (a local app's `name:`),
     or a published app's NAMESPACE/NAME, which matches its memory from every registry."""
     clauses: list[str] = []
     args: list[object] = []
     if app is not None:
-        prefix = f"pkg:{app}@"
+        prefix = published_prefix(app)
         clauses.append("(app = ? OR substr(app, 1, ?) = ?)")
         args += [app, len(prefix), prefix]
     if session is not None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from cspm.errors import KvUnavailable
-from cspm.runtime.kv import Scope, SessionUsage, check_key, check_quota, decode, encode
+from cspm.runtime.kv import Scope, SessionUsage, check_key, check_quota, decode, encode, published_prefix
 
 if TYPE_CHECKING:
     import psycopg
@@ -78,7 +78,7 @@ def _filters(app: str | None, session: str | None) -> tuple[str, tuple[object, .
     clauses: list[str] = []
     args: list[object] = []
     if app is not None:
-        prefix = f"pkg:{app}@"
+        prefix = published_prefix(app)
         clauses.append("(app = %s OR left(app, %s) = %s)")
         args += [app, len(prefix), prefix]
     if session is not None:

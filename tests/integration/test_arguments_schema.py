@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cspm import planner
+from cspm.errors import InputError
 from cspm.formats import app as app_format
 from cspm.runtime.engine import Runtime
 from tests.conftest import PLUGINS, conformance_wasm, plugin_wasm, write_app
@@ -53,6 +54,21 @@ def test_arguments_that_do_not_fit_name_the_field(tmp_path: Path, arguments: dic
     with runtime(tmp_path) as rt:
         error = call_tool(rt, {"name": "calc", "arguments": arguments})["error"]
     assert error["code"] == "bad_request" and "tool `calc`" in error["message"] and expect in error["message"]
+
+
+@pytest.mark.parametrize("arguments, expect", [
+    ({"expression": 3}, "arguments.expression: 3 is not of type 'string'"),
+    ({}, "arguments: 'expression' is a required property"),
+])
+def test_a_host_that_sends_arguments_itself_gets_the_same_check(tmp_path: Path, arguments: dict,
+                                                                 expect: str) -> None:
+    """Runtime.run_message (cspm call --args, cspm serve's MCP tools) checks a tool's arguments as an
+    agent's `call_tool` is checked, before the tool runs."""
+    with runtime(tmp_path) as rt:
+        with pytest.raises(InputError, match="bad_request") as info:
+            rt.run_message("calc", {"arguments": arguments})
+        assert expect in info.value.message
+        assert rt.run_message("calc", {"arguments": {"expression": "1+2"}}).output == "3"
 
 
 @pytest.mark.parametrize("request_", [
