@@ -18,8 +18,7 @@ pub fn complete(http: &HttpRequest, url: &str, settings: &Settings) -> Option<Ll
         Err(refusal) if refusal.code == "unsupported" => return None,
         Err(refusal) => return Some(outcome::refused(&refusal, url)),
     };
-    let events = stream.headers.get("content-type").map_or(false, |t| t.starts_with("text/event-stream"));
-    if !(200..300).contains(&stream.status) || !events {
+    if !stream.is_event_stream() {
         return Some(match stream.read_to_end(MAX_PLAIN_BODY) {
             Ok(response) => {
                 let output = outcome::read(&response, url, settings);

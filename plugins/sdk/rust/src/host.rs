@@ -251,6 +251,14 @@ impl HttpStream {
         result
     }
 
+    /// A successful answer in server-sent events (`2xx`, `content-type: text/event-stream`): what a
+    /// streaming LLM reads event by event; anything else (an error status, a server that ignored the
+    /// request to stream) is read whole with [`HttpStream::read_to_end`].
+    pub fn is_event_stream(&self) -> bool {
+        (200..300).contains(&self.status)
+            && self.headers.get("content-type").map_or(false, |t| t.starts_with("text/event-stream"))
+    }
+
     /// The rest of the body as one response (an error status's message, a server that ignored a
     /// request to stream); text past `max_bytes` is read and dropped, so the stream still ends.
     pub fn read_to_end(&mut self, max_bytes: usize) -> Result<HttpResponse, HostError> {
