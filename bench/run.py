@@ -94,6 +94,16 @@ def summary(results: dict[str, Any]) -> list[Row]:
         stream = r["stream"]
         rows.append(("`cspm serve` time to first streamed chunk (tool-only app)", _ms(stream["first_chunk_ms"]),
                      f"whole streamed answer {_ms(stream['whole_ms'])}", stream["first_chunk_ms"] / stream["whole_ms"]))
+    if r := got.get("serve", {}).get("serve_self_ask"):
+        for clients, level in r["levels"].items():
+            ours, base = level["cspm"], level["baseline"]
+            rows.append((f"`cspm serve` chat completions, {clients} concurrent client{'s' if clients != '1' else ''}, "
+                         f"requests/s (self-ask demo)", f"{ours['rps']:,.1f}/s, p50 {_ms(ours['p50_ms'])}",
+                         f"Starlette + cspm Runtime {base['rps']:,.1f}/s, p50 {_ms(base['p50_ms'])}",
+                         level["throughput_ratio"]))
+        stream = r["stream"]
+        rows.append(("`cspm serve` time to first streamed chunk (self-ask demo)", _ms(stream["first_chunk_ms"]),
+                     f"whole streamed answer {_ms(stream['whole_ms'])}", stream["first_chunk_ms"] / stream["whole_ms"]))
     return rows
 
 

@@ -35,21 +35,31 @@ class _Budget:
         self.marker.name = f"{self.dropped} more spans dropped"
 
 
-@dataclass
+@dataclass(init=False)
 class Span:
     name: str
     kind: str  # llm | tool | agent | http | kv | emit | dropped
-    start: float = field(default_factory=time.perf_counter)
-    end: float | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    error: str | None = None
-    detail: str | None = None
-    model: str | None = None  # an llm's `model` config, when it has one (gen_ai.request.model)
-    input: str | None = None  # what the call was asked (a tool's or agent's input; an llm's is its prompt)
-    output: str | None = None  # what it answered
-    children: list[Span] = field(default_factory=list)
-    budget: _Budget | None = field(default=None, repr=False, compare=False)
+    start: float
+    end: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    error: str | None
+    detail: str | None
+    model: str | None  # an llm's `model` config, when it has one (gen_ai.request.model)
+    input: str | None  # what the call was asked (a tool's or agent's input; an llm's is its prompt)
+    output: str | None  # what it answered
+    children: list[Span]
+    budget: _Budget | None = field(repr=False, compare=False)
+
+    def __init__(self, name: str, kind: str, *, detail: str | None = None, model: str | None = None,
+                 budget: _Budget | None = None) -> None:
+        """Written out (not generated) so that making a span, once per routed call, does not go through
+        `__setattr__` for each of its thirteen fields; the text ones are cut here instead."""
+        self.__dict__.update(
+            name=_clip(name, NAME_LIMIT), kind=kind, start=time.perf_counter(), end=None, input_tokens=None,
+            output_tokens=None, error=None, detail=None if detail is None else _clip(detail, NAME_LIMIT),
+            model=None if model is None else _clip(model, NAME_LIMIT), input=None, output=None, children=[],
+            budget=budget)
 
     def __setattr__(self, key: str, value: Any) -> None:
         """Every text field is cut as it is set, whoever sets it."""

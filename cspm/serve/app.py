@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -32,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cspm.errors import Busy, CspmError, DeadlineExceeded, KvUnavailable
 from cspm.runtime.engine import RunResult
 from cspm.serve import openai_api as api
+from cspm.serve.alarms import Alarms
 from cspm.serve.auth import Keys
 from cspm.serve.metrics import CONTENT_TYPE, Metrics
 from cspm.serve.service import Service
@@ -39,6 +39,7 @@ from cspm.serve.service import Service
 log = logging.getLogger("cspm.serve")
 OPEN_PATHS = frozenset({"/healthz"})  # answered without a key: a load balancer's probe has none
 MAX_PENDING_CHARS = 8 * 1024 * 1024  # streamed text waiting for a slow client before the request is dropped
+WATCH_AFTER_S = 0.05  # a request still running this long starts watching for its client's disconnect
 CLIENT_GONE = 499  # nginx's "client closed request", counted in the metrics only
 
 
@@ -75,11 +76,11 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
         try:
             body = await _body(request)
             chat = parse(body, name, request.headers.get(api.SESSION_HEADER))
-            session = chat.session or os.urandom(16).hex()  # unguessable: it names memory
+            session = chat.session or api.new_session()
             headers = {"X-Cspm-Session": session}
             if chat.stream:
                 return await _streamed(request, chat, session, headers, began, stream(chat))
-            result = await _until_gone(request, _run(chat, session, None))
+            result = await _until_gone(service.alarms, request, _run(chat, session, None))
             _check_answer(result)
         except ClientGone:
             return Response(status_code=CLIENT_GONE)
@@ -118,7 +119,7 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
         task = asyncio.ensure_future(_run(chat, session, on_chunk))
         task.add_done_callback(lambda _t: ready.set())
         try:
-            await _until_gone(request, ready.wait(), task)
+            await _until_gone(service.alarms, request, ready.wait(), task)
         except ClientGone:
             return Response(status_code=CLIENT_GONE)
         if task.done() and not pending:  # over before anything streamed: answered with its own status
@@ -209,18 +210,20 @@ def build(service: Service, *, keys: Keys, cors_origins: tuple[str, ...] = (),
     middleware = [Middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
                              allow_headers=["Authorization", "Content-Type", "X-Cspm-Session"],
                              expose_headers=["X-Cspm-Session", "Retry-After"])] if cors_origins else []
-    middleware += [Middleware(Counted, metrics=metrics), Middleware(Authorized, keys=keys)]
+    middleware.append(Middleware(Gate, metrics=metrics, keys=keys))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                      exception_handlers={404: not_found, 405: not_found})
 
 
 # ---- middleware ------------------------------------------------------------------------------------
 
-class Counted:
-    """Counts every answered HTTP request by route and status (401s and 404s included)."""
+class Gate:
+    """Every HTTP request passes here once: 401 in OpenAI's shape without a valid `Authorization:
+    Bearer KEY` (when keys are set), and every answer counted by route and status (401s and 404s
+    included). One middleware, not two: each layer costs every request a call and a wrapped `send`."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: ASGIApp, metrics: Metrics, keys: Keys) -> None:
+        self.app, self.metrics, self.keys = app, metrics, keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -228,33 +231,24 @@ class Counted:
             return
         path = scope["path"]
         route = "/mcp" if path == "/mcp" or path.startswith("/mcp/") else path
+        metrics = self.metrics
 
         async def counting(message: Message) -> None:
             if message["type"] == "http.response.start":
-                self.metrics.request(route, message["status"])
+                metrics.request(route, message["status"])
             await send(message)
 
-        await self.app(scope, receive, counting)
-
-
-class Authorized:
-    """401 in OpenAI's shape without a valid `Authorization: Bearer KEY` (when keys are set)."""
-
-    def __init__(self, app: ASGIApp, keys: Keys) -> None:
-        self.app, self.keys = app, keys
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not self.keys:
-            await self.app(scope, receive, send)
+        if not self.keys or path in OPEN_PATHS:
+            await self.app(scope, receive, counting)
             return
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
         if self.keys.allows(header):
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, counting)
             return
         error = api.ApiError(401, "a valid API key is required: send `Authorization: Bearer KEY`",
                              code="invalid_api_key")
         response = JSONResponse(error.body(), status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        await response(scope, receive, send)
+        await response(scope, receive, counting)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
@@ -272,23 +266,30 @@ async def _body(request: Request) -> bytes:
     return bytes(body)
 
 
-async def _until_gone(request: Request, work: Awaitable[Any], task: asyncio.Future[Any] | None = None) -> Any:
+async def _until_gone(alarms: Alarms, request: Request, work: Awaitable[Any],
+                      task: asyncio.Future[Any] | None = None) -> Any:
     """`work`'s result, or ClientGone (with `work` and `task` cancelled) if the client disconnects
-    first. `work` runs in this task (no task of its own: a request costs less); a watcher cancels
-    this task on a disconnect. A cancelled run is awaited, so its instance is back in the pool (or
-    being replaced) when this returns."""
+    first. `work` runs in this task (no task of its own: a request costs less). A watcher, started
+    only once the work has taken WATCH_AFTER_S (most answers are ready sooner, and a watcher task
+    costs a fast request a sixth of its time), cancels this task on a disconnect. A cancelled run is
+    awaited, so its instance is back in the pool (or being replaced) when this returns."""
     current = asyncio.current_task()
     assert current is not None
     gone = finished = False
+    watcher: asyncio.Future[None] | None = None
 
-    def on_disconnect(watcher: asyncio.Future[None]) -> None:
+    def on_disconnect(watched: asyncio.Future[None]) -> None:
         nonlocal gone
-        if not finished and not watcher.cancelled() and watcher.exception() is None:
+        if not finished and not watched.cancelled() and watched.exception() is None:
             gone = True
             current.cancel()
 
-    watcher = asyncio.ensure_future(_disconnect(request))
-    watcher.add_done_callback(on_disconnect)
+    def watch() -> None:
+        nonlocal watcher
+        watcher = asyncio.ensure_future(_disconnect(request))
+        watcher.add_done_callback(on_disconnect)
+
+    alarm = alarms.set(WATCH_AFTER_S, watch)
     try:
         return await work
     except asyncio.CancelledError:
@@ -297,7 +298,9 @@ async def _until_gone(request: Request, work: Awaitable[Any], task: asyncio.Futu
         current.uncancel()
     finally:
         finished = True  # a callback already scheduled must not cancel what comes next
-        watcher.cancel()
+        alarms.clear(alarm)
+        if watcher is not None:
+            watcher.cancel()
     if task is not None and not task.done():
         task.cancel()
         with contextlib.suppress(BaseException):

@@ -9,6 +9,7 @@ bound is checked before anything runs: a caller cannot make the host hold more t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -234,6 +235,18 @@ def _llm_fields(data: dict[str, Any]) -> dict[str, Any]:
 
 _IDS = itertools.count(1)
 _PREFIX = os.urandom(6).hex()
+
+
+_SESSION_KEY = os.urandom(32)
+_SESSIONS = itertools.count(1)
+
+
+def new_session() -> str:
+    """A fresh session name, unguessable (it names memory): keyed BLAKE2b of the process id and a
+    counter under a random per-process key. No system call per request: on the event loop's thread
+    one hands the GIL to the busy worker threads and costs the request far more than the hash."""
+    counter = next(_SESSIONS).to_bytes(8, "big") + os.getpid().to_bytes(8, "big")
+    return hashlib.blake2b(counter, key=_SESSION_KEY, digest_size=16).hexdigest()
 
 
 def completion_id() -> str:

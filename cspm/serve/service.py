@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from cspm.errors import Busy, CspmError, DeadlineExceeded
 from cspm.formats.plan import Plan
 from cspm.runtime.engine import RunFailed, RunResult, Runtime
 from cspm.runtime.kv import KvFactory, open_default
+from cspm.serve.alarms import Alarms
 
 CANCEL_POLL_S = 0.05  # how often a cut-off request's plug-ins are told to stop until its thread ends
 
@@ -66,9 +67,11 @@ class Service:
         self._kv_factory = kv_factory
         self._idle: list[Runtime] = []
         self._free = asyncio.Semaphore(pool_size)
-        self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="cspm-serve")
+        self._workers = _Workers(pool_size)
+        self._export = telemetry.enabled()  # read once: the environment does not change under a server
         self._lock = threading.Lock()
         self.stats = Stats()
+        self.alarms = Alarms()  # deadlines, and the HTTP layer's disconnect watch
         self._closed = False
 
     @property
@@ -125,63 +128,55 @@ class Service:
             raise Busy(f"all {self.pool_size} instances are busy and {self.stats.waiting} requests are waiting",
                        retry_after=max(1.0, self._typical_latency()))
         started = time.monotonic()
-        self.stats.waiting += 1
+        deadline = _Deadline(self.alarms, self.timeout_s)  # one alarm for the wait and the run
         try:
+            self.stats.waiting += 1
             try:
-                if self._free.locked():
-                    async with asyncio.timeout(self.timeout_s):
-                        await self._free.acquire()
-                else:  # an instance is free: no timer to arm (a fifth of the service's own cost per request)
-                    await self._free.acquire()
-            except TimeoutError:
-                self.stats.timeouts += 1
-                raise DeadlineExceeded(f"no instance became free within {self.timeout_s:g} s") from None
+                await self._free.acquire()
+            except asyncio.CancelledError:
+                if deadline.passed():
+                    self.stats.timeouts += 1
+                    raise DeadlineExceeded(f"no instance became free within {self.timeout_s:g} s") from None
+                raise
+            finally:
+                self.stats.waiting -= 1
+            self.stats.in_use += 1
+            try:
+                return await self._run_on_instance(work, on_chunk, started, deadline)
+            finally:
+                self.stats.in_use -= 1
+                self._free.release()
         finally:
-            self.stats.waiting -= 1
-        self.stats.in_use += 1
-        try:
-            return await self._run_on_instance(work, on_chunk, started)
-        finally:
-            self.stats.in_use -= 1
-            self._free.release()
+            deadline.cancel()
 
     async def _run_on_instance(self, work: Callable[[Runtime], RunResult],
-                               on_chunk: Callable[[str, str], None] | None, started: float) -> RunResult:
+                               on_chunk: Callable[[str, str], None] | None, started: float,
+                               deadline: _Deadline) -> RunResult:
         loop = asyncio.get_running_loop()
-        runtime = self._take()
-        if runtime is None:
-            runtime = await loop.run_in_executor(self._executor, self._new_instance)
+        runtime = self._take() or await self._load(loop, deadline)
         if on_chunk is not None:
             def forward(name: str, text: str) -> None:  # from the worker thread to the event loop
                 loop.call_soon_threadsafe(on_chunk, name, text)
 
             runtime.on_chunk = forward
-        done = threading.Event()
-
-        def job() -> RunResult:
-            try:
-                result = work(runtime)
-            except RunFailed as exc:  # what ran before the failure is a trace too
-                telemetry.export(exc.trace)
-                raise
-            finally:
-                done.set()
-            telemetry.export(result.trace)  # OTLP, when configured: off the event loop
-            return result
-
-        future = loop.run_in_executor(self._executor, job)
-        remaining = max(0.001, self.timeout_s - (time.monotonic() - started))
+        # The worker resolves `answer` itself: no executor future chained to an asyncio one, no shield.
+        # When this task is cancelled, `answer` is cancelled with it and the worker's late outcome is
+        # dropped; `done` says when the thread has let go of the instance.
+        answer: asyncio.Future[RunResult] = loop.create_future()
+        done: list[bool] = []
+        self._workers.submit(lambda: self._job(work, runtime, loop, answer, done))
         try:
-            async with asyncio.timeout(remaining):
-                result = await asyncio.shield(future)
-        except TimeoutError:
-            self.stats.timeouts += 1
-            await self._stop(runtime, future, done)
-            raise DeadlineExceeded(f"the request ran past its {self.timeout_s:g} s deadline and was stopped") \
-                from None
-        except asyncio.CancelledError:  # the caller went away: stop its plug-ins, free the instance
-            self.stats.cancelled += 1
-            await self._stop(runtime, future, done)
+            result = await answer
+        except asyncio.CancelledError:
+            timed_out = deadline.passed()
+            if timed_out:
+                self.stats.timeouts += 1
+            else:
+                self.stats.cancelled += 1  # the caller went away: stop its plug-ins, free the instance
+            await self._stop(runtime, done)
+            if timed_out:
+                raise DeadlineExceeded(f"the request ran past its {self.timeout_s:g} s deadline and was stopped") \
+                    from None
             raise
         except BaseException:
             self.stats.failed += 1
@@ -192,14 +187,61 @@ class Service:
         self._give_back(runtime)
         return result
 
-    async def _stop(self, runtime: Runtime, future: asyncio.Future[RunResult], done: threading.Event) -> None:
+    async def _load(self, loop: asyncio.AbstractEventLoop, deadline: _Deadline) -> Runtime:
+        """A new instance (in a worker thread: instantiating takes a while). If the request is cut off
+        meanwhile, the instance still joins the pool when it is ready, so nothing is lost or leaked."""
+        loading: asyncio.Future[Runtime] = loop.create_future()
+
+        def job() -> None:
+            try:
+                runtime = self._new_instance()
+            except BaseException as exc:
+                _settle(loop, loading, None, exc)
+            else:
+                _settle(loop, loading, runtime, None)
+
+        self._workers.submit(job)
+        try:
+            return await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            loading.add_done_callback(self._adopt)
+            if deadline.passed():
+                self.stats.timeouts += 1
+                raise DeadlineExceeded(f"the request ran past its {self.timeout_s:g} s deadline while its "
+                                       f"instance was loading") from None
+            raise
+
+    def _adopt(self, loading: asyncio.Future[Runtime]) -> None:
+        if not loading.cancelled() and loading.exception() is None:
+            self._give_back(loading.result())
+
+    def _job(self, work: Callable[[Runtime], RunResult], runtime: Runtime, loop: asyncio.AbstractEventLoop,
+             answer: asyncio.Future[RunResult], done: list[bool]) -> None:
+        """In a worker thread: run, export the trace (OTLP, when configured: off the event loop), hand
+        the outcome to the event loop."""
+        try:
+            try:
+                result = work(runtime)
+            finally:
+                done.append(True)  # a flag, polled by _stop: cheaper than an Event per request
+        except RunFailed as exc:  # what ran before the failure is a trace too
+            if self._export:
+                telemetry.export(exc.trace)
+            _settle(loop, answer, None, exc)
+            return
+        except BaseException as exc:
+            _settle(loop, answer, None, exc)
+            return
+        if self._export:
+            telemetry.export(result.trace)
+        _settle(loop, answer, result, None)
+
+    async def _stop(self, runtime: Runtime, done: list[bool]) -> None:
         """Cancel every plug-in of the instance until its thread returns, then replace the instance."""
-        while not done.is_set():
+        while not done:
             for node in list(runtime.nodes.values()):
                 node.plugin.cancel_handle().cancel()
             await asyncio.sleep(CANCEL_POLL_S)
-        with contextlib.suppress(BaseException):  # the cut-off run's own error is not the caller's
-            await future
         self._discard(runtime)
 
     def _record(self, seconds: float) -> None:
@@ -221,5 +263,87 @@ class Service:
             idle, self._idle = self._idle, []
         for runtime in idle:
             runtime.close()
-        self._executor.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._workers.shutdown)
         telemetry.flush()
+
+
+def _settle(loop: asyncio.AbstractEventLoop, answer: asyncio.Future[Any], result: Any,
+            error: BaseException | None) -> None:
+    """Resolve `answer` on its loop, unless it was cancelled meanwhile (the caller went away)."""
+    def resolve() -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result)
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+        loop.call_soon_threadsafe(resolve)
+
+
+class _Deadline:
+    """A request's wall-clock limit: when it passes, the task waiting or running the request is
+    cancelled, and `passed()` tells that cancellation from the caller's own (who went away)."""
+
+    __slots__ = ("_alarm", "_alarms", "_fired", "_task")
+
+    def __init__(self, alarms: Alarms, seconds: float) -> None:
+        self._task = asyncio.current_task()
+        self._fired = False
+        self._alarms = alarms
+        self._alarm = alarms.set(seconds, self._fire)
+
+    def _fire(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._fired = True
+            self._task.cancel()
+
+    def passed(self) -> bool:
+        """The deadline cancelled the task: take that cancellation back (it is answered as a timeout)."""
+        if self._fired and self._task is not None:
+            self._fired = False
+            return self._task.uncancel() == 0
+        return False
+
+    def cancel(self) -> None:
+        self._alarms.clear(self._alarm)
+
+
+class _Workers:
+    """The threads requests run on: one queue of jobs, a thread started per job running at once, up
+    to `count` (the pool size: no more jobs than instances run at once). What ThreadPoolExecutor does,
+    without a Future, its lock and a condition per job, which a sub-millisecond request notices."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._running += 1
+            if self._running > len(self._threads) and len(self._threads) < self._count:
+                thread = threading.Thread(target=self._serve, name=f"cspm-serve-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        self._jobs.put(job)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            try:
+                job()
+            finally:
+                with self._lock:
+                    self._running -= 1
+
+    def shutdown(self) -> None:
+        """Let the queued jobs finish, then end every thread."""
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        for thread in threads:
+            thread.join()
