@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import socket
 import subprocess
@@ -366,3 +367,46 @@ def test_cli_http(cli_server: str, mode: str, version: str) -> None:
             return client.protocol_version
 
     assert asyncio.run(main()) == version
+
+
+CONVERSATION_APP = """name: echo-chat
+entry: agent
+llms:
+  - {{name: llm, plugin_name: {llm}, config: {{kind: llm}}}}
+agents:
+  - name: agent
+    plugin_name: {conversational}
+    prompt: You repeat what you are told.
+    grant: {{kv: true}}
+    llms: [llm]
+"""
+
+
+def test_stdio_is_one_conversation_per_connection(tmp_path: Path) -> None:
+    """Over stdio one client is one conversation: both calls of a connection share one kv session,
+    whose history grows; another connection is another session."""
+    plugin_wasm("conversational")
+    app = write_app(tmp_path, CONVERSATION_APP.format(llm=conformance_wasm("rust"),
+                                                              conversational=PLUGINS / "conversational"))
+    env = {**os.environ, "CSPM_DATA_DIR": str(tmp_path / "data")}
+    server = StdioServerParameters(command=sys.executable, cwd=str(ROOT), env=env,
+                                   args=["-m", "cspm.cli.main", "serve", str(app), "--mcp", "stdio"])
+
+    async def connection(*inputs: str) -> list[str]:
+        async with Client(server, read_timeout_seconds=TIMEOUT_S) as client:
+            return [(await client.call_tool("echo-chat__agent", {"input": text})).content[0].text
+                    for text in inputs]
+
+    def sessions() -> list[dict[str, Any]]:
+        listed = subprocess.run([sys.executable, "-m", "cspm.cli.main", "session", "list", "--json"], env=env,
+                                cwd=ROOT, capture_output=True, text=True, check=True)
+        return json.loads(listed.stdout)["sessions"]
+
+    assert asyncio.run(connection("one")) == ["echo: one"]
+    [first] = sessions()
+    assert first["app"] == "echo-chat" and first["session"].startswith("mcp-")
+    assert asyncio.run(connection("two", "three")) == ["echo: two", "echo: three"]
+    after = {s["session"]: s for s in sessions()}
+    assert len(after) == 2 and after[first["session"]]["bytes"] == first["bytes"]  # the first is untouched
+    [second] = [s for name, s in after.items() if name != first["session"]]
+    assert second["bytes"] > first["bytes"]  # two exchanges in one history: more than the first's one
