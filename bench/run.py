@@ -84,26 +84,23 @@ def summary(results: dict[str, Any]) -> list[Row]:
     if r := got.get("llm-local"):
         rows.append((f"llm-local decode, {r['model']}", f"{r['wasm']['decode_tok_s']:,.0f} tok/s",
                      f"native build {r['native']['decode_tok_s']:,.0f} tok/s", r["ratio"]))
-    if r := got.get("serve", {}).get("serve"):
-        for clients, level in r["levels"].items():
-            ours, base = level["cspm"], level["baseline"]
-            rows.append((f"`cspm serve` chat completions, {clients} concurrent client{'s' if clients != '1' else ''}, "
-                         f"requests/s (tool-only app)", f"{ours['rps']:,.0f}/s, p50 {_ms(ours['p50_ms'])}",
-                         f"Starlette + extism {base['rps']:,.0f}/s, p50 {_ms(base['p50_ms'])}",
-                         level["throughput_ratio"]))
-        stream = r["stream"]
-        rows.append(("`cspm serve` time to first streamed chunk (tool-only app)", _ms(stream["first_chunk_ms"]),
-                     f"whole streamed answer {_ms(stream['whole_ms'])}", stream["first_chunk_ms"] / stream["whole_ms"]))
-    if r := got.get("serve", {}).get("serve_self_ask"):
-        for clients, level in r["levels"].items():
-            ours, base = level["cspm"], level["baseline"]
-            rows.append((f"`cspm serve` chat completions, {clients} concurrent client{'s' if clients != '1' else ''}, "
-                         f"requests/s (self-ask demo)", f"{ours['rps']:,.1f}/s, p50 {_ms(ours['p50_ms'])}",
-                         f"Starlette + cspm Runtime {base['rps']:,.1f}/s, p50 {_ms(base['p50_ms'])}",
-                         level["throughput_ratio"]))
-        stream = r["stream"]
-        rows.append(("`cspm serve` time to first streamed chunk (self-ask demo)", _ms(stream["first_chunk_ms"]),
-                     f"whole streamed answer {_ms(stream['whole_ms'])}", stream["first_chunk_ms"] / stream["whole_ms"]))
+    for key, app, baseline in (("serve", "tool-only app", "Starlette + extism"),
+                               ("serve_self_ask", "self-ask demo", "Starlette + cspm Runtime")):
+        if r := got.get("serve", {}).get(key):
+            rows += _serve_rows(r, app, baseline)
+    return rows
+
+
+def _serve_rows(r: dict[str, Any], app: str, baseline: str) -> list[Row]:
+    rows: list[Row] = []
+    for clients, level in r["levels"].items():
+        ours, base = level["cspm"], level["baseline"]
+        rows.append((f"`cspm serve` chat completions, {clients} concurrent client{'s' if clients != '1' else ''}, "
+                     f"requests/s ({app})", f"{ours['rps']:,.1f}/s, p50 {_ms(ours['p50_ms'])}",
+                     f"{baseline} {base['rps']:,.1f}/s, p50 {_ms(base['p50_ms'])}", level["throughput_ratio"]))
+    stream = r["stream"]
+    rows.append((f"`cspm serve` time to first streamed chunk ({app})", _ms(stream["first_chunk_ms"]),
+                 f"whole streamed answer {_ms(stream['whole_ms'])}", stream["first_chunk_ms"] / stream["whole_ms"]))
     return rows
 
 

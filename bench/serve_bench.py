@@ -49,28 +49,48 @@ DEMO_CONCURRENCY = (1, 2)
 BASELINE = r"""
 import asyncio, json, socket, sys
 from concurrent.futures import ThreadPoolExecutor
-import extism, uvicorn
+import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from cspm.runtime import compiler, hostfns
 
-wasm, pool = open(sys.argv[1], "rb").read(), int(sys.argv[2])
-compiled = compiler.compile_module(wasm, compiler.Limits(256, 10000, False), hostfns.FUNCTIONS)
+mode, source, pool = sys.argv[1], sys.argv[2], int(sys.argv[3])
 executor = ThreadPoolExecutor(pool)
 free = None
+
+if mode == "plugin":  # one plug-in called directly with extism: the floor of any Python Extism server
+    import extism
+    from cspm.runtime import compiler, hostfns
+    compiled = compiler.compile_module(open(source, "rb").read(), compiler.Limits(256, 10000, False),
+                                       hostfns.FUNCTIONS)
+    model = "tool-only"
+
+    def instance():
+        return extism.Plugin(compiled, config={"kind": "tool"})
+
+    def answer(plugin, text):
+        return json.loads(plugin.call("call", json.dumps({"input": text}).encode()))["output"]
+else:  # a run plan on cspm Runtimes: an agent needs a host to route its calls
+    from cspm.formats import plan as plans
+    from cspm.runtime.engine import Runtime
+    plan = plans.from_dict(json.load(open(source)), approved=True)
+    model = plan.app_name
+
+    def instance():
+        return Runtime(plan)
+
+    def answer(runtime, text):
+        return runtime.run(text).output
 
 async def chat(request):
     body = await request.json()
     text = body["messages"][-1]["content"]
-    plugin = await free.get()
+    worker = await free.get()
     try:
-        raw = await asyncio.get_running_loop().run_in_executor(
-            executor, plugin.call, "call", json.dumps({"input": text}).encode())
+        output = await asyncio.get_running_loop().run_in_executor(executor, answer, worker, text)
     finally:
-        free.put_nowait(plugin)
-    output = json.loads(raw)["output"]
-    return JSONResponse({"id": "chatcmpl-0", "object": "chat.completion", "created": 0, "model": "tool-only",
+        free.put_nowait(worker)
+    return JSONResponse({"id": "chatcmpl-0", "object": "chat.completion", "created": 0, "model": model,
                          "choices": [{"index": 0, "message": {"role": "assistant", "content": output},
                                       "logprobs": None, "finish_reason": "stop"}],
                          "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
@@ -79,50 +99,8 @@ async def main():
     global free
     free = asyncio.Queue()
     for _ in range(pool):
-        free.put_nowait(extism.Plugin(compiled, config={"kind": "tool"}))
+        free.put_nowait(instance())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as cspm serve: no Nagle
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    print(f"baseline at http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
-    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
-    await uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False)).serve(sockets=[sock])
-
-asyncio.run(main())
-"""
-
-DEMO_BASELINE = r"""
-import asyncio, json, socket, sys
-from concurrent.futures import ThreadPoolExecutor
-import uvicorn
-from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from cspm.formats import plan as plans
-from cspm.runtime.engine import Runtime
-
-plan, pool = plans.from_dict(json.load(open(sys.argv[1])), approved=True), int(sys.argv[2])
-executor = ThreadPoolExecutor(pool)
-free = None
-
-async def chat(request):
-    body = await request.json()
-    text = body["messages"][-1]["content"]
-    runtime = await free.get()
-    try:
-        result = await asyncio.get_running_loop().run_in_executor(executor, runtime.run, text)
-    finally:
-        free.put_nowait(runtime)
-    return JSONResponse({"id": "chatcmpl-0", "object": "chat.completion", "created": 0, "model": plan.app_name,
-                         "choices": [{"index": 0, "message": {"role": "assistant", "content": result.output},
-                                      "logprobs": None, "finish_reason": "stop"}],
-                         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
-
-async def main():
-    global free
-    free = asyncio.Queue()
-    for _ in range(pool):
-        free.put_nowait(Runtime(plan))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     print(f"baseline at http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
@@ -256,7 +234,7 @@ def tool_only(args: argparse.Namespace, scratch: str, requests: int) -> dict[str
     app.write_text(APP.format(wasm=WASM))
     ours, our_url = start([sys.executable, "-m", "cspm.cli.main", "serve", str(app), "--port", "0", "--pool",
                            str(args.pool), "--queue", "4096", "--mcp", "off"], env)
-    theirs, their_url = start([sys.executable, "-c", BASELINE, str(WASM), str(args.pool)], env)
+    theirs, their_url = start([sys.executable, "-c", BASELINE, "plugin", str(WASM), str(args.pool)], env)
     try:
         print("tool-only app (conformance-c)")
         levels = compare(our_url, their_url, CONCURRENCY, requests)
@@ -283,7 +261,7 @@ def self_ask(args: argparse.Namespace, scratch: str) -> dict[str, Any] | None:
     env = {**os.environ, "CSPM_DATA_DIR": f"{scratch}/demo-data"}  # kv memory of its own
     ours, our_url = start([sys.executable, "-m", "cspm.cli.main", "serve", DEMO, "--port", "0",
                            "--pool", str(pool), "--mcp", "off"], env)
-    theirs, their_url = start([sys.executable, "-c", DEMO_BASELINE, str(plan), str(pool)], env)
+    theirs, their_url = start([sys.executable, "-c", BASELINE, "plan", str(plan), str(pool)], env)
     try:
         print(f"self-ask demo ({DEMO}, pool {pool})")
         levels = compare(our_url, their_url, DEMO_CONCURRENCY, requests, make=demo_body, check=demo_answered,

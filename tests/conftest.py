@@ -111,6 +111,25 @@ def write_app(folder: Path, text: str, name: str = "app.yaml") -> Path:
     return path
 
 
+def echo_chat_app(folder: Path) -> Path:
+    """`echo-chat`: the conversational agent (kv memory) on the Rust conformance llm, which answers
+    `echo: <last message>` and counts the conversation's messages as its prompt tokens."""
+    plugin_wasm("conversational")
+    return write_app(folder, f"""name: echo-chat
+entry: agent
+llms:
+  - name: llm
+    plugin_name: {conformance_wasm("rust")}
+    config: {{kind: llm}}
+agents:
+  - name: agent
+    plugin_name: {PLUGINS / "conversational"}
+    prompt: You repeat what you are told.
+    grant: {{kv: true}}
+    llms: [llm]
+""")
+
+
 @pytest.fixture
 def scripted() -> Iterator[Callable[[], ScriptedServer]]:
     """A factory of scripted loopback servers (tests/scripted.py), all closed at teardown."""

@@ -34,7 +34,7 @@ from cspm.runtime.engine import RunResult
 from cspm.runtime.trace import Span
 from cspm.serve import mcp as serve_mcp
 from cspm.serve.service import Service
-from tests.conftest import PLUGINS, ROOT, conformance_wasm, plugin_wasm, write_app
+from tests.conftest import PLUGINS, ROOT, conformance_wasm, echo_chat_app, plugin_wasm, write_app
 
 LONG = "a_tool_with_a_name_long_enough_to_push_the_mcp_name_past_64"
 CALC, ECHO, AGENT = "mcp-test__calc", "mcp-test__echo", "mcp-test__helper"
@@ -369,25 +369,10 @@ def test_cli_http(cli_server: str, mode: str, version: str) -> None:
     assert asyncio.run(main()) == version
 
 
-CONVERSATION_APP = """name: echo-chat
-entry: agent
-llms:
-  - {{name: llm, plugin_name: {llm}, config: {{kind: llm}}}}
-agents:
-  - name: agent
-    plugin_name: {conversational}
-    prompt: You repeat what you are told.
-    grant: {{kv: true}}
-    llms: [llm]
-"""
-
-
 def test_stdio_is_one_conversation_per_connection(tmp_path: Path) -> None:
     """Over stdio one client is one conversation: both calls of a connection share one kv session,
     whose history grows; another connection is another session."""
-    plugin_wasm("conversational")
-    app = write_app(tmp_path, CONVERSATION_APP.format(llm=conformance_wasm("rust"),
-                                                              conversational=PLUGINS / "conversational"))
+    app = echo_chat_app(tmp_path)
     env = {**os.environ, "CSPM_DATA_DIR": str(tmp_path / "data")}
     server = StdioServerParameters(command=sys.executable, cwd=str(ROOT), env=env,
                                    args=["-m", "cspm.cli.main", "serve", str(app), "--mcp", "stdio"])

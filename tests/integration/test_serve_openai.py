@@ -31,25 +31,12 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import PLUGINS, ROOT, conformance_wasm, plugin_wasm, write_app
+from tests.conftest import PLUGINS, ROOT, conformance_wasm, echo_chat_app, plugin_wasm, write_app
 from tests.integration.test_streaming import chat_app
 from tests.scripted import ScriptedServer, openai_chat, openai_stream
 
 KEY = "sk-serve-test-key-1"
 ENV_KEY = "sk-serve-test-key-2"
-ECHO_APP = """name: echo-chat
-entry: agent
-llms:
-  - name: llm
-    plugin_name: {llm}
-    config: {{kind: llm}}
-agents:
-  - name: agent
-    plugin_name: {conversational}
-    prompt: You repeat what you are told.
-    grant: {{kv: true}}
-    llms: [llm]
-"""
 
 
 class Served:
@@ -120,9 +107,7 @@ def parse_metrics(text: str) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def echo_app(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    plugin_wasm("conversational")
-    return write_app(tmp_path_factory.mktemp("echo"), ECHO_APP.format(llm=conformance_wasm("rust"),
-                                                                      conversational=PLUGINS / "conversational"))
+    return echo_chat_app(tmp_path_factory.mktemp("echo"))
 
 
 @pytest.fixture(scope="module")
