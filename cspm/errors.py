@@ -41,6 +41,8 @@ codes (`cspm.protocol.api_errors`) travel inside `publish.refused` as `api_code`
     ├── EditError                  app.edit                   1
     ├── BadAppPackage              app.bad_package            1
     ├── ModelError                 model                      1
+    ├── BundleError                bundle                     1   `cspm bundle` cannot build one
+    │   └── BundleInvalid          bundle.invalid             1   a bundle that does not verify
     ├── IndexBuildError            index.build                1
     ├── Busy                       serve.busy                 1   every instance busy, queue full (429)
     ├── DeadlineExceeded           serve.timeout              1   a served request ran out of time
@@ -327,6 +329,20 @@ class ModelNotFound(ModelError, InputError):
 
     code = "input.model_not_found"
     exit_code = ExitCode.USAGE
+
+
+class BundleError(CspmError):
+    """`cspm bundle` cannot make a self-contained folder of this app (a machine-bound secret or folder)
+    or will not write where it was told (a non-empty folder that is not a bundle)."""
+
+    code = "bundle"
+
+
+class BundleInvalid(BundleError):
+    """A bundle folder that does not verify against its bundle.json: a missing, extra or changed file,
+    a path that leaves the folder, an unknown bundle_version, a plan that does not validate."""
+
+    code = "bundle.invalid"
 
 
 class IndexBuildError(CspmError):

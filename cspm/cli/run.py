@@ -9,6 +9,7 @@ ending the session; a second Ctrl-C at the prompt, Ctrl-D or `exit` ends it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 import threading
@@ -21,7 +22,7 @@ from cspm import planner, telemetry
 from cspm.cli.options import AllowCapabilitiesOpt, FrozenOpt, KvOpt, OfflineOpt, RefreshOpt
 from cspm.cli.output import err, out, plain, print_error, print_json, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
-from cspm.errors import CspmError
+from cspm.errors import CspmError, NotApproved
 from cspm.project import LockOutcome, Project, is_package_reference, open_package
 from cspm.runtime import compiler, kv
 from cspm.runtime.engine import MAX_LOG_BYTES, MAX_LOG_LINES, RunFailed, RunResult, Runtime
@@ -74,18 +75,27 @@ def run(
                       highlight=False)
 
     kv_factory = kv.factory_for(kv_url)  # a bad URL is said now; the database is opened at the first kv call
-    config = prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
-                      allow_capabilities=allow_capabilities, warnings=warnings)
+    if (Path(app) / "bundle.json").is_file():  # a bundle folder (`cspm bundle`): verified, then run as is
+        from cspm import bundle
+
+        made = bundle.load(app, approved=allow_capabilities)
+        if made.origin is not None and not made.approved and bundle.asks_for_capabilities(made):
+            raise NotApproved(f"{app} is a bundle of {made.origin.name} {made.origin.version}, a published app: "
+                              f"its capabilities (the plan in bundle.json) need your approval",
+                              hint=f"review them, then run `cspm run {app} --allow-capabilities`")
+        made = dataclasses.replace(made, approved=True)  # the user's own, or one that asks for nothing
+    else:
+        made = planner.build(prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
+                                      allow_capabilities=allow_capabilities, warnings=warnings))
     if not json_out and sys.stderr.isatty():  # progress for a person waiting, like the download bar
-        cold = compiler.uncompiled((c.plugin_path, c.digest) for c in config.components.values()
-                                   if c.plugin_path is not None)
+        cold = compiler.uncompiled((Path(c.module.path), c.module.digest) for c in made.components.values())
         if cold:
             err.print(f"[dim]compiling {plural(cold, 'module')}… (once: later runs start faster)[/]")
     if input is not None:  # plug-ins' WASI output kept for a crash's error (Go's fatal errors), -v: shown
         from cspm.runtime import guest_output
 
         with guest_output.capture(forward=bool(verbose)), \
-                Runtime(planner.build(config), session=session, kv_factory=kv_factory, on_chunk=on_chunk,
+                Runtime(made, session=session, kv_factory=kv_factory, on_chunk=on_chunk,
                         on_log=on_log) as runtime:
             try:
                 result = runtime.run(input)
@@ -104,7 +114,7 @@ def run(
         return
     if verbose and not json_out:  # the chat loop: plug-ins' WASI output straight to the terminal
         compiler.show_wasi_output()
-    with Runtime(planner.build(config), session=session, kv_factory=kv_factory, on_chunk=on_chunk,
+    with Runtime(made, session=session, kv_factory=kv_factory, on_chunk=on_chunk,
                  on_log=on_log) as runtime:
         try:
             _interactive(runtime, json_out, trace, streamed, verbose, warnings)
