@@ -39,20 +39,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from runtime_bench import HOP_APP  # noqa: E402 (bench/ is on the path only from here)
+
 HOST_JS = ROOT / "hosts" / "js"
 MEASURE_JS = HOST_JS / "bench" / "measure.js"
 DEMO = ROOT / "examples" / "self-ask-demo"
 PROMPT = "Once upon a time, in a small village by the sea, there lived an old fisherman who"
 HOSTS = ("python", "node", "chromium")
-# bench/runtime_bench.py's routed_hop app, verbatim, so these rows compare with its rows
-APP = """
-entry: with_tool
-tools:
-  - {{name: t, description: echo, plugin_name: {wasm}}}
-agents:
-  - {{name: with_tool, description: routes to t, plugin_name: {wasm}, config: {{kind: agent}}, tools: [t]}}
-  - {{name: alone, description: answers itself, plugin_name: {wasm}, config: {{kind: agent}}}}
-"""
+APP = HOP_APP  # bench/runtime_bench.py's routed-hop app, so these rows compare with its rows
 
 
 def per_call_us(fn: Callable[[], object], calls: int, batches: int, budget_ms: float) -> float:

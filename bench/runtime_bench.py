@@ -21,6 +21,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 LANGS = ["rust", "c", "zig", "assemblyscript", "go"]
+# the routed hop's app: hop = run(with_tool) - run(alone); bench/hosts_bench.py runs it on every host
+HOP_APP = """
+entry: with_tool
+tools:
+  - {{name: t, description: echo, plugin_name: {wasm}}}
+agents:
+  - {{name: with_tool, description: routes to t, plugin_name: {wasm}, config: {{kind: agent}}, tools: [t]}}
+  - {{name: alone, description: answers itself, plugin_name: {wasm}, config: {{kind: agent}}}}
+"""
 
 INSTANTIATE = r"""
 import sys, time, json
@@ -71,14 +80,7 @@ def routed_hop(wasm: Path, n: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "app.yaml"
-        path.write_text(f"""
-entry: with_tool
-tools:
-  - {{name: t, description: echo, plugin_name: {wasm}}}
-agents:
-  - {{name: with_tool, description: routes to t, plugin_name: {wasm}, config: {{kind: agent}}, tools: [t]}}
-  - {{name: alone, description: answers itself, plugin_name: {wasm}, config: {{kind: agent}}}}
-""")
+        path.write_text(HOP_APP.format(wasm=wasm))
         with Runtime(planner.build(app_format.load(path))) as rt:
             tool = rt.nodes["t"].plugin
             payload = json.dumps({"input": "hello"}).encode()

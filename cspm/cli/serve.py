@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import signal
 import socket
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cspm import planner
+from cspm.cli.listening import cannot_listen, is_loopback
 from cspm.cli.options import AllowCapabilitiesOpt, FrozenOpt, KvOpt, OfflineOpt, RefreshOpt
 from cspm.cli.output import warner
 from cspm.cli.run import prepared
@@ -82,7 +82,7 @@ def serve(
                       allow_capabilities=allow_capabilities, warnings=warnings)
     plan = planner.build(config)
     mode = mcp or (Mcp.http if _has_mcp() else Mcp.off)
-    if mode is not Mcp.stdio and not keys and not _loopback(host):
+    if mode is not Mcp.stdio and not keys and not is_loopback(host):
         warner()(f"serving on {host} without API keys: anyone who can reach it can use the app "
                  f"(give keys with --api-key-file or CSPM_SERVE_API_KEYS)")
     asyncio.run(_main(plan, host=host, port=port, pool=pool, queue=queue, timeout=timeout, keys=keys,
@@ -147,20 +147,9 @@ def _listen(host: str, port: int) -> socket.socket:
             listening.close()
             raise
     except (OSError, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot listen on {host}:{port}: {reason}",
-                         hint="choose another port: `cspm serve --port 0` picks a free one") from None
+        raise cannot_listen("cspm serve", host, port, exc) from None
     listening.setblocking(False)
     return listening
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _has_mcp() -> bool:

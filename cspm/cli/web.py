@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from cspm.cli.listening import cannot_listen, is_loopback
 from cspm.cli.options import AllowCapabilitiesOpt, FrozenOpt, OfflineOpt, RefreshOpt
 from cspm.cli.output import err, print_json, shown, warner
 from cspm.cli.run import prepared
@@ -81,7 +82,7 @@ def web(
 def _serve(info: SiteInfo, *, host: str, port: int, json_out: bool, warn: Callable[[str], None]) -> None:
     from cspm import web as site
 
-    if not _loopback(host):
+    if not is_loopback(host):
         warn(f"serving on {host}: anyone who can reach it can load the app (it runs in their browser)")
 
     def listening(url: str) -> None:
@@ -93,17 +94,4 @@ def _serve(info: SiteInfo, *, host: str, port: int, json_out: bool, warn: Callab
     try:
         site.serve(info.path, host, port, listening)
     except (OSError, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot listen on {host}:{port}: {reason}",
-                         hint="choose another port: `cspm web --serve --port 0` picks a free one") from None
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        raise cannot_listen("cspm web --serve", host, port, exc) from None
