@@ -32,6 +32,7 @@ from cspm.wording import plural
 if TYPE_CHECKING:
     from cspm import approvals
     from cspm.formats.app import AppConfig
+    from cspm.formats.plan import Plan
 
 EXIT_WORDS = {"exit", "quit", ":q"}
 HISTORY_FILE = "chat_history"  # in the user data dir
@@ -75,18 +76,8 @@ def run(
                       highlight=False)
 
     kv_factory = kv.factory_for(kv_url)  # a bad URL is said now; the database is opened at the first kv call
-    if (Path(app) / "bundle.json").is_file():  # a bundle folder (`cspm bundle`): verified, then run as is
-        from cspm import bundle
-
-        made = bundle.load(app, approved=allow_capabilities)
-        if made.origin is not None and not made.approved and bundle.asks_for_capabilities(made):
-            raise NotApproved(f"{app} is a bundle of {made.origin.name} {made.origin.version}, a published app: "
-                              f"its capabilities (the plan in bundle.json) need your approval",
-                              hint=f"review them, then run `cspm run {app} --allow-capabilities`")
-        made = dataclasses.replace(made, approved=True)  # the user's own, or one that asks for nothing
-    else:
-        made = planner.build(prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
-                                      allow_capabilities=allow_capabilities, warnings=warnings))
+    made = planned(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
+                   allow_capabilities=allow_capabilities, warnings=warnings)
     if not json_out and sys.stderr.isatty():  # progress for a person waiting, like the download bar
         cold = compiler.uncompiled((Path(c.module.path), c.module.digest) for c in made.components.values())
         if cold:
@@ -120,6 +111,23 @@ def run(
             _interactive(runtime, json_out, trace, streamed, verbose, warnings)
         finally:
             telemetry.flush()
+
+
+def planned(app: str, *, offline: bool, frozen: bool, refresh: bool, json_out: bool, allow_capabilities: bool,
+            warnings: list[str]) -> Plan:
+    """The plan of an app (locked, installed, approved: `prepared`), or of a bundle folder (`cspm bundle`:
+    every file verified against bundle.json); what `cspm run` and `cspm serve` run."""
+    if not (Path(app) / "bundle.json").is_file():
+        return planner.build(prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
+                                      allow_capabilities=allow_capabilities, warnings=warnings))
+    from cspm import bundle
+
+    made = bundle.load(app, approved=allow_capabilities)
+    if made.origin is not None and not made.approved and bundle.asks_for_capabilities(made):
+        raise NotApproved(f"{app} is a bundle of {made.origin.name} {made.origin.version}, a published app: "
+                          f"its capabilities (the plan in bundle.json) need your approval",
+                          hint="review them, then add --allow-capabilities")
+    return dataclasses.replace(made, approved=True)  # the user's own, or one that asks for nothing
 
 
 def prepared(app: str, *, offline: bool, frozen: bool, refresh: bool, json_out: bool, allow_capabilities: bool,

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cspm import planner
 from cspm.cli.listening import cannot_listen, is_loopback
 from cspm.cli.options import AllowCapabilitiesOpt, FrozenOpt, KvOpt, OfflineOpt, RefreshOpt
 from cspm.cli.output import warner
-from cspm.cli.run import prepared
+from cspm.cli.run import planned
 from cspm.errors import InputError
 
 if TYPE_CHECKING:
@@ -78,9 +77,8 @@ def serve(
         if origin != "*" and not origin.startswith(("http://", "https://")):
             raise InputError(f"--cors-origin {origin!r} is not a web origin", hint="e.g. https://chat.example.com")
     warnings: list[str] = []
-    config = prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
-                      allow_capabilities=allow_capabilities, warnings=warnings)
-    plan = planner.build(config)
+    plan = planned(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
+                   allow_capabilities=allow_capabilities, warnings=warnings)
     mode = mcp or (Mcp.http if _has_mcp() else Mcp.off)
     if mode is not Mcp.stdio and not keys and not is_loopback(host):
         warner()(f"serving on {host} without API keys: anyone who can reach it can use the app "

@@ -288,3 +288,24 @@ def test_a_previous_bundle_is_replaced_where_folders_cannot_be_swapped(tmp_path:
     info = bundle.write(made, tmp_path / "b")
     assert tree(tmp_path / "b") == first and info.files == 3
     assert [p.name for p in tmp_path.iterdir()] == ["b"]
+
+
+def test_cspm_serve_serves_a_bundle_folder(tmp_path: Path) -> None:
+    """`cspm serve DIR` takes a bundle as `cspm run DIR` does: verified, then served."""
+    from tests.conftest import echo_chat_app
+    from tests.integration.test_serve_openai import Served
+
+    folder = tmp_path / "bundle"
+    make(echo_chat_app(tmp_path), folder)
+    served = Served(folder, env={"CSPM_DATA_DIR": str(tmp_path / "data")})
+    try:
+        answer = served.client().chat.completions.create(model="echo-chat",
+                                                          messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content == "echo: hi"
+    finally:
+        assert served.stop() == 0
+    blob = next((folder / "blobs").iterdir())
+    blob.write_bytes(blob.read_bytes() + b"\0")
+    refused = cspm("serve", str(folder), "--port", "0", "--json")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout)["error"]["code"] == "bundle.invalid"
