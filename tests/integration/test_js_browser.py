@@ -24,18 +24,18 @@ import pytest
 
 from cspm.formats import plan as plan_format
 from cspm.runtime.engine import Runtime
+from tests.browser_support import CHROMIUM, ready_page
 from tests.conftest import ROOT, conformance_wasm, plugin_wasm
 from tests.integration.test_cli import cspm
 
 HOST_JS = ROOT / "hosts" / "js"
 SERVED = ("src/", "test/browser/", "node_modules/")  # what of hosts/js the page may load
 ECHO_BODY = "hello from the loopback server"
-CHROMIUM = shutil.which("chromium")
 # the self-ask agent's first request to its llm (plugins/self-ask: the config prompt, the question, its stop)
 QUESTION = ("Use the knowledge base.\n\nQuestion: Who was born first, Kogail Bagrol or Stolvle Thema?\n"
             "Are follow up questions needed here:")
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) is not installed")
 
 
@@ -108,18 +108,8 @@ def server() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def page(server: Server) -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM)
-        try:
-            pg = browser.new_page()
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(f"{server.url}/test/browser/index.html")
-            pg.wait_for_selector("body[data-ready=yes]", timeout=30_000)
-            assert errors == []
-            yield pg
-        finally:
-            browser.close()
+    with ready_page(f"{server.url}/test/browser/index.html") as pg:
+        yield pg
 
 
 def run(page: Any, fn: str, args: dict[str, Any], *, worker: bool = False, timeout_s: float = 120) -> Any:

@@ -22,19 +22,19 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.browser_support import CHROMIUM, ready_page
 from tests.conftest import LANGUAGES, ROOT, Recorder, conformance_wasm
 
 HOST_JS = ROOT / "hosts" / "js"
 CASES_DIR = ROOT / "conformance"
 CASES = [c["id"] for c in json.loads((CASES_DIR / "abi1.json").read_text(encoding="utf-8"))["cases"]]
-CHROMIUM = shutil.which("chromium")
 NODE = shutil.which("node")
 
 # Cases that cannot hold in a browser by the nature of the platform, with why (conformance/README.md,
 # "Browser hosts"). Empty: every case holds in Chromium.
 NOT_APPLICABLE: dict[str, str] = {}
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
 pytestmark = [
     pytest.mark.skipif(CHROMIUM is None, reason="chromium (Debian package) is not installed"),
     pytest.mark.skipif(NODE is None or not (HOST_JS / "node_modules" / "esbuild").is_dir(),
@@ -146,20 +146,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture(scope="module")
 def page(servers: Servers) -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM)
-        try:
-            pg = browser.new_page()
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.goto(f"{servers.page_url}/conformance.html")
-            pg.wait_for_selector("body[data-ready=yes]", timeout=30_000)
-            assert errors == []
-            caps = pg.evaluate("() => window.cspmConformance.capabilities()")
-            assert caps["jspi"], f"this Chromium has no JSPI (WebAssembly.Suspending): {caps['userAgent']}"
-            yield pg
-        finally:
-            browser.close()
+    with ready_page(f"{servers.page_url}/conformance.html") as pg:
+        caps = pg.evaluate("() => window.cspmConformance.capabilities()")
+        assert caps["jspi"], f"this Chromium has no JSPI (WebAssembly.Suspending): {caps['userAgent']}"
+        yield pg
 
 
 def run(page: Any, servers: Servers, lang: str, cases_url: str = "/cases/abi1.json",

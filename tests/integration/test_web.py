@@ -11,7 +11,6 @@ import http.client
 import itertools
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,12 +21,12 @@ from typing import Any
 import pytest
 
 from cspm import bundle, web
+from tests.browser_support import CHROMIUM, chromium
 from tests.conftest import PLUGINS, ROOT, conformance_wasm, echo_chat_app, plugin_wasm, write_app
 from tests.integration.test_bundle import check_bundle, tree
 from tests.integration.test_cli import cspm
 
 DIST = ROOT / "hosts" / "js" / "dist"
-CHROMIUM = shutil.which("chromium")
 DEMO_QUESTION = "Who was born first, Kogail Bagrol or Stolvle Thema?"  # the README's (test_selfask_demo.py)
 DEMO_ANSWER = "Kogail Bagrol"
 
@@ -272,13 +271,9 @@ def test_a_port_in_use_is_said_with_a_way_out(tmp_path: Path, served: Served) ->
 def browser() -> Iterator[Any]:
     if CHROMIUM is None:
         pytest.skip("chromium (Debian package) is not installed")
-    api = pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
-    with api.sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
+    with chromium() as launched:
+        yield launched
 
 
 class Page:
