@@ -71,8 +71,14 @@ const MAX_GRACE_MS = 2000;
  *   onLog?: (component: string, level: string, message: string) => void,
  *   mountPath?: (mount: Mount) => Promise<string> | string,
  *   instantiate?: (spec: InstanceSpec) => Promise<PluginLike>,
+ *   engine?: Engine,
  *   session?: string,
  * }} HostOptions
+ *
+ * Runs the checked plan's plug-ins another way than one `instantiate`d instance each (Node: src/node.js
+ * gives src/worker-host.js's, every instance in one worker): given the checked host (its plan, nodes and
+ * kv), the instance specs and the options, the Host that runs them. Ignored when `instantiate` is given.
+ * @typedef {(checked: Host, specs: InstanceSpec[], options: HostOptions) => Promise<Host>} Engine
  *
  * @typedef {{output: string, finishReason: string, response: any, session: string}} RunResult
  */
@@ -221,7 +227,12 @@ export class Host {
   static async load(planData, options = {}) {
     const plan = loadPlan(planData);
     if (!options.modules) throw new HostLoadError("Host.load needs options.modules (component => module bytes)");
-    const host = new Host(plan, options);
+    const engine = options.instantiate ? undefined : options.engine;
+    /** @type {InstanceSpec[]} */
+    const specs = [];
+    /** @type {PluginLike} */
+    const idle = { call: async () => { throw new Error("this host hands its plug-ins to an engine"); }, close: async () => {} };
+    const host = new Host(plan, engine ? { ...options, instantiate: async (spec) => { specs.push(spec); return idle; } } : options);
     try {
       /** @type {Map<string, Promise<Uint8Array>>} */
       const bytesByDigest = new Map();
@@ -250,6 +261,7 @@ export class Host {
         host.nodes.set(name, node);
         node.plugin = await host.#instance(node);
       }
+      if (engine) return await engine(host, specs, options);
     } catch (err) {
       await host.close();
       throw err;

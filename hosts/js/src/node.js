@@ -7,6 +7,7 @@ import { homedir, tmpdir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { FileKvStore } from "./kv-file.js";
 import { MAX_MODULE_BYTES, MAX_SECRET_CHARS } from "./host.js";
+import { workerEngine } from "./worker-host.js";
 
 /**
  * At most `limit` bytes of a regular file; an error for anything else (a FIFO, a device, a folder, a larger file).
@@ -64,8 +65,9 @@ export async function readSecret(source) {
 
 /**
  * The options a Node host needs, on this machine: modules from the plan's paths, secrets from the
- * environment and files, mounts at their host folders, and kv in `kvDir` (a FileKvStore; in memory
- * when omitted). Spread into Host.load's options, overriding what you need.
+ * environment and files, mounts at their host folders, kv in `kvDir` (a FileKvStore; in memory
+ * when omitted), and every plug-in in one worker (src/worker-host.js; an `instantiate` of yours
+ * overrides that). Spread into Host.load's options, overriding what you need.
  * @param {{kvDir?: string}} [options]
  * @returns {import("./host.js").HostOptions}
  */
@@ -74,6 +76,7 @@ export function nodeOptions(options = {}) {
     modules: readModule,
     secrets: readSecret,
     mountPath: (mount) => mountFolder(mount.host, mount.writable),
+    engine: workerEngine, // every instance in one worker: a routed call stays in that thread
     ...(options.kvDir ? { kv: new FileKvStore(options.kvDir) } : {}),
   };
 }

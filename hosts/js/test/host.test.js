@@ -1,19 +1,20 @@
 // The host's own behaviour beyond the conformance cases: what it refuses before running anything,
-// its limits (time, memory, depth), routing refusals, and tool arguments.
+// its limits (time, memory, depth), routing refusals, and tool arguments. Each test runs on both ways of
+// running plug-ins: a worker per instance (Host's default) and one worker for all (src/worker-host.js,
+// the engine src/node.js gives).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Host, HostLoadError, PluginFailed } from "../src/host.js";
 import { PlanInvalid } from "../src/plan.js";
 import { capMemory } from "../src/wasm.js";
+import { workerEngine } from "../src/worker-host.js";
 import { WASM, component, conformanceWasm, modulesOf, moduleRef, plan } from "./helpers.js";
 
 const RUST = conformanceWasm("rust");
 const needsRust = { skip: RUST === null && "plugins/conformance-rust is not built" };
 
-/** @param {any} p @param {any} [options] */
-async function load(p, options = {}) {
-  return Host.load(p, { modules: modulesOf(WASM.spin, WASM.hog, WASM.badimport, WASM.nocall, ...(RUST ? [RUST] : [])), ...options });
-}
+/** @type {[string, import("../src/host.js").Engine | undefined][]} */
+const ENGINES = [["a worker per instance", undefined], ["one worker", workerEngine]];
 
 /** @param {string} text */
 const bytes = (text) => new TextEncoder().encode(text);
@@ -29,7 +30,14 @@ test("a module whose bytes are not the plan's digest is refused before anything 
   assert.equal(made, 0);
 });
 
-test("a plan that breaks its schema or names a missing component is refused with where", async () => {
+
+for (const [label, engine] of ENGINES) {
+/** @param {any} p @param {any} [options] */
+async function load(p, options = {}) {
+  return Host.load(p, { modules: modulesOf(WASM.spin, WASM.hog, WASM.badimport, WASM.nocall, ...(RUST ? [RUST] : [])), engine, ...options });
+}
+
+test(`${label}: ` + "a plan that breaks its schema or names a missing component is refused with where", async () => {
   const p = plan({ t: component("tool", WASM.spin) }, "t");
   await assert.rejects(load({ ...p, plan_version: 2 }), (err) => err instanceof PlanInvalid && /plan_version/.test(err.message));
   await assert.rejects(load({ ...p, entry: "nope" }), (err) => err instanceof PlanInvalid && /entry: "nope"/.test(err.message));
@@ -37,14 +45,14 @@ test("a plan that breaks its schema or names a missing component is refused with
   await assert.rejects(load(calls), (err) => err instanceof PlanInvalid && /calls\/tools: "a" is not a tool/.test(err.message));
 });
 
-test("a module that imports an unknown host function, or exports no call, is not a plug-in", async () => {
+test(`${label}: ` + "a module that imports an unknown host function, or exports no call, is not a plug-in", async () => {
   await assert.rejects(load(plan({ t: component("tool", WASM.badimport) }, "t")),
     (err) => err instanceof HostLoadError && /launch_missiles/.test(err.message));
   await assert.rejects(load(plan({ t: component("tool", WASM.nocall) }, "t")),
     (err) => err instanceof HostLoadError && /does not export a function `call`/.test(err.message));
 });
 
-test("capMemory writes the grant into the module: memory.grow fails past it", async () => {
+test(`${label}: ` + "capMemory writes the grant into the module: memory.grow fails past it", async () => {
   const { bytes: capped, minPages } = capMemory(WASM.hog, 4);
   assert.equal(minPages, 1);
   const { instance } = /** @type {any} */ (await WebAssembly.instantiate(capped));
@@ -56,7 +64,7 @@ test("capMemory writes the grant into the module: memory.grow fails past it", as
   assert.equal(grown.exports.memory.buffer.byteLength, 33 * 65536);
 });
 
-test("a plug-in that grows its memory past its grant traps, and the next call gets a fresh instance", async () => {
+test(`${label}: ` + "a plug-in that grows its memory past its grant traps, and the next call gets a fresh instance", async () => {
   const host = await load(plan({ t: component("tool", WASM.hog, { grant: { memory_pages: 4 } }) }, "t"));
   try {
     for (let i = 0; i < 2; i++) {
@@ -67,7 +75,7 @@ test("a plug-in that grows its memory past its grant traps, and the next call ge
   }
 });
 
-test("a plug-in that never returns is stopped at its timeout_ms, every time", async () => {
+test(`${label}: ` + "a plug-in that never returns is stopped at its timeout_ms, every time", async () => {
   const host = await load(plan({ t: component("tool", WASM.spin, { grant: { timeout_ms: 300 } }) }, "t"));
   try {
     for (let i = 0; i < 2; i++) {
@@ -80,7 +88,7 @@ test("a plug-in that never returns is stopped at its timeout_ms, every time", as
   }
 });
 
-test("a nested call never outlives its caller's deadline", needsRust, async () => {
+test(`${label}: ` + "a nested call never outlives its caller's deadline", needsRust, async () => {
   const rust = /** @type {Uint8Array} */ (RUST);
   const host = await load(plan({
     a: component("agent", rust, { grant: { timeout_ms: 500 }, calls: { tools: ["spin"] } }),
@@ -88,15 +96,21 @@ test("a nested call never outlives its caller's deadline", needsRust, async () =
   }, "a"));
   try {
     const start = performance.now();
-    const result = await host.run("q");
+    if (engine === undefined) {
+      const result = await host.run("q");
+      assert.match(result.output, /time limit \(500 ms of agent `a`\) ran out/);
+    } else {
+      // one thread runs both: a callee that shares its caller's deadline is stopped with the whole request
+      await assert.rejects(host.run("q"), (err) => err instanceof PluginFailed && /agent `a` timed out after 500 ms/.test(err.message));
+      assert.equal((await host.call("a", "count", new Uint8Array(0))).length, 1, "a fresh worker answers the next call");
+    }
     assert.ok(performance.now() - start < 4000);
-    assert.match(result.output, /time limit \(500 ms of agent `a`\) ran out/);
   } finally {
     await host.close();
   }
 });
 
-test("an agent that calls itself gets `cycle`; a chain deeper than 8 gets `depth`", needsRust, async () => {
+test(`${label}: ` + "an agent that calls itself gets `cycle`; a chain deeper than 8 gets `depth`", needsRust, async () => {
   const rust = /** @type {Uint8Array} */ (RUST);
   const components = Object.fromEntries(Array.from({ length: 10 }, (_, i) =>
     [`a${i}`, component("agent", rust, { calls: { agents: i < 9 ? [`a${i + 1}`] : [] } })]));
@@ -113,7 +127,7 @@ test("an agent that calls itself gets `cycle`; a chain deeper than 8 gets `depth
   }
 });
 
-test("limits of host requests: an emit chunk over 64 Ki characters, a kv value over 1 MiB, a kv key over 512", needsRust, async () => {
+test(`${label}: ` + "limits of host requests: an emit chunk over 64 Ki characters, a kv value over 1 MiB, a kv key over 512", needsRust, async () => {
   const rust = /** @type {Uint8Array} */ (RUST);
   const chunks = [];
   const host = await load(plan({ a: component("agent", rust, { grant: { kv: true } }) }, "a"), { onChunk: (/** @type {string} */ c, /** @type {string} */ t) => chunks.push([c, t]) });
@@ -129,7 +143,7 @@ test("limits of host requests: an emit chunk over 64 Ki characters, a kv value o
   }
 });
 
-test("a tool's arguments are checked against its input_schema before it runs", needsRust, async () => {
+test(`${label}: ` + "a tool's arguments are checked against its input_schema before it runs", needsRust, async () => {
   const rust = /** @type {Uint8Array} */ (RUST);
   const schema = { type: "object", properties: { q: { type: "string" } }, required: ["q"] };
   const host = await load(plan({
@@ -148,7 +162,7 @@ test("a tool's arguments are checked against its input_schema before it runs", n
   }
 });
 
-test("a secret the host cannot read stops the load, naming the secret and the component", async () => {
+test(`${label}: ` + "a secret the host cannot read stops the load, naming the secret and the component", async () => {
   const secret = { name: "token", source: "env:CSPM_JS_TEST_UNSET", header: "Authorization", format: "Bearer {}", hosts: null, query: null };
   const p = plan({ t: component("tool", WASM.spin, { secrets: [secret] }) }, "t");
   await assert.rejects(load(p, { secrets: async () => null }), /secret `token` of tool `t`: env:CSPM_JS_TEST_UNSET is not available/);
@@ -156,17 +170,17 @@ test("a secret the host cannot read stops the load, naming the secret and the co
   await assert.rejects(load(p, { secrets: async () => "two\nlines" }), /spans several lines/);
 });
 
-test("modules are read once per digest, whatever the number of components", async () => {
+test(`${label}: ` + "modules are read once per digest, whatever the number of components", async () => {
   let reads = 0;
   const modules = modulesOf(WASM.spin);
   const host = await Host.load(plan({ a: component("tool", WASM.spin), b: component("tool", WASM.spin) }, "a"),
-    { modules: async (c) => { reads++; return modules(c); } });
+    { modules: async (c) => { reads++; return modules(c); }, engine });
   await host.close();
   assert.equal(reads, 1);
   assert.equal(moduleRef(WASM.spin).size, WASM.spin.length);
 });
 
-test("vars persist across many calls (the host resets Extism-JS's block list between calls, not the vars)", needsRust, async () => {
+test(`${label}: ` + "vars persist across many calls (the host resets Extism-JS's block list between calls, not the vars)", needsRust, async () => {
   const rust = /** @type {Uint8Array} */ (RUST);
   const host = await load(plan({ a: component("agent", rust, { grant: { kv: true } }) }, "a"));
   try {
@@ -181,3 +195,23 @@ test("vars persist across many calls (the host resets Extism-JS's block list bet
     await host.close();
   }
 });
+
+test(`${label}: ` + "a callee that runs past its own timeout_ms fails, and its caller goes on", needsRust, async () => {
+  const rust = /** @type {Uint8Array} */ (RUST);
+  const host = await load(plan({
+    a: component("agent", rust, { grant: { timeout_ms: 20000 }, calls: { tools: ["spin"] } }),
+    spin: component("tool", WASM.spin, { grant: { timeout_ms: 300 } }),
+  }, "a"));
+  try {
+    for (let i = 0; i < 2; i++) {
+      const start = performance.now();
+      const result = await host.run("q");
+      assert.match(result.output, /tool `spin` timed out after 300 ms/);
+      assert.ok(performance.now() - start < 3000, "stopped near the callee's deadline");
+    }
+    assert.equal(new TextDecoder().decode(await host.call("a", "count", new Uint8Array(0))), "1", "the caller's instance was kept");
+  } finally {
+    await host.close();
+  }
+});
+}
