@@ -32,6 +32,7 @@ BARE_FLAG = re.compile(r"(?:^|(?<=[\s(,]))(--?[a-z][a-z-]*)")
 # runs can reach that function. Such a flag must exist on every one of them.
 REACHED_BY: dict[str, list[str]] = {
     "cspm/cli/session.py:clear": ["session clear"],
+    "cspm/cli/run.py:planned": ["run", "serve"],
     "cspm/index/from_sources.py:_build_into": ["index build"],
     "cspm/index/from_sources.py:_existing_registry": ["index build"],
     "cspm/single.py:parse_arguments": ["call"],

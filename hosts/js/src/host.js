@@ -7,30 +7,26 @@
 // context, so a host function knows who is calling, in which session, how deep, and by when it must
 // end. Extism-JS runs host functions for a synchronous guest only when the guest runs in a worker
 // (no JSPI in Node 20), so the default instantiate runs every plug-in in its own worker.
+// The ABI's rules themselves (routing, schemas, deadlines, wording) are src/rules.js's, which
+// src/worker-entry.js applies too.
 
 import createPlugin from "@extism/extism";
-import { FetchRefused, HttpGateway, READ_BYTES, Streams } from "./http.js";
-import { JsonRejected, parseBounded } from "./json.js";
-import { KvKeyInvalid, KvTooLarge } from "./kv.js";
+import { HttpGateway, READ_BYTES, Streams } from "./http.js";
 import { MemoryKvStore } from "./kv-memory.js";
 import { loadPlan } from "./plan.js";
-import { argumentsProblem, firstError, messageCheck } from "./schemas.js";
+import {
+  Frame, HOST_FUNCTIONS, HostRefusal, LogBook, NAMESPACE, Node, PluginFailed, ROUTED, agentPayload, calleeRefusal, checkArguments,
+  crashedMessage, emitted, errorDocument, failedMessage, internalDocument, kernelFunctions, kvRefusal, noInstanceMessage,
+  outsideDocument, parseAnswer, parseRequest, refusalDocument, requireKv, route, runResult, stoppedMessage, storeAnswer, timeoutMessage,
+} from "./rules.js";
 import { WasmFormatError, capMemory } from "./wasm.js";
 
-export const MAX_DEPTH = 8;
-export const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
-export const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
-export const MAX_CHUNK_CHARS = 64 * 1024;
+export {
+  HOST_FUNCTIONS, MAX_ANSWER_BYTES, MAX_CHUNK_CHARS, MAX_DEPTH, MAX_LINE_CHARS, MAX_LOG_BYTES, MAX_LOG_LINES, MAX_REQUEST_BYTES,
+  NAMESPACE, PluginFailed, errorDocument,
+} from "./rules.js";
 export const MAX_MODULE_BYTES = 64 * 1024 * 1024;
-export const MAX_LINE_CHARS = 4000;
-export const MAX_LOG_LINES = 2000;
-export const MAX_LOG_BYTES = 1024 * 1024;
 export const MAX_SECRET_CHARS = 16 * 1024;
-export const NAMESPACE = "extism:host/user";
-/** The ten host functions of ABI 1 (the last three: the streaming extension). */
-export const HOST_FUNCTIONS = /** @type {const} */ (["call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set",
-  "emit", "http_open", "http_read", "http_close"]);
-const ROUTED = /** @type {Record<string, "llm" | "tool" | "agent">} */ ({ call_llm: "llm", call_tool: "tool", call_agent: "agent" });
 /** After the deadline, how long a guest that is inside a host function (answered `timeout`) gets to return. */
 const GRACE_MS = 250;
 /** Calls into an instance between two resets of Extism-JS's block list (see #call). */
@@ -86,23 +82,6 @@ const MAX_GRACE_MS = 2000;
 /** The host could not load the plan (a module, a secret, a mount): nothing ran. */
 export class HostLoadError extends Error {}
 
-/** A call into a plug-in failed (returned an error, trapped, timed out, answered malformed JSON). */
-export class PluginFailed extends Error {}
-
-/** A request the host refuses (an error document for the calling plug-in). */
-class HostRefusal extends Error {
-  /** @param {string} code @param {string} message */
-  constructor(code, message) {
-    super(message);
-    this.code = code;
-  }
-}
-
-/** @param {string} code @param {string} message */
-export function errorDocument(code, message) {
-  return JSON.stringify({ error: { code, message } });
-}
-
 /** sha256 hex of bytes with SubtleCrypto (Node ≥ 20 and browsers). @param {Uint8Array} bytes */
 export async function sha256Hex(bytes) {
   const digest = await globalThis.crypto.subtle.digest("SHA-256", /** @type {any} */ (bytes));
@@ -125,78 +104,37 @@ export async function extismInstantiate(spec) {
   return /** @type {PluginLike} */ (/** @type {unknown} */ (plugin));
 }
 
-/** @param {string} message */
-function clip(message) {
-  return message.length <= MAX_LINE_CHARS ? message : message.slice(0, MAX_LINE_CHARS) + "…";
-}
-
-class Node {
+/** A component of the plan and its instance. */
+class HostNode extends Node {
   /** @param {string} name @param {Component} component @param {WebAssembly.Module} module @param {boolean} wasi
    *  @param {Record<string, string>} allowedPaths @param {Secret[]} secrets */
   constructor(name, component, module, wasi, allowedPaths, secrets) {
-    this.name = name;
-    this.component = component;
+    super(name, component);
     this.module = module;
     this.wasi = wasi;
     this.allowedPaths = allowedPaths;
     this.secrets = secrets;
     /** @type {PluginLike | null} */
     this.plugin = null;
-    this.busy = false;
     this.callsSinceReset = 0;
-    /** @type {{level: string, message: string}[]} */
-    this.logs = [];
-    this.logBytes = 0;
-    this.droppedLogs = 0;
-  }
-
-  descriptor() {
-    /** @type {{name: string, description: string, input_schema?: object}} */
-    const out = { name: this.name, description: this.component.description };
-    if (this.component.input_schema !== null) out.input_schema = this.component.input_schema;
-    return out;
-  }
-
-  get who() {
-    return `${this.component.kind} \`${this.name}\``;
+    this.logs = new LogBook();
   }
 }
 
-/** Host context of one call into a plug-in: its deadline is its own limit or its caller's, whichever ends first. */
-class Frame {
-  /** @param {Node} node @param {Frame | null} parent @param {string} session */
+/**
+ * Host context of one call into a plug-in (src/rules.js's Frame: deadline, limit, depth, chain), and
+ * what its host functions have in progress.
+ * @extends {Frame<HostNode>}
+ */
+class HostFrame extends Frame {
+  /** @param {HostNode} node @param {HostFrame | null} parent @param {string} session */
   constructor(node, parent, session) {
-    this.node = node;
-    this.parent = parent;
-    this.session = session;
-    /** @type {number} */
-    this.depth = parent === null ? 0 : parent.depth + 1;
-    const timeout = node.component.grant.timeout_ms;
-    /** @type {number} performance.now() when its time is up */
-    this.deadline = performance.now() + timeout;
-    this.limit = `${timeout} ms of ${node.who}`;
-    this.inherited = false;
-    if (parent !== null && parent.deadline < this.deadline) {
-      this.deadline = parent.deadline;
-      this.limit = parent.limit;
-      this.inherited = true;
-    }
+    super(node, parent, session);
     /** @type {Streams | null} */
     this.streams = null;
     this.hostCalls = 0; // host functions of this call in progress
     this.lastReturn = -Infinity; // performance.now() when the last one answered
-    /** @type {Uint8Array | null} what the guest set with output_set */
-    this.output = null;
-    /** @type {string | null} what the guest set with error_set: the call failed */
-    this.error = null;
     this.ended = false;
-  }
-
-  chain() {
-    /** @type {string[]} */
-    const names = [];
-    for (let f = /** @type {Frame | null} */ (this); f !== null; f = f.parent) names.unshift(f.node.name);
-    return names;
   }
 }
 
@@ -209,7 +147,7 @@ export class Host {
     /** @type {KvStore} */
     this.kv = options.kv ?? new MemoryKvStore();
     this.http = new HttpGateway(options.fetch ?? globalThis.fetch.bind(globalThis));
-    /** @type {Map<string, Node>} */
+    /** @type {Map<string, HostNode>} */
     this.nodes = new Map();
     /** @type {Promise<unknown>} one top-level request at a time: a plug-in instance is not reentrant */
     this.queue = Promise.resolve();
@@ -257,7 +195,7 @@ export class Host {
           }
         }
         const secrets = await host.#secrets(name, component);
-        const node = new Node(name, component, module, wasi, allowedPaths, secrets);
+        const node = new HostNode(name, component, module, wasi, allowedPaths, secrets);
         host.nodes.set(name, node);
         node.plugin = await host.#instance(node);
       }
@@ -342,28 +280,14 @@ export class Host {
     return out;
   }
 
-  /** A fresh instance of a component. @param {Node} node */
+  /** A fresh instance of a component. @param {HostNode} node */
   async #instance(node) {
     /** @type {Record<string, (ctx: any, offset: bigint) => Promise<bigint>>} */
     const functions = {};
     for (const fn of HOST_FUNCTIONS) functions[fn] = (ctx, offset) => this.#hostFunction(fn, ctx, offset);
-    // Extism-JS's own output_set ignores the length the guest gives and returns its whole block (an
-    // empty output comes back as the 1-byte block a PDK allocated for it). A function given for the
-    // kernel's namespace replaces the kernel's, so the host keeps the output itself, cut to its length.
-    // error_set likewise: a guest that sets an error and then traps (the SDKs' panic handlers) loses
-    // its message in Extism-JS, which reports the trap; the host keeps the message it set.
-    const kernel = {
-      output_set: (/** @type {any} */ ctx, /** @type {bigint} */ offset, /** @type {bigint} */ length) => {
-        const frame = ctx.hostContext();
-        const block = ctx.read(offset)?.bytes() ?? new Uint8Array(0);
-        if (frame instanceof Frame) frame.output = block.slice(0, Math.min(Number(length), block.byteLength));
-      },
-      error_set: (/** @type {any} */ ctx, /** @type {bigint} */ offset) => {
-        const frame = ctx.hostContext();
-        const block = ctx.read(offset)?.bytes() ?? new Uint8Array(0);
-        if (frame instanceof Frame) frame.error = clip(new TextDecoder().decode(block.subarray(0, 4 * MAX_LINE_CHARS)));
-      },
-    };
+    // A function given for the kernel's namespace replaces the kernel's: the host keeps the output and
+    // error a guest sets itself (see kernelFunctions).
+    const kernel = kernelFunctions();
     const log = (/** @type {string} */ level) => (/** @type {string} */ message) => this.#log(node, level, String(message));
     try {
       return await this.instantiate({
@@ -377,23 +301,15 @@ export class Host {
     }
   }
 
-  /** Keep a line within the plug-in's bounds. @param {Node} node @param {string} level @param {string} message */
+  /** Keep a line within the plug-in's bounds. @param {HostNode} node @param {string} level @param {string} message */
   #log(node, level, message) {
-    message = clip(message);
-    const cost = new TextEncoder().encode(message).byteLength;
-    if (node.logs.length >= MAX_LOG_LINES || node.logBytes + cost > MAX_LOG_BYTES) {
-      node.droppedLogs++;
-      return;
-    }
-    node.logs.push({ level, message });
-    node.logBytes += cost;
-    this.options.onLog?.(node.name, level, message);
+    const kept = node.logs.add(level, message);
+    if (kept !== null) this.options.onLog?.(node.name, level, kept);
   }
 
   /** The log lines kept for a component (bounded), and how many were dropped. @param {string} name */
   logs(name) {
-    const node = this.#node(name);
-    return { lines: [...node.logs], dropped: node.droppedLogs };
+    return this.#node(name).logs.snapshot();
   }
 
   /** @param {string} name */
@@ -453,10 +369,7 @@ export class Host {
     return this.#serial(async () => {
       const node = this.#node(name);
       const session = options.session ?? this.session;
-      if (node.component.kind === "tool" && "arguments" in payload) {
-        const problem = argumentsProblem(name, node.component.input_schema, payload.arguments);
-        if (problem !== null) throw new PluginFailed(`bad_request: ${problem}`);
-      }
+      checkArguments(name, node.component, payload);
       if (node.component.kind === "agent") {
         payload = { ...this.#agentPayload(node, String(payload.input ?? ""), session), ...payload };
       }
@@ -464,12 +377,10 @@ export class Host {
     });
   }
 
-  /** @param {Node} node @param {any} payload @param {string} session @returns {Promise<RunResult>} */
+  /** @param {HostNode} node @param {any} payload @param {string} session @returns {Promise<RunResult>} */
   async #request(node, payload, session) {
     const { response } = await this.#invoke(node, payload, null, session);
-    if (node.component.kind === "llm") return { output: response.content, finishReason: response.finish_reason, response, session };
-    const reason = response.finish_reason ?? (response.is_error ? "error" : "final_answer");
-    return { output: response.output, finishReason: reason, response, session };
+    return runResult(node.component, response, session);
   }
 
   /**
@@ -482,45 +393,34 @@ export class Host {
   call(name, exportName, input, options = {}) {
     return this.#serial(async () => {
       const node = this.#node(name);
-      return this.#call(node, exportName, input, new Frame(node, null, options.session ?? this.session));
+      return this.#call(node, exportName, input, new HostFrame(node, null, options.session ?? this.session));
     });
   }
 
-  /** @param {Node} node @param {string} text @param {string} session */
+  /** @param {HostNode} node @param {string} text @param {string} session */
   #agentPayload(node, text, session) {
-    const calls = node.component.calls;
-    const list = (/** @type {string[]} */ names) => names.map((n) => this.#node(n).descriptor());
-    return { input: text, session, llms: list(calls.llms), tools: list(calls.tools), agents: list(calls.agents) };
+    return agentPayload(node, text, session, (n) => this.#node(n));
   }
 
   /**
    * Call a plug-in's `call` with a message; its answer, checked against the schema of its kind.
-   * @param {Node} node @param {any} payload @param {Frame | null} parent @param {string} session
+   * @param {HostNode} node @param {any} payload @param {HostFrame | null} parent @param {string} session
    */
   async #invoke(node, payload, parent, session) {
-    const frame = new Frame(node, parent, session);
+    const frame = new HostFrame(node, parent, session);
     const raw = await this.#call(node, "call", new TextEncoder().encode(JSON.stringify(payload)), frame);
-    let response;
-    try {
-      response = parseBounded(raw, { maxBytes: MAX_ANSWER_BYTES });
-    } catch (err) {
-      const head = new TextDecoder().decode(raw.subarray(0, 80));
-      throw new PluginFailed(`${node.who} returned invalid JSON: ${JSON.stringify(head)} (${/** @type {Error} */ (err).message})`);
-    }
-    const check = messageCheck(`${node.component.kind}_output`);
-    if (!check(response)) throw new PluginFailed(`${node.who} returned a malformed ${node.component.kind} response: ${firstError(check)}`);
-    return { response, raw };
+    return { response: parseAnswer(node, raw), raw };
   }
 
   /**
    * The one place a plug-in is entered: marks it busy (cycles), holds it to its deadline, and replaces
    * the instance after any failure (docs/abi.md §1: a trap skips the guest's clean-up).
-   * @param {Node} node @param {string} exportName @param {Uint8Array} input @param {Frame} frame
+   * @param {HostNode} node @param {string} exportName @param {Uint8Array} input @param {HostFrame} frame
    * @returns {Promise<Uint8Array>}
    */
   async #call(node, exportName, input, frame) {
     const plugin = node.plugin;
-    if (plugin === null) throw new PluginFailed(`${node.who} has no instance (the host is closed or could not renew it)`);
+    if (plugin === null) throw new PluginFailed(noInstanceMessage(node));
     node.busy = true;
     /** @type {any} */
     let timer = null;
@@ -556,10 +456,7 @@ export class Host {
       return frame.output ?? (typeof result?.bytes === "function" ? result.bytes() : new Uint8Array(0));
     } catch (err) {
       await this.#renew(node, plugin);
-      if (stopped) {
-        throw new PluginFailed(frame.inherited ? `${node.who} was stopped: the call's time limit (${frame.limit}) ran out`
-          : `${node.who} timed out after ${node.component.grant.timeout_ms} ms (raise \`grant: {timeout_ms: N}\` if it needs longer)`);
-      }
+      if (stopped) throw new PluginFailed(stoppedMessage(node, frame));
       throw new PluginFailed(this.#explain(node, frame, err));
     } finally {
       clearTimeout(timer);
@@ -569,7 +466,7 @@ export class Host {
     }
   }
 
-  /** @param {Node} node @param {PluginLike} old */
+  /** @param {HostNode} node @param {PluginLike} old */
   async #renew(node, old) {
     node.plugin = null;
     old.close().catch(() => {});
@@ -587,15 +484,15 @@ export class Host {
     }
   }
 
-  /** @param {Node} node @param {Frame} frame @param {unknown} err */
+  /** @param {HostNode} node @param {HostFrame} frame @param {unknown} err */
   #explain(node, frame, err) {
     const message = String(/** @type {any} */ (err)?.message ?? err);
-    if (frame.error !== null) return `${node.who} failed: ${frame.error}`;
+    if (frame.error !== null) return failedMessage(node, frame.error);
     const set = /^Plugin-originated error: ([\s\S]*)$/.exec(message);
-    if (set) return `${node.who} failed: ${set[1]}`;
+    if (set) return failedMessage(node, set[1]);
     // anything else the instance threw is a trap: a worker's RuntimeError reaches this thread as a plain
     // Error (structured clone keeps only the standard error types)
-    return `${node.who} crashed (wasm trap): ${message.split("\n")[0]}`;
+    return crashedMessage(node, message);
   }
 
   // ---- host functions --------------------------------------------------------------------------
@@ -608,30 +505,26 @@ export class Host {
     /** @type {string} */
     let response;
     const frame = ctx.hostContext();
-    if (!(frame instanceof Frame)) {
-      response = errorDocument("internal", `${fn}: called outside of a call from this host`);
+    if (!(frame instanceof HostFrame)) {
+      response = outsideDocument(fn);
     } else {
       frame.hostCalls++;
       try {
         const request = ctx.read(offset)?.bytes() ?? new Uint8Array(0);
         response = await this.#handle(frame, fn, request);
       } catch (err) {
-        response = errorDocument("internal", `${fn}: ${/** @type {Error} */ (err)?.name}: ${/** @type {Error} */ (err)?.message}`);
+        response = internalDocument(fn, err);
       } finally {
         frame.hostCalls--;
         frame.lastReturn = performance.now();
       }
     }
-    try {
-      return ctx.store(response);
-    } catch {
-      return ctx.store(errorDocument("too_large", `${fn}: the answer does not fit in the plug-in's memory`));
-    }
+    return storeAnswer(ctx, fn, response);
   }
 
-  /** A request, held to the frame's deadline. @param {Frame} frame @param {string} fn @param {Uint8Array} request */
+  /** A request, held to the frame's deadline. @param {HostFrame} frame @param {string} fn @param {Uint8Array} request */
   async #handle(frame, fn, request) {
-    const timeout = () => errorDocument("timeout", `${fn}: the call's time limit (${frame.limit}) ran out`);
+    const timeout = () => errorDocument("timeout", timeoutMessage(fn, frame.limit));
     if (performance.now() >= frame.deadline) return timeout();
     /** @type {any} */
     let timer = null;
@@ -643,65 +536,32 @@ export class Host {
     }
   }
 
-  /** @param {Frame} frame @param {string} fn @param {Uint8Array} request @returns {Promise<string>} */
+  /** @param {HostFrame} frame @param {string} fn @param {Uint8Array} request @returns {Promise<string>} */
   async #dispatch(frame, fn, request) {
     try {
-      let message;
-      try {
-        message = parseBounded(request, { maxBytes: MAX_REQUEST_BYTES });
-      } catch (err) {
-        if (err instanceof JsonRejected) throw new HostRefusal("bad_request", `${fn}: bad request: ${err.message}`);
-        throw err;
-      }
-      const check = messageCheck(`${fn}_request`);
-      if (!check(message)) throw new HostRefusal("bad_request", `${fn}: ${worded(fn, message, firstError(check))}`);
+      const message = parseRequest(fn, request);
       const kind = ROUTED[fn];
       if (kind) return await this.#route(frame, kind, message);
       return JSON.stringify(await this.#hostCall(frame, fn, message));
     } catch (err) {
-      if (err instanceof HostRefusal) return errorDocument(err.code, err.message);
-      if (err instanceof FetchRefused) {
-        return errorDocument(err.code, err.code === "timeout" ? `${err.message} (${frame.limit})` : err.message);
-      }
-      throw err;
+      const refused = refusalDocument(err, frame.limit);
+      if (refused === null) throw err;
+      return refused;
     }
   }
 
-  /** @param {Frame} frame @param {"llm" | "tool" | "agent"} kind @param {any} message @returns {Promise<string>} */
+  /** @param {HostFrame} frame @param {"llm" | "tool" | "agent"} kind @param {any} message @returns {Promise<string>} */
   async #route(frame, kind, message) {
-    const caller = frame.node;
-    const name = message.name;
-    const declared = caller.component.calls[`${kind}s`];
-    if (!declared.includes(name)) {
-      throw new HostRefusal("not_declared", `${caller.who} did not declare ${kind} \`${name}\` (it declared: ${declared.join(", ") || "none"})`);
-    }
-    const target = this.#node(name);
-    if (target.busy) throw new HostRefusal("cycle", `call cycle: ${[...frame.chain(), name].join(" -> ")}`);
-    if (frame.depth + 1 >= MAX_DEPTH) throw new HostRefusal("depth", `call depth over ${MAX_DEPTH}: ${[...frame.chain(), name].join(" -> ")}`);
-    const { package: pkg, features } = target.component;
-    if (kind === "llm" && message.tools?.length && pkg !== null && !features.includes("tool_calling")) {
-      throw new HostRefusal("unsupported", `llm \`${name}\` (${pkg}) does not do native tool calling; describe the tools in the prompt instead`);
-    }
-    if (kind === "tool" && "arguments" in message) {
-      const problem = argumentsProblem(name, target.component.input_schema, message.arguments);
-      if (problem !== null) throw new HostRefusal("bad_request", `call_tool: ${problem}`);
-    }
-    let payload = Object.fromEntries(Object.entries(message).filter(([k]) => k !== "name"));
-    let session = frame.session;
-    if (kind === "agent") {
-      session = message.session || frame.session;
-      payload = this.#agentPayload(target, message.input, session);
-    }
+    const { target, payload, session } = route(frame, kind, message, (name) => this.#node(name));
     try {
       const { raw } = await this.#invoke(target, payload, frame, session);
       return new TextDecoder().decode(raw);
     } catch (err) {
-      if (err instanceof PluginFailed) throw new HostRefusal("callee_failed", err.message);
-      throw err;
+      throw calleeRefusal(err);
     }
   }
 
-  /** @param {Frame} frame @param {string} fn @param {any} message */
+  /** @param {HostFrame} frame @param {string} fn @param {any} message */
   async #hostCall(frame, fn, message) {
     const node = frame.node;
     const grant = node.component.grant;
@@ -723,7 +583,7 @@ export class Host {
         return {};
       case "kv_get":
       case "kv_set": {
-        if (!grant.kv) throw new HostRefusal("not_granted", `kv is not granted to \`${node.name}\` (add \`grant: {kv: true}\`)`);
+        requireKv(node);
         /** @type {import("./kv.js").Scope} */
         const scope = [this.plan.kv_scope, node.name, frame.session];
         try {
@@ -731,45 +591,17 @@ export class Host {
           await this.kv.set(scope, message.key, message.value);
           return {};
         } catch (err) {
-          if (err instanceof KvKeyInvalid) throw new HostRefusal("bad_request", `${fn}: ${err.message}`);
-          if (err instanceof KvTooLarge) throw new HostRefusal("too_large", `${fn}: ${err.message}`);
-          throw err;
+          throw kvRefusal(fn, err);
         }
       }
       case "emit": {
-        if (message.type === "chunk") {
-          const text = message.text;
-          if (text.length > MAX_CHUNK_CHARS) {
-            throw new HostRefusal("bad_request", `emit: a chunk of ${text.length} characters is over the ${MAX_CHUNK_CHARS}-character limit (send it in several)`);
-          }
-          this.options.onChunk?.(node.name, text);
-        } else if (message.type === "log") {
-          this.#log(node, message.level ?? "info", message.message);
-        } else {
-          const { done, total } = message;
-          const text = message.message ?? "";
-          this.#log(node, "info", total ? `progress ${done ?? "?"}/${total} ${text}`.trim() : text);
-        }
+        const wanted = emitted(message);
+        if ("chunk" in wanted) this.options.onChunk?.(node.name, wanted.chunk);
+        else this.#log(node, wanted.level, wanted.line);
         return {};
       }
       default:
         throw new HostRefusal("internal", `${fn}: not a host function`);
     }
   }
-}
-
-/**
- * The schema's message, or what a tool input must be when that is what is wrong (its `oneOf` says nothing useful).
- * @param {string} fn @param {any} message @param {string} problem
- */
-function worded(fn, message, problem) {
-  if (fn === "call_tool" && message && typeof message === "object" && !Array.isArray(message)) {
-    const hasInput = "input" in message;
-    const hasArgs = "arguments" in message;
-    if (hasInput === hasArgs || (hasInput && typeof message.input !== "string")
-      || (hasArgs && (typeof message.arguments !== "object" || message.arguments === null || Array.isArray(message.arguments)))) {
-      return "a tool input needs `input` (text) or `arguments` (an object), not both";
-    }
-  }
-  return problem;
 }

@@ -16,11 +16,13 @@
 // with fresh instances of every component replaces it (the vars of every component are lost).
 
 import { MessageChannel, Worker } from "node:worker_threads";
-import { FetchRefused, HttpGateway, READ_BYTES, Streams } from "./http.js";
-import { Host, HostLoadError, MAX_LINE_CHARS, MAX_LOG_BYTES, MAX_LOG_LINES, PluginFailed, errorDocument } from "./host.js";
-import { KvKeyInvalid, KvTooLarge } from "./kv.js";
+import { HttpGateway, READ_BYTES, Streams } from "./http.js";
+import { Host, HostLoadError } from "./host.js";
 import { MemoryKvStore } from "./kv-memory.js";
-import { argumentsProblem } from "./schemas.js";
+import {
+  HostRefusal, LogBook, PluginFailed, checkArguments, errorDocument, internalDocument, kvRefusal, refusalDocument, runResult,
+  timedOutMessage, timeoutMessage,
+} from "./rules.js";
 
 const GRACE_MS = 250;
 const MAX_GRACE_MS = 2000;
@@ -33,19 +35,6 @@ const MAX_GRACE_MS = 2000;
  * @typedef {import("./http.js").Secret} Secret
  */
 
-/** @param {string} message */
-function clip(message) {
-  return message.length <= MAX_LINE_CHARS ? message : message.slice(0, MAX_LINE_CHARS) + "…";
-}
-
-class Refusal extends Error {
-  /** @param {string} code @param {string} message */
-  constructor(code, message) {
-    super(message);
-    this.code = code;
-  }
-}
-
 export class WorkerHost extends Host {
   /** @param {Host} checked @param {any[]} specs @param {HostOptions} options */
   constructor(checked, specs, options) {
@@ -57,8 +46,8 @@ export class WorkerHost extends Host {
     this.components = checked.nodes;
     this.specs = specs.map((spec) => ({ name: spec.name, component: spec.component, module: spec.module, wasi: spec.wasi,
       allowedPaths: spec.allowedPaths, config: spec.config, memoryPages: spec.memoryPages }));
-    /** @type {Map<string, {lines: {level: string, message: string}[], bytes: number, dropped: number}>} */
-    this.logLines = new Map([...this.nodes.keys()].map((n) => [n, { lines: [], bytes: 0, dropped: 0 }]));
+    /** @type {Map<string, LogBook>} */
+    this.logLines = new Map([...this.nodes.keys()].map((n) => [n, new LogBook()]));
     /** @type {Map<number, Streams>} open streams by the worker's frame id */
     this.streams = new Map();
     /** @type {Promise<unknown>} */
@@ -153,16 +142,8 @@ export class WorkerHost extends Host {
   /** @param {string} name @param {string} level @param {string} message */
   #log(name, level, message) {
     const kept = this.logLines.get(name);
-    if (!kept) return;
-    message = clip(message);
-    const cost = new TextEncoder().encode(message).byteLength;
-    if (kept.lines.length >= MAX_LOG_LINES || kept.bytes + cost > MAX_LOG_BYTES) {
-      kept.dropped++;
-      return;
-    }
-    kept.lines.push({ level, message });
-    kept.bytes += cost;
-    this.options.onLog?.(name, level, message);
+    const line = kept?.add(level, message) ?? null;
+    if (line !== null) this.options.onLog?.(name, level, line);
   }
 
   /**
@@ -178,13 +159,11 @@ export class WorkerHost extends Host {
     let timer = null;
     try {
       const late = new Promise((resolve) => {
-        timer = setTimeout(() => resolve(errorDocument("timeout", `${m.fn}: the call's time limit (${m.limit}) ran out`)), Math.max(m.remainingMs, 0));
+        timer = setTimeout(() => resolve(errorDocument("timeout", timeoutMessage(m.fn, m.limit))), Math.max(m.remainingMs, 0));
       });
       text = /** @type {string} */ (await Promise.race([this.#io(m, deadline), late]));
     } catch (err) {
-      if (err instanceof Refusal) text = errorDocument(err.code, err.message);
-      else if (err instanceof FetchRefused) text = errorDocument(err.code, err.code === "timeout" ? `${err.message} (${m.limit})` : err.message);
-      else text = errorDocument("internal", `${m.fn}: ${/** @type {Error} */ (err)?.name}: ${/** @type {Error} */ (err)?.message}`);
+      text = refusalDocument(err, m.limit) ?? internalDocument(m.fn, err);
     } finally {
       clearTimeout(timer);
       this.asking--;
@@ -208,7 +187,7 @@ export class WorkerHost extends Host {
         if (!streams) this.streams.set(m.frame, streams = new Streams());
         if (!streams.room()) throw Streams.refused();
         const stream = await this.http.open(message, grant.hosts, entry.secrets, deadline);
-        if (this.streams.get(m.frame) !== streams) { stream.close(); throw new Refusal("timeout", "http_open: the call ended"); }
+        if (this.streams.get(m.frame) !== streams) { stream.close(); throw new HostRefusal("timeout", "http_open: the call ended"); }
         const number = streams.add(stream);
         return JSON.stringify({ status: stream.status, headers: stream.headers, stream: number });
       }
@@ -226,13 +205,11 @@ export class WorkerHost extends Host {
           await this.kv.set(scope, message.key, message.value);
           return "{}";
         } catch (err) {
-          if (err instanceof KvKeyInvalid) throw new Refusal("bad_request", `${m.fn}: ${err.message}`);
-          if (err instanceof KvTooLarge) throw new Refusal("too_large", `${m.fn}: ${err.message}`);
-          throw err;
+          throw kvRefusal(m.fn, err);
         }
       }
       default:
-        throw new Refusal("internal", `${m.fn}: not a host function`);
+        throw new HostRefusal("internal", `${m.fn}: not a host function`);
     }
   }
 
@@ -265,7 +242,7 @@ export class WorkerHost extends Host {
           this.current = null;
           this.worker = null;
           worker.terminate().catch(() => {});
-          reject(new PluginFailed(`${component.kind} \`${name}\` timed out after ${timeout} ms (raise \`grant: {timeout_ms: N}\` if it needs longer)`));
+          reject(new PluginFailed(timedOutMessage(`${component.kind} \`${name}\``, timeout)));
         };
         timer = setTimeout(check, timeout);
         worker.postMessage({ id, name, ...request });
@@ -294,13 +271,6 @@ export class WorkerHost extends Host {
     return entry.component;
   }
 
-  /** @param {Component} component @param {any} response @param {string} session @returns {RunResult} */
-  #result(component, response, session) {
-    if (component.kind === "llm") return { output: response.content, finishReason: response.finish_reason, response, session };
-    const reason = response.finish_reason ?? (response.is_error ? "error" : "final_answer");
-    return { output: response.output, finishReason: reason, response, session };
-  }
-
   /** As Host.run. @param {string} text @param {{entry?: string, session?: string}} [options] @returns {Promise<RunResult>} */
   run(text, options = {}) {
     return this.#serial(async () => {
@@ -311,7 +281,7 @@ export class WorkerHost extends Host {
       const request = kind === "agent" ? { kind: "invoke", payload: {}, agentText: text, session }
         : { kind: "invoke", payload: kind === "tool" ? { input: text } : { messages: [{ role: "user", content: text }] }, session };
       const { response } = await this.#send(name, request);
-      return this.#result(component, response, session);
+      return runResult(component, response, session);
     });
   }
 
@@ -320,14 +290,11 @@ export class WorkerHost extends Host {
     return this.#serial(async () => {
       const component = this.#component(name);
       const session = options.session ?? this.session;
-      if (component.kind === "tool" && "arguments" in payload) {
-        const problem = argumentsProblem(name, component.input_schema, payload.arguments);
-        if (problem !== null) throw new PluginFailed(`bad_request: ${problem}`);
-      }
+      checkArguments(name, component, payload);
       const request = component.kind === "agent" ? { kind: "invoke", payload, agentText: String(payload.input ?? ""), session }
         : { kind: "invoke", payload, session };
       const { response } = await this.#send(name, request);
-      return this.#result(component, response, session);
+      return runResult(component, response, session);
     });
   }
 
@@ -343,8 +310,7 @@ export class WorkerHost extends Host {
   /** @param {string} name */
   logs(name) {
     this.#component(name);
-    const kept = /** @type {{lines: any[], dropped: number}} */ (this.logLines.get(name));
-    return { lines: [...kept.lines], dropped: kept.dropped };
+    return /** @type {LogBook} */ (this.logLines.get(name)).snapshot();
   }
 
   /** Ends the worker; the kv store is closed as Host.close closes it. */
