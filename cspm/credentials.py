@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -37,7 +37,7 @@ def _env_name(registry: str) -> str:
     return "CSPM_TOKEN_" + registry.upper().replace("-", "_")
 
 
-def _load() -> dict[str, str]:
+def _load() -> dict[str, Any]:
     try:
         data = yaml.safe_load(path().read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
@@ -47,7 +47,8 @@ def _load() -> dict[str, str]:
     if not isinstance(data, dict):
         raise CspmError(f"{path()} is not a mapping of registry names to tokens",
                         hint="delete it and `cspm login` again")
-    return {str(k): str(v) for k, v in data.items()}
+    # a token is a string; an OCI registry's login is {username, password}
+    return {str(k): v if isinstance(v, dict) else str(v) for k, v in data.items()}
 
 
 def check_token(token: str) -> str:
@@ -62,7 +63,8 @@ def token_for(registry: str) -> str | None:
     env = _env_name(registry)
     where, token = next(((f"${name}", os.environ[name]) for name in (env, "CSPM_TOKEN") if os.environ.get(name)),
                         (str(path()), None))
-    token = token or _load().get(registry)
+    saved = _load().get(registry)
+    token = token or (saved if isinstance(saved, str) else None)
     if not token:
         return None
     try:
@@ -127,9 +129,11 @@ def authorization(registry: Registry, url: str, came_from: str = "the request go
     return {"Authorization": f"Bearer {token}"}
 
 
-def save(registry: str, token: str) -> Path:
+def save(registry: str, token: str, username: str | None = None) -> Path:
+    """`username`: an OCI registry's login (username and password or token), kept as a pair."""
     tokens = _load()
-    tokens[registry] = check_token(token)
+    tokens[registry] = (check_token(token) if username is None
+                        else {"username": check_secret(username, "username"), "password": check_secret(token)})
     target = path()
     atomicfile.write(target, yaml.safe_dump(tokens))  # 0600: only the user reads tokens
     return target
@@ -142,3 +146,76 @@ def forget(registry: str) -> bool:
     del tokens[registry]
     atomicfile.write(path(), yaml.safe_dump(tokens))
     return True
+
+
+# -- OCI registries: a username and a password (or token), as Docker keeps them
+
+USERNAME_ENV = "CSPM_USERNAME"
+DEFAULT_USERNAME = "cspm"  # registries that take a token as the password (GHCR, Harbor robots) ignore it
+MAX_SECRET = 4096
+
+
+def check_secret(value: str, what: str = "password") -> str:
+    """A username or password as a registry takes it: printable, one line, bounded (it goes in a header)."""
+    if not value or len(value) > MAX_SECRET or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise CspmError(f"that {what} cannot be used: 1-{MAX_SECRET} printable characters on one line")
+    return value
+
+
+def oci_login(registry: Registry) -> tuple[tuple[str, str] | None, str]:
+    """(username, password) for an OCI registry, and where it came from (for messages).
+
+    In order: the environment (`CSPM_TOKEN_<NAME>` or `CSPM_TOKEN` as the password, `CSPM_USERNAME_<NAME>`
+    or `CSPM_USERNAME` as the username), `cspm login NAME --username U`, then Docker's config.json
+    (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, its `auths` for the registry's host).
+    None where nothing is configured: the registry may allow anonymous reads.
+    """
+    env = _env_name(registry.name)
+    for name in (env, "CSPM_TOKEN"):
+        if os.environ.get(name):
+            user_env = env.replace("CSPM_TOKEN_", USERNAME_ENV + "_", 1)
+            username = os.environ.get(user_env) or os.environ.get(USERNAME_ENV) or DEFAULT_USERNAME
+            return (check_secret(username, "username"), check_secret(os.environ[name].strip())), f"${name}"
+    saved = _load().get(registry.name)
+    if isinstance(saved, dict) and isinstance(saved.get("username"), str) and isinstance(saved.get("password"), str):
+        return (check_secret(saved["username"], "username"), check_secret(saved["password"])), str(path())
+    if isinstance(saved, str):
+        return (DEFAULT_USERNAME, saved), str(path())
+    return _docker_login(registry)
+
+
+def _docker_login(registry: Registry) -> tuple[tuple[str, str] | None, str]:
+    import base64
+    import json
+
+    folder = Path(os.environ["DOCKER_CONFIG"]) if os.environ.get("DOCKER_CONFIG") else Path.home() / ".docker"
+    file = folder / "config.json"
+    try:
+        with open(file, "rb") as handle:
+            data = json.loads(handle.read(1 << 20))
+    except FileNotFoundError:
+        return None, "nowhere"
+    except (OSError, ValueError) as exc:
+        raise CspmError(f"{file} cannot be read: {exc}", hint="fix it, or log in with `cspm login`") from None
+    host = oci_host(registry.url)
+    auths = data.get("auths") if isinstance(data, dict) else None
+    entry = auths.get(host) or auths.get(f"https://{host}") if isinstance(auths, dict) else None
+    if not isinstance(entry, dict):
+        return None, "nowhere"
+    if isinstance(entry.get("auth"), str):
+        try:
+            username, _, password = base64.b64decode(entry["auth"], validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            raise CspmError(f"{file}: the login of {host} is not base64 of `user:password`",
+                            hint=f"run `docker login {host}` again, or `cspm login {registry.name}`") from None
+        return (check_secret(username, "username"), check_secret(password)), str(file)
+    if isinstance(entry.get("username"), str) and isinstance(entry.get("password"), str):
+        return (check_secret(entry["username"], "username"), check_secret(entry["password"])), str(file)
+    return None, "nowhere"
+
+
+def oci_host(url: str) -> str:
+    """`host[:port]` of an `oci://` or `oci+http://` registry URL, as Docker's config.json keys it."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).netloc.lower()

@@ -30,6 +30,7 @@ codes (`cspm.protocol.api_errors`) travel inside `publish.refused` as `api_code`
     ├── TokenOriginError           trust.token_origin         1
     ├── ResolutionError            resolve.no_solution        1
     ├── RegistryUnavailable        registry.unavailable       1
+    │   └── RegistryAuthError      registry.auth              1   credentials missing or refused
     ├── BadIndexLine               registry.bad_index_line    1
     ├── FetchError                 registry.fetch             1
     ├── StoreError                 store                      1
@@ -238,6 +239,12 @@ class RegistryUnavailable(CspmError):
     """A registry that cannot be reached or whose config.json is refused."""
 
     code = "registry.unavailable"
+
+
+class RegistryAuthError(RegistryUnavailable):
+    """A registry that asks for credentials cspm does not have, or refuses the ones it has."""
+
+    code = "registry.auth"
 
 
 class BadIndexLine(CspmError):

@@ -54,7 +54,7 @@ def requirements(app: AppConfig) -> list[Req]:
 
 def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = None,
              upgrade: set[str] | None = None, allow_capabilities: bool = False,
-             allow_signer_change: bool = False) -> Lock:
+             allow_signer_change: bool = False, warn: Callable[[str], None] = lambda _: None) -> Lock:
     reqs = requirements(app)
     federation.prefetch([r.name for r in reqs])
     _check_known(app, federation)
@@ -70,6 +70,8 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
         for dependency in candidate.entry.dependencies:
             used_by.setdefault(dependency, []).append(candidate.name)
     plugins = [_locked(c, used_by.get(name, []), federation.source(c.registry)) for name, c in sorted(chosen.items())]
+    if existing is not None:
+        plugins = keep_locked_digests(existing, plugins, warn)
     new = Lock(lock_path(app.path), plugins)
     if existing is not None and not allow_capabilities:
         widened = capability_changes(existing, new)
@@ -83,6 +85,24 @@ def lock_app(app: AppConfig, federation: Federation, *, existing: Lock | None = 
                                + "\n".join(changed),
                                hint=f"check the publisher changed, then: `cspm lock {app.path} --allow-signer-change`")
     return new
+
+
+def keep_locked_digests(existing: Lock, plugins: list[LockedPlugin], warn: Callable[[str], None]
+                        ) -> list[LockedPlugin]:
+    """A version the lock pins that its registry now lists with another digest (an OCI tag pushed again)
+    keeps the lock's pin, digest and all: the lock's digest wins, and the change is reported."""
+    before = existing.by_name()
+    out = []
+    for plugin in plugins:
+        prior = before.get(plugin.name)
+        if (prior is not None and prior.version == plugin.version and prior.registry == plugin.registry
+                and prior.digest != plugin.digest):
+            warn(f"registry {plugin.registry} now has {plugin.name} {plugin.version} as {plugin.digest}, but "
+                 f"{existing.path} pins {prior.digest}: the lock's digest is kept (the version was re-published "
+                 f"under the same tag; ask its publisher why)")
+            plugin = dataclasses.replace(prior, used_by=plugin.used_by)
+        out.append(plugin)
+    return out
 
 
 def _check_known(app: AppConfig, federation: Federation) -> None:
@@ -126,7 +146,7 @@ def _locked(candidate: Candidate, used_by: list[str], source: IndexSource | None
     blob = None
     if source is not None:
         with contextlib.suppress(CspmError):  # a registry whose config.json cannot be read now: install asks
-            blob = source.blob_location(entry.digest)
+            blob = source.blob_location(entry.digest, entry.name)
     signature = None
     if entry.signature and entry.signature.get("kind"):
         signature = {k: entry.signature[k] for k in ("kind", "bundle") if entry.signature.get(k)}
@@ -262,7 +282,8 @@ def downloads(lock: Lock, federation: Federation, *, route: bool = False, need: 
         if verify is not None:
             check = _then(check, plugin, source, verify)
         out.append(Download(f"{plugin.name} {plugin.version}", plugin.registry,
-                            source.blob_url(plugin.digest, plugin.blob if from_lock else None), plugin.digest,
+                            source.blob_url(plugin.digest, plugin.blob if from_lock else None, plugin.name),
+                            plugin.digest,
                             plugin.size, check, source))
     return out
 

@@ -136,7 +136,8 @@ class Project:
             outcome = LockOutcome(existing, [], False)
         else:
             new = lock_app(self.app, self.federation, existing=existing, upgrade=upgrade,
-                           allow_capabilities=allow_capabilities, allow_signer_change=allow_signer_change)
+                           allow_capabilities=allow_capabilities, allow_signer_change=allow_signer_change,
+                           warn=self.warn)
             changes = diff(existing, new)
             written = existing is None or lock_format.dump(existing) != lock_format.dump(new)
             if written and write:
@@ -161,8 +162,14 @@ class Project:
             entry = None
             if fresh:
                 with contextlib.suppress(CspmError):
-                    entry = next((e for e in self.federation.versions(plugin.name).entries
-                                  if e.version == plugin.version and e.digest == plugin.digest), None)
+                    listed = [e for e in self.federation.versions(plugin.name).entries if e.version == plugin.version]
+                    entry = next((e for e in listed if e.digest == plugin.digest), None)
+                    if listed and entry is None and not self.route:
+                        text = (f"registry {plugin.registry} now has {plugin.name} {plugin.version} as "
+                                f"{listed[0].digest}, but {lock.path} pins {plugin.digest}: the lock's digest is "
+                                f"kept (the version was re-published under the same tag)")
+                        self.warn(text)
+                        warnings.append(text)
             if entry is None:
                 entry = self.federation.known_yank(plugin.name, plugin.version, plugin.digest,
                                                    None if self.route else plugin.registry)
@@ -467,7 +474,8 @@ def open_package(reference: str, *, offline: bool = False, refresh: bool = False
 
     source = federation.versions(entry.name).source
     what = f"{entry.name} {entry.version}"
-    fetch_all([Download(what, source.registry.name, source.blob_url(entry.digest), entry.digest, entry.size,
+    url = source.blob_url(entry.digest, name=entry.name)
+    fetch_all([Download(what, source.registry.name, url, entry.digest, entry.size,
                         lambda path: content.check_app(path, what), source)], store, progress=progress)
     app_path = apppkg.materialize(store.read(entry.digest), entry.digest, entry.name)
     origin = app_format.Origin(entry.name, str(entry.version), source.registry.name, source.registry.url)

@@ -24,7 +24,7 @@ from cspm.formats.lock import Lock, LockedPlugin
 from cspm.index.federation import Federation
 from cspm.index.source import IndexSource
 from cspm.store import Store
-from cspm.verify.signature import MAX_BUNDLE, Rule, SignatureError, Signer, rule_for, verify
+from cspm.verify.signature import Rule, SignatureError, Signer, rule_for, verify
 
 MAX_VERDICT = 64 * 1024
 
@@ -91,11 +91,10 @@ def verdict(plugin: LockedPlugin, source: IndexSource, federation: Federation, u
     signature = plugin.signature if from_lock and plugin.located else _signature_of(plugin, federation, source)
     bundle = None
     if signature is not None and signature.get("bundle"):
-        fetched = source.read(signature["bundle"], MAX_BUNDLE)
-        if fetched.body is None:
+        bundle = source.read_bundle(signature["bundle"], plugin.name)
+        if bundle is None:
             raise SignatureError(f"{what}: registry {source.registry.name} lists a signature "
                                  f"({signature['bundle']}) but does not serve it")
-        bundle = fetched.body
     signer = verify(bundle, signature.get("kind") if signature else None, name=plugin.name,
                     digest=plugin.digest, what=what, rule=rule, pinned=pinned, version=str(plugin.version))
     _remember(plugin.digest, key, signer)

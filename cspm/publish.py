@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 import httpx
 from packaging.version import Version
 
-from cspm import apppkg, credentials, http_client
+from cspm import apppkg, credentials, http_client, oci_publish
 from cspm.errors import CannotCheck, CspmError, PublishError, Refused
 from cspm.formats import app as app_format
 from cspm.formats import bounded_json
@@ -352,6 +352,8 @@ def yank_target(reference: str) -> tuple[str, Version]:
 
 def yank(reference: str, registry: Registry, *, undo: bool = False, reason: str | None = None) -> dict[str, Any]:
     name, version = yank_target(reference)
+    if oci_publish.is_oci(registry):
+        return oci_publish.yank(name, str(version), registry, undo=undo, reason=reason)
     value: bool | str = False if undo else (reason or True)
     return _send(registry, "POST", urljoin(api_url(registry), "yank"),
                  json={"name": name, "version": str(version), "yanked": value})
@@ -368,9 +370,10 @@ def publish_folder(folder: Path, config: UserConfig, *, registry: str | None = N
     package = pack(folder)
     line = package.line
     target = pick_registry(config, package.manifest.name, registry)
+    oci = oci_publish.is_oci(target)
     if dry_run:  # a version the registry has would be refused (409): say so now, as the upload would
         check_unpublished(target, line["name"], line["version"], warn)
-    else:
+    elif not oci:
         api_url(target)  # a static or folder registry, or no token: said before signing
         require_token(target)
     if sign_it and not dry_run:
@@ -378,7 +381,12 @@ def publish_folder(folder: Path, config: UserConfig, *, registry: str | None = N
     summary: dict[str, Any] = {
         "name": line["name"], "version": line["version"], "kind": line["kind"], "digest": line["digest"],
         "size": line["size"], "registry": target.name, "dry_run": dry_run, "signature": package.signature_kind}
-    if not dry_run:
+    if not dry_run and oci:
+        pushed = oci_publish.publish(line, package.blob, target, bundle=package.bundle,
+                                     signature_kind=package.signature_kind)
+        summary.update(published=pushed["published"], signer=pushed["signer"], manifest=pushed["manifest"],
+                       repository=pushed["repository"])
+    elif not dry_run:
         answer = publish(package, target)
         published, signed = answer["line"].get("published"), answer["line"].get("signature")
         summary["published"] = published if isinstance(published, str) else None

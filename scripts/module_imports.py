@@ -33,6 +33,8 @@ LAYERS = [
                             "cspm.store", "cspm.fetch", "cspm.http_client", "cspm.schemas")),
     # building a registry from plug-in sources packs and locks apps: a publisher's tool above the manager
     ("cspm.index.from_sources", "manager"), ("cspm.index.check", "manager"),
+    # who may read a registry: sources (OCI pulls) and publish both ask it
+    ("cspm.credentials", "index"),
     ("cspm.index", "index"), ("cspm.__main__", "cli"), ("cspm", "manager"),
 ]
 # what each layer must never import, even lazily: the directions in which data may not flow back

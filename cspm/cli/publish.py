@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cspm import credentials
+from cspm import credentials, oci_publish
 from cspm import publish as publishing
 from cspm.cli.output import err, print_json, shown, warner
 from cspm.errors import CspmError
@@ -53,6 +53,8 @@ def login(
     no_check: Annotated[bool, typer.Option("--no-check", help="save it without asking the registry who it is "
                                                               "(a registry without a write API, or unreachable)")
                         ] = False,
+    username: Annotated[str | None, typer.Option("--username", "-u", help="an OCI registry's username (the "
+                                                                         "token is then its password)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Check a token with a registry, then store it (in the user config dir, readable only by you)."""
@@ -61,6 +63,9 @@ def login(
         raise CspmError(f"there is no registry called {registry!r}", hint="add it with `cspm registry add`")
     if token is None:
         token = sys.stdin.readline() if not sys.stdin.isatty() else typer.prompt("token", hide_input=True)
+    if oci_publish.is_oci(target):
+        _login_oci(target, username or credentials.DEFAULT_USERNAME, token.strip(), no_check, json_out)
+        return
     token = credentials.check_token(token)
     who = None if no_check else publishing.check_login(target, token)
     where = credentials.save(registry, token)
@@ -75,6 +80,17 @@ def login(
     err.print(f"token #{who['id']} for {registry} ({scope}: {shown(namespaces)}) saved in {where}")
     if scope == "read-only":
         warner()(f"registry {registry} says this token may not publish or yank (ask for one created with --publish)")
+
+
+def _login_oci(target: userconfig.Registry, username: str, password: str, no_check: bool, json_out: bool) -> None:
+    username, password = credentials.check_secret(username, "username"), credentials.check_secret(password)
+    if not no_check:
+        oci_publish.check_login(target, username, password)
+    where = credentials.save(target.name, password, username)
+    if json_out:
+        print_json({"registry": target.name, "saved": str(where), "checked": not no_check, "username": username})
+        return
+    err.print(f"login {shown(username)} for {target.name} {'saved' if no_check else 'accepted and saved'} in {where}")
 
 
 def logout(registry: Annotated[str, typer.Argument(help="the registry's name")], json_out: JsonOpt = False) -> None:

@@ -169,11 +169,17 @@ def _use(kind: str, name: str, version: str) -> str:
 
 
 def inspect(
-    wasm: Annotated[Path, typer.Argument(help="a .wasm module, or a plug-in folder (plugin.yaml and its module)")],
+    target: Annotated[str, typer.Argument(help="a .wasm module, a plug-in folder (plugin.yaml and its module), or "
+                                               "oci://HOST/REPOSITORY[:TAG] (an image in an OCI registry)")],
     json_out: JsonOpt = False,
 ) -> None:
     """Check a module against the plug-in interface (ABI 1) and show its exports and imports; a plug-in
-    folder also gets its plugin.yaml checked against the module (kind, declared wasm, config keys)."""
+    folder also gets its plugin.yaml checked against the module (kind, declared wasm, config keys); an
+    OCI image (a cspm package, a Wasm artifact, or a hyper-mcp-style image) is said to fit ABI 1 or not."""
+    if target.startswith(("oci://", "oci+http://", "oci+https://")):
+        _inspect_oci(target, json_out)
+        return
+    wasm = Path(target)
     if wasm.is_dir() or wasm.name == "plugin.yaml":
         _inspect_folder(wasm, json_out)
         return
@@ -203,6 +209,32 @@ def inspect(
         warner()(f"{wasm} needs {plural(need, 'page', grouped=True)} ({memory_size(need)}) of memory at start, "
                  f"more than the default grant of {default}: `cspm run` refuses it unless its component grants "
                  f"`grant: {{memory_pages: {need}}}` in app.yaml")
+
+
+def _inspect_oci(reference: str, json_out: bool) -> None:
+    """The module of an OCI image, and whether it fits ABI 1 (exit 1 when it does not)."""
+    from cspm import oci_inspect
+
+    report = oci_inspect.fit(oci_inspect.fetch_module(reference, userconfig.load().registries))
+    if json_out:
+        print_json(report)
+    else:
+        verdict = "fits ABI 1" if report["fits_abi1"] else "does not fit ABI 1"
+        out.print(Text(reference, style="bold") + Text(f": {verdict}"))
+        where = f" ({report['member']} in a tar layer)" if report["member"] else ""
+        out.print(f"  layer    {report['layer']}{where}", markup=False)
+        if report["package"]:
+            package = report["package"]
+            out.print(f"  package  {package.get('name')} {package.get('version')} ({package.get('kind')})",
+                      markup=False)
+        out.print(f"  digest   {report['digest']} ({report['size']:,} bytes)", markup=False)
+        out.print(f"  exports  {', '.join(report['exports']) or 'none'}", markup=False)
+        out.print(f"  imports  {', '.join(report['imports']) or 'none'}", markup=False)
+        for problem in report["problems"]:
+            out.print(f"  [red]problem[/] {shown(problem)}", highlight=False)
+        out.print(f"  {report['advice']}", markup=False)
+    if not report["fits_abi1"]:
+        raise typer.Exit(1)
 
 
 def _inspect_folder(folder: Path, json_out: bool) -> None:

@@ -20,7 +20,7 @@ def _as_dict(registry: userconfig.Registry) -> dict[str, object]:
 @app.command("add")
 def add(
     name: Annotated[str, typer.Argument(help="a logical name (what app.lock records)")],
-    url: Annotated[str, typer.Argument(help="https://…, http://… or a folder")],
+    url: Annotated[str, typer.Argument(help="https://…, http://…, oci://HOST[:PORT]/PREFIX (OCI) or a folder")],
     namespace: Annotated[list[str] | None, typer.Option(
         "--namespace", "-n", help="serve only this namespace, and be the only registry asked for it; repeatable")
     ] = None,

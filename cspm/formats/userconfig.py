@@ -83,7 +83,7 @@ def load(path: Path | None = None) -> UserConfig:
 
 
 def _normalise_url(url: str, base: Path) -> str:
-    if url.startswith(("http://", "https://", "file://")):
+    if url.startswith(("http://", "https://", "file://", "oci://", "oci+http://", "oci+https://")):
         return url.rstrip("/")
     folder = Path(url).expanduser()
     return (folder if folder.is_absolute() else base / folder).resolve().as_uri()

@@ -53,8 +53,8 @@ Warn = Callable[[str], None]
 
 
 class Source(Protocol):
-    """What cspm reads from one registry, whatever it is stored in (a folder, an HTTP server; an OCI
-    registry next). `source_for` picks the implementation by the URL's scheme, from SCHEMES."""
+    """What cspm reads from one registry, whatever it is stored in (a folder, an HTTP server, an OCI
+    registry: cspm.index.oci_source). `source_for` picks the implementation by the URL's scheme, from SCHEMES."""
 
     registry: Registry
     is_local: bool  # nothing to connect to: no client, no prefetch threads
@@ -70,13 +70,14 @@ class Source(Protocol):
     def config(self) -> dict:
         """The registry's `config.json` ({} when it has none)."""
 
-    def read_bundle(self, path: str) -> bytes | None:
-        """A signature bundle (`bundles/sha256/…`), None when the registry does not serve it."""
+    def read_bundle(self, path: str, name: str | None = None) -> bytes | None:
+        """A signature bundle (`bundles/sha256/…`) of package `name`, None when the registry does not serve it."""
 
-    def blob_location(self, digest: str) -> str:
-        """Where the blob is, relative to the registry (or an absolute URL): what a lock records."""
+    def blob_location(self, digest: str, name: str | None = None) -> str:
+        """Where the blob (of package `name`) is, relative to the registry (or an absolute URL): what a
+        lock records."""
 
-    def blob_url(self, digest: str, location: str | None = None) -> str:
+    def blob_url(self, digest: str, location: str | None = None, name: str | None = None) -> str:
         """The URL `open_blob` streams the blob from (`location`: a lock's record of it)."""
 
     def open_blob(self, url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]:
@@ -95,6 +96,8 @@ def source_for(registry: Registry, **options: Any) -> IndexSource:
 
 def _kind_for(registry: Registry) -> type[IndexSource]:
     scheme = urlsplit(registry.url).scheme.lower()
+    if scheme.startswith("oci") and scheme not in SCHEMES:
+        import cspm.index.oci_source  # noqa: F401  (registers the oci schemes; a plain run never needs it)
     kind = SCHEMES.get(scheme)
     if kind is None:
         raise RegistryUnavailable(f"registry {registry.name}: {registry.url[:200]!r} has a scheme cspm cannot read "
@@ -167,10 +170,10 @@ class IndexSource:
                                           hint="tell the registry's operator")
         return self._config
 
-    def read_bundle(self, path: str) -> bytes | None:
+    def read_bundle(self, path: str, name: str | None = None) -> bytes | None:
         return self.read(path, MAX_BUNDLE).body
 
-    def blob_location(self, digest: str) -> str:
+    def blob_location(self, digest: str, name: str | None = None) -> str:
         """`dl` of config.json filled in for `digest`: a path relative to the registry, or an absolute URL.
 
         `..` is looked for after percent-decoding too (`%2e%2e/` is `../` to whoever decodes the URL).
@@ -180,7 +183,7 @@ class IndexSource:
             template = DEFAULT_DL
         return template.replace("{digest}", digest).replace("{hex}", digest.split(":", 1)[1])
 
-    def blob_url(self, digest: str, location: str | None = None) -> str:
+    def blob_url(self, digest: str, location: str | None = None, name: str | None = None) -> str:
         """Where a blob is downloaded from: `location` (a lock's record, used when it is a path inside the
         registry that names the digest) or `blob_location`. An absolute URL is only ever taken from the
         registry's own config.json, never from a lock: a lock cannot send a download to another host,
@@ -366,7 +369,7 @@ class HttpSource(IndexSource):
             return Fetched(bytes(body))
 
 
-# The one table of registry kinds: an `oci` entry is all an OCI source needs to be chosen.
+# The one table of registry kinds (cspm.index.oci_source adds the `oci` schemes when first needed).
 SCHEMES: dict[str, type[IndexSource]] = {"": FolderSource, "file": FolderSource, "http": HttpSource,
                                          "https": HttpSource}
 

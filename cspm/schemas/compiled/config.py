@@ -4,7 +4,7 @@ VERSION = '2.22.3'
 from decimal import Decimal
 import re
 from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
-REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^(https?://|file://|/|\\./|\\.\\./|~/)': re.compile('^(https?://|file://|/|\\./|\\.\\./|~/)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
+REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^(https?://|oci(\\+https?)?://|file://|/|\\./|\\.\\./|~/)': re.compile('^(https?://|oci(\\+https?)?://|file://|/|\\./|\\.\\./|~/)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 
 def validate_https___chainsocket_dev_schemas_config_json(data, custom_formats={}, name_prefix=None):
@@ -49,7 +49,7 @@ def validate_https___chainsocket_dev_schemas_config_json(data, custom_formats={}
                                 data__registries_item__url_len = len(data__registries_item__url)
                                 if data__registries_item__url_len > 2048:
                                     raise JsonSchemaValueException('')
-                                if not REGEX_PATTERNS['^(https?://|file://|/|\\./|\\.\\./|~/)'].search(data__registries_item__url):
+                                if not REGEX_PATTERNS['^(https?://|oci(\\+https?)?://|file://|/|\\./|\\.\\./|~/)'].search(data__registries_item__url):
                                     raise JsonSchemaValueException('')
                         if 'namespaces' in data__registries_item_keys:
                             data__registries_item_keys.remove('namespaces')
