@@ -407,10 +407,12 @@ class Distribution:
 
         realm = params.get("realm", "")
         parts = urlsplit(realm)
-        if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not is_loopback(parts.hostname or "")
-                                                     and not self.base.startswith("http://")):
+        same_host = parts.netloc.lower() == urlsplit(self.base).netloc.lower()
+        if parts.scheme != "https" and not (parts.scheme == "http" and (is_loopback(parts.hostname or "") or
+                                                                         same_host)):
             raise RegistryAuthError(f"registry {self.name} names a token service cspm does not trust: "
-                                    f"{realm[:200]!r} (https, or loopback)")
+                                    f"{realm[:200]!r} (the login goes only to https, loopback, or the registry's "
+                                    f"own host)")
         query = {"scope": params.get("scope") or scope}
         if params.get("service"):
             query["service"] = params["service"]

@@ -282,3 +282,50 @@ def test_plain_http_only_on_loopback_or_by_opt_in() -> None:
     assert endpoint("oci+http://registry.example.com/x") == ("http://registry.example.com", "x")
     with pytest.raises(Exception, match="not a repository prefix"):
         endpoint("oci://registry.example.com/UPPER")
+
+
+def test_data_model_and_app_packages_travel_through_oci(oci_registry: OciRegistry, tmp_path: Path,  # noqa: F811
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kind has its media type; a published app runs by name (`cspm run demo/app@1`) from OCI."""
+    from tests.integration.test_models import GGUF
+
+    monkeypatch.setenv("CSPM_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CSPM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "no-docker"))
+    for name, value in LOGIN.items():
+        monkeypatch.setenv(name, value)
+    run(["registry", "add", "oci", oci_registry.url, "--namespace", "demo"])
+    src = tmp_path / "src"
+    source(src, "demo/echo", "1.0.0", "tool", "c")
+    (src / "kb").mkdir()
+    (src / "kb" / "people.jsonl").write_text('{"name": "Ada", "born": 1815}\n')
+    (src / "kb" / "plugin.yaml").write_text("name: demo/people\nversion: 1.0.0\nkind: data\nabi: 1\n"
+                                            "file: people.jsonl\n")
+    (src / "model").mkdir()
+    (src / "model" / "tiny.gguf").write_bytes(GGUF)
+    (src / "model" / "plugin.yaml").write_text("name: demo/tiny\nversion: 1.0.0\nkind: model\nabi: 1\n"
+                                               "file: tiny.gguf\n")
+    for folder in ("echo-1.0.0", "kb", "model"):
+        run(["publish", str(src / folder), "--no-sign"])
+    (src / "app").mkdir()
+    (src / "app" / "plugin.yaml").write_text("name: demo/app\nversion: 1.0.0\nkind: app\nabi: 1\napp: app.yaml\n")
+    (src / "app" / "app.yaml").write_text("entry: t\ntools:\n  - name: t\n    plugin: demo/echo@1\n"
+                                          "    config: {kind: tool}\n    data: {kb: demo/people@1}\n"
+                                          "    models: {tiny: demo/tiny@1}\n")
+    run(["lock", str(src / "app" / "app.yaml")])
+    run(["publish", str(src / "app"), "--no-sign"])
+
+    dist = Distribution(Registry("oci", oci_registry.url), login=(USERNAME, PASSWORD))
+    for name, layer in (("demo/people", "application/vnd.dev.chainsocket.data"),
+                        ("demo/tiny", "application/vnd.dev.chainsocket.model.gguf"),
+                        ("demo/app", "application/vnd.dev.chainsocket.app.v1.tar")):
+        manifest = oci.parse_manifest(dist.manifest(f"cspm/{name}", "1.0.0").body, name)
+        assert [d.media_type for d in manifest.layers] == [layer]
+        assert manifest.config is not None and manifest.config.media_type == oci.EMPTY_CONFIG
+    dist.close()
+
+    monkeypatch.setenv("CSPM_CACHE_DIR", str(tmp_path / "user-cache"))
+    ran = run(["run", "demo/app@1", "-i", "from an oci app"])
+    assert ran["output"] == "from an oci app"
+    mounted = list((tmp_path / "user-cache" / "data").rglob("people.jsonl"))
+    assert [p.read_text() for p in mounted] == ['{"name": "Ada", "born": 1815}\n']

@@ -45,3 +45,35 @@ def test_publish_framing() -> None:
     assert body[4:4 + head_len] == b'{"manifest":{"name":"a/b"}}'
     rest = body[4 + head_len:]
     assert rest[:4] == (4).to_bytes(4, "little") and rest[4:8] == b"\0asm" and rest[8:] == (0).to_bytes(4, "little")
+
+
+def test_oci_login_order_env_then_saved_then_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import base64
+    import json
+
+    from cspm.formats.userconfig import Registry
+
+    registry = Registry("my-reg", "oci://registry.example.com:5000/team")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    assert credentials.oci_login(registry) == (None, "nowhere")
+    (tmp_path / "docker").mkdir()
+    auth = base64.b64encode(b"docker-user:docker-pass").decode()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps(
+        {"auths": {"registry.example.com:5000": {"auth": auth}, "other.example.com": {"auth": "bm9wZTpub3Bl"}}}))
+    assert credentials.oci_login(registry)[0] == ("docker-user", "docker-pass")
+    saved = credentials.save("my-reg", "saved-pass word!", username="saved-user")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert credentials.oci_login(registry) == (("saved-user", "saved-pass word!"), str(saved))
+    assert credentials.token_for("my-reg") is None  # an OCI login is not a registry-server token
+    monkeypatch.setenv("CSPM_TOKEN_MY_REG", "from-ci")
+    monkeypatch.setenv("CSPM_USERNAME_MY_REG", "ci-user")
+    assert credentials.oci_login(registry) == (("ci-user", "from-ci"), "$CSPM_TOKEN_MY_REG")
+    monkeypatch.delenv("CSPM_USERNAME_MY_REG")
+    assert credentials.oci_login(registry)[0] == (credentials.DEFAULT_USERNAME, "from-ci")
+    with pytest.raises(CspmError, match="cannot be used"):
+        credentials.save("my-reg", "line\nbreak", username="u")
+    (tmp_path / "docker" / "config.json").write_text('{"auths": {"registry.example.com:5000": {"auth": "%%%"}}}')
+    monkeypatch.delenv("CSPM_TOKEN_MY_REG")
+    credentials.forget("my-reg")
+    with pytest.raises(CspmError, match="not base64"):
+        credentials.oci_login(registry)
