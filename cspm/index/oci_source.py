@@ -221,8 +221,8 @@ class OciSource(IndexSource):
         return None
 
     def blob_url(self, digest: str, location: str | None = None, name: str | None = None) -> str:
-        """The blob's URL in its package's repository; a lock's `location` is used for its repository
-        only when that is the one the name maps to now (a lock cannot send a download elsewhere)."""
+        """The blob's URL in the repository the name maps to now (`location`, the lock's record of the
+        manifest, is not needed to fetch by digest, and a lock cannot send a download elsewhere)."""
         if name is None:
             raise RegistryUnavailable(f"registry {self.registry.name}: an OCI blob is found by its package's name")
         repo = self.dist.repository(name)

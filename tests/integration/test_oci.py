@@ -329,3 +329,21 @@ def test_data_model_and_app_packages_travel_through_oci(oci_registry: OciRegistr
     assert ran["output"] == "from an oci app"
     mounted = list((tmp_path / "user-cache" / "data").rglob("people.jsonl"))
     assert [p.read_text() for p in mounted] == ['{"name": "Ada", "born": 1815}\n']
+
+
+def test_parallel_first_requests_share_one_login(oci_registry: OciRegistry) -> None:  # noqa: F811
+    """Eight downloads on a new client all meet the registry's first 401: each must retry with the login
+    another thread set up, never report it refused."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    registry = Registry("oci", oci_registry.url)
+    dist = Distribution(registry, login=(USERNAME, PASSWORD))
+    blobs = [dist.push_blob("cspm/race/x", os.urandom(1000)) for _ in range(8)]
+    dist.close()
+    for _ in range(3):
+        fresh = Distribution(registry, login=(USERNAME, PASSWORD))
+        with ThreadPoolExecutor(8) as pool:
+            errors = [f.exception() for f in [pool.submit(fresh.blob, "cspm/race/x", b.digest, 10_000) for b in blobs]]
+        fresh.close()
+        assert errors == [None] * 8, errors
