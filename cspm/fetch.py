@@ -102,15 +102,18 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
         return 0
     from cspm import http_client
 
-    own = client is None
-    http = client or http_client.build(timeout=http_client.timeout(TIMEOUT), follow_redirects=True)
+    # a source with a client of its own (an OCI registry's, with its login) needs none from here
+    needed = any(getattr(d.source, "own_client", False) is False for d in missing)
+    own = client is None and needed
+    http = client or (http_client.build(timeout=http_client.timeout(TIMEOUT), follow_redirects=True) if needed
+                      else None)
     try:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(missing))) as pool:
             futures = [pool.submit(_fetch_one, d, store, http, progress) for d in missing]
             errors = [f.exception() for f in futures]
             fetched = sum(1 for f in futures if f.exception() is None and f.result())
     finally:
-        if own:
+        if own and http is not None:
             http.close()
     failed = [e for e in errors if e is not None]
     if failed:
@@ -125,7 +128,7 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
     return fetched
 
 
-def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: Progress | None) -> bool:
+def _fetch_one(download: Download, store: Store, http: httpx.Client | None, progress: Progress | None) -> bool:
     from cspm import http_client
 
     source = f"registry {download.registry}"
@@ -138,7 +141,7 @@ def _fetch_one(download: Download, store: Store, http: httpx.Client, progress: P
                          hint="try again later, or use another registry") from None
 
 
-def _attempt(download: Download, store: Store, http: httpx.Client, progress: Progress | None) -> bool:
+def _attempt(download: Download, store: Store, http: httpx.Client | None, progress: Progress | None) -> bool:
     """One try: the blob streamed to a temp file while hashed, every check on that file, then the
     rename (the writer's commit); any failure discards the temp file, so the store never shows it."""
     source = f"registry {download.registry}"
@@ -203,7 +206,7 @@ def _open_by_scheme(url: str, client: httpx.Client | None = None) -> AbstractCon
     return stream_http(client, url)
 
 
-def _copy(download: Download, writer: BlobWriter, http: httpx.Client, progress: Progress | None) -> None:
+def _copy(download: Download, writer: BlobWriter, http: httpx.Client | None, progress: Progress | None) -> None:
     import httpx
 
     opener = download.source.open_blob if download.source is not None else _open_by_scheme

@@ -196,10 +196,11 @@ class Distribution:
         return bytes(body)
 
     @contextmanager
-    def open_blob(self, repo: str, digest: str) -> Iterator[Iterator[bytes]]:
-        """The blob's bytes in pieces (the caller checks the digest: fetch does, as it writes the store)."""
+    def open_blob(self, repo: str, digest: str, *, retryable: bool = False) -> Iterator[Iterator[bytes]]:
+        """The blob's bytes in pieces (the caller checks the digest: fetch does, as it writes the store).
+        `retryable`: a failure that may pass is `http_client.Retryable`, for the caller's retry policy."""
         url = self.url(repo, "blobs", digest)
-        with self.request("GET", url, repo) as response:
+        with self.request("GET", url, repo, retryable=retryable) as response:
             yield response.iter_bytes(CHUNK)
 
     def referrers(self, repo: str, digest: str) -> list[oci.Descriptor] | None:
@@ -290,9 +291,10 @@ class Distribution:
 
     @contextmanager
     def request(self, method: str, url: str, repo: str, *, push: bool = False, headers: dict[str, str] | None = None,
-                **kwargs: Any) -> Iterator[httpx.Response]:
+                retryable: bool = False, **kwargs: Any) -> Iterator[httpx.Response]:
         """One request with the registry's auth; Missing for 404, RegistryAuthError for 401/403 after
-        the login was tried, RegistryUnavailable for other failures (said in the registry's words)."""
+        the login was tried, RegistryUnavailable for other failures (said in the registry's words), or,
+        with `retryable`, `http_client.Retryable` for a failure that may pass (fetch's policy asks again)."""
         import httpx
 
         from cspm import http_client
@@ -307,10 +309,14 @@ class Distribution:
                     if response.status_code == 401 and attempt == 0 and self._answer_challenge(
                             response, scope, auth.get("Authorization")):
                         continue
+                    if retryable:
+                        http_client.check_status(response)
                     self._check(response, method, url, push)
                     yield response
                     return
             except http_client.Retryable as exc:
+                if retryable:
+                    raise
                 raise RegistryUnavailable(f"registry {self.name} ({self.base}) cannot be reached: {exc.reason}",
                                           hint="check that the registry runs and the URL (`cspm registry list`)"
                                           ) from None

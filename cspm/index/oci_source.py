@@ -41,6 +41,8 @@ PIN = "oci"  # the field of a synthesized line that records {repository, manifes
 class OciSource(IndexSource):
     """A registry in an OCI registry (`oci://`, `oci+http://`)."""
 
+    own_client = True  # blobs come through `dist`, with the registry's login: fetch needs no client for them
+
     def __init__(self, registry: Registry, **options: Any) -> None:
         super().__init__(registry, **options)
         self.dist = Distribution(registry, options.get("client"))
@@ -238,7 +240,7 @@ class OciSource(IndexSource):
             raise RegistryUnavailable(f"registry {self.registry.name}: {url[:200]} is not a blob of this registry")
         repo, _, digest = url[len(prefix):].rpartition("/blobs/")
         try:
-            with self.dist.open_blob(repo, digest) as chunks:
+            with self.dist.open_blob(repo, digest, retryable=True) as chunks:
                 yield chunks
         except Missing:
             raise BlobStatus(404) from None
