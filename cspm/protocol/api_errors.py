@@ -26,6 +26,7 @@ class Code(StrEnum):
     SIGNATURE = "signature"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ CODES: dict[Code, Spec] = {
     Code.RATE_LIMITED: Spec(429, "too many failed authentications from this address (Retry-After)",
                             hint="too many failed logins from here; wait and check your token"),
     Code.INTERNAL: Spec(500, "a bug or a broken data dir; the server's log says which"),
+    Code.UNAVAILABLE: Spec(503, "the database or the S3 service of a replica failed (Retry-After); nothing was "
+                                "committed, so the request may be sent again",
+                           hint="the registry's storage is failing: try again later"),
 }
 
 

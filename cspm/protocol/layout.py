@@ -71,9 +71,11 @@ def bundle_path(bundle: bytes, kind: str) -> str:
     return f"{BUNDLES_DIR}/{hashlib.sha256(bundle).hexdigest()}.{BUNDLE_SUFFIX[kind]}.json"
 
 
-def render_config(name: str, api: str | None = None, policy: dict[str, Any] | None = None) -> bytes:
-    """`config.json`: `api` is None for a static folder; `policy` only when some namespace has one."""
-    config: dict[str, Any] = {"name": name, "dl": DL_TEMPLATE, "api": api}
+def render_config(name: str, api: str | None = None, policy: dict[str, Any] | None = None,
+                  dl: str = DL_TEMPLATE) -> bytes:
+    """`config.json`: `api` is None for a static folder; `policy` only when some namespace has one; `dl`
+    where blobs are downloaded (a public base URL in front of a bucket, or the registry's own path)."""
+    config: dict[str, Any] = {"name": name, "dl": dl, "api": api}
     if policy:
         config["policy"] = policy
     return (json.dumps(config, sort_keys=True) + "\n").encode()

@@ -10,6 +10,10 @@ trusted publishers (`cspm-registry trust set`), the policy `config.json` publish
 Every refused write (publish, yank, a token check) is logged at warning level, one line with the
 reason code, the package and version when known, the token's id (never the token) and the client
 address: an operator sees who tried what, not only what succeeded.
+
+With shared stores (PostgreSQL, S3: replicas), a store that cannot be reached is 503 `unavailable`
+with `Retry-After` for reads and writes alike (nothing of a write was committed); blob and bundle
+routes redirect to the bucket (its public base, or a presigned URL) instead of sending the file.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -55,6 +59,7 @@ from cspm_registry.storage import (
     Rendered,
     Storage,
     Token,
+    Unavailable,
     bundle_name,
     published_now,
 )
@@ -69,6 +74,7 @@ UNPRINTABLE = re.compile(r"[\x00-\x20\x7f]")  # in no path the registry serves (
 MAX_RENDERINGS = 4096
 UPLOAD_TIMEOUT_S = 30.0
 T = TypeVar("T")
+RETRY_AFTER_S = "2"
 LOGGED = re.compile(r"[^A-Za-z0-9_.:%\[\]-]")  # a client address is logged with only these (one line, no spoofing)
 
 
@@ -169,6 +175,13 @@ class Registry:
 
     # -- reads
 
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        """A read's storage call: inline on the local stores (SQLite answers in microseconds), in the thread
+        pool on shared ones (a database or bucket across the network must not stall the event loop)."""
+        if self.storage.data is not None:
+            return function(*args)
+        return await run_in_threadpool(function, *args)
+
     def _rendered(self, key: str, render: Any) -> tuple[Variant, Variant] | None:
         """Renderings (and their gzip) are kept until the next publish or yank changes the generation."""
         generation = self.storage.generation()
@@ -199,7 +212,8 @@ class Registry:
 
     async def config_json(self, request: Request) -> Response:
         """Rendered again after a trust change (it bumps the generation, as publishes do)."""
-        config = self._rendered(layout.CONFIG_FILE, lambda: Rendered(self.storage.config_file(self.name), None))
+        config = await self._call(self._rendered, layout.CONFIG_FILE,
+                                  lambda: Rendered(self.storage.config_file(self.name), None))
         return self._serve(request, config, "application/json")
 
     async def index_file(self, request: Request) -> Response:
@@ -208,11 +222,12 @@ class Registry:
         except CspmError:
             return _error(Code.NOT_FOUND, "no such package")
         name = path.split("/", 1)[1]
-        return self._serve(request, self._rendered(path, lambda: self.storage.index_file(name)),
-                           "text/plain")
+        rendered = await self._call(self._rendered, path, lambda: self.storage.index_file(name))
+        return self._serve(request, rendered, "text/plain")
 
     async def names(self, request: Request) -> Response:
-        return self._serve(request, self._rendered(layout.NAMES_FILE, self.storage.names_file), "text/plain")
+        rendered = await self._call(self._rendered, layout.NAMES_FILE, self.storage.names_file)
+        return self._serve(request, rendered, "text/plain")
 
     async def blob(self, request: Request) -> Response:
         hexdigest = request.path_params["hex"]
@@ -220,9 +235,11 @@ class Registry:
             check_digest(f"sha256:{hexdigest}")
         except CspmError:
             return _error(Code.NOT_FOUND, "no such blob")
-        path = self.storage.blob_path(hexdigest)
+        path = await self._call(self.storage.blob_path, hexdigest)
         if path is None:
             return _error(Code.NOT_FOUND, "no such blob")
+        if isinstance(path, str):
+            return _redirect(path)
         headers = {"ETag": f'"{hexdigest}"', "Cache-Control": IMMUTABLE}
         if etag_matches(request.headers.get("if-none-match") or "", headers["ETag"]):
             return Response(status_code=304, headers=headers)
@@ -230,9 +247,11 @@ class Registry:
 
     async def bundle(self, request: Request) -> Response:
         filename = request.path_params["file"]
-        path = self.storage.bundle_path(filename) if BUNDLE_RE.fullmatch(filename) else None
+        path = await self._call(self.storage.bundle_path, filename) if BUNDLE_RE.fullmatch(filename) else None
         if path is None:
             return _error(Code.NOT_FOUND, "no such bundle")
+        if isinstance(path, str):
+            return _redirect(path)
         headers = {"ETag": f'"{filename.split(".", 1)[0]}"', "Cache-Control": IMMUTABLE}  # named by its sha256
         if etag_matches(request.headers.get("if-none-match") or "", headers["ETag"]):
             return Response(status_code=304, headers=headers)
@@ -487,6 +506,18 @@ def _exists(name: str, version: str) -> ApiError:
                                  f"bump the version in plugin.yaml and publish again")
 
 
+def _redirect(url: str) -> Response:
+    """A blob or bundle in a bucket: to its public URL (cacheable for good), or a presigned one (which expires)."""
+    cache = IMMUTABLE if "X-Amz-Signature=" not in url else "no-store"
+    return RedirectResponse(url, 302, headers={"Cache-Control": cache})
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    """503: the database or the bucket failed; nothing of a write was committed, so a client may retry."""
+    log.error("503 on %s %s: %s", request.method, request.url.path, exc)
+    return _error(Code.UNAVAILABLE, f"{exc} (nothing was changed: retry later)", {"Retry-After": RETRY_AFTER_S})
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return _error(exc.code, exc.message, exc.headers)
@@ -531,6 +562,6 @@ def create_app(storage: Storage, *, name: str, max_blob_bytes: int,
         Route(f"/{API}/yank", registry.yank, methods=["POST"]),
         Route(f"/{API}/whoami", registry.whoami, methods=["GET"]),
     ]
-    handlers = {ApiError: _api_error, HTTPException: _http_error, Exception: _internal_error}
+    handlers = {ApiError: _api_error, HTTPException: _http_error, Unavailable: _unavailable, Exception: _internal_error}
     return Starlette(routes=routes, exception_handlers=handlers,  # type: ignore[arg-type]
                      middleware=[Middleware(PathGuard)])

@@ -1,23 +1,26 @@
 """The blob store: modules, app packages, model and data files, and signature bundles, by layout path.
 
-`BlobStore` is the interface the registry needs (S3 will implement it next); `FolderBlobs` implements
-it today in the data dir (`blobs/sha256/<hex>`, `bundles/sha256/<hex>.<kind>.json`, `tmp/`). A key is
-the file's path in the static layout (`cspm.protocol.layout.blob_path`, `bundle_path`), which names
-it by the sha256 of its bytes. Its invariants:
+`BlobStore` is the interface the registry needs; `FolderBlobs` implements it in the data dir
+(`blobs/sha256/<hex>`, `bundles/sha256/<hex>.<kind>.json`, `tmp/`), `blobs_s3.S3Blobs` in an S3
+bucket shared by replicas. A key is the file's path in the static layout
+(`cspm.protocol.layout.blob_path`, `bundle_path`), which names it by the sha256 of its bytes. Its
+invariants:
 
 - **Immutable by digest.** `put` places bytes under a key only when the key is absent, and the key
   is the digest of those bytes, so a stored blob never changes; a second `put` of a present key
   leaves the first and says it brought nothing.
-- **Whole or absent.** `stage` writes and syncs the bytes where no reader looks (the slow part,
-  outside any lock); `put` makes them visible under their key in one atomic step (a rename), and
-  durable before it returns. A reader never sees part of a blob; a crash leaves a staged file or a
-  whole blob, never half of one.
-- **Only the metadata transaction changes keys.** `put` and `remove` are called inside a
-  `MetadataStore.transaction()` (see `storage.Storage.publish`), which serialises them: a publish
-  that fails removes what its own `put`s brought without racing one that shares the blob.
+- **Whole or absent.** `stage` writes and syncs the bytes where no reader looks for them (the slow
+  part, outside any lock: a folder's `tmp/`, or S3 under the final key, which no committed row names
+  yet and so is neither listed nor served); `put` makes sure they are under their key, atomically
+  and durably, before it returns. A reader never sees part of a blob.
+- **Only the metadata transaction decides.** `put` and `remove` are called inside a
+  `MetadataStore.transaction()` (see `storage.Storage.publish`), which serialises them with every
+  other publish and with the sweep: `put` there is what guarantees the blob is present when the row
+  commits (re-uploading it if a sweep took a staged orphan meanwhile), and a publish that fails removes
+  only what its own `put` brought, which no committed row can name.
 - **Orphans are swept.** A blob no committed version names is never served (the app asks the
-  metadata store first); `sweep(keep)` removes such blobs and every staged file, and runs when
-  `serve` starts, before any publish.
+  metadata store first); `Storage.sweep` removes such keys (`keys(older_than)`, `remove`) and stale
+  staged files (`clean_staged`).
 """
 
 from __future__ import annotations
@@ -25,26 +28,33 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, NoReturn, Protocol
 
 from cspm import atomicfile
+from cspm.errors import StorageError
 from cspm.protocol import layout
 
 TMP_DIR = "tmp"
 
 
 class Staged:
-    """Bytes written and synced but not yet under a key (a temporary file of the store)."""
+    """Bytes written and synced but not yet committed under a key: a temporary file of a folder store,
+    or the bytes themselves (kept for a `put` that finds a swept key) and whether `stage` uploaded them."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None = None, data: bytes | None = None, key: str | None = None) -> None:
         self.path = path
+        self.data = data
+        self.key = key
 
 
 class BlobStore(Protocol):
     """Blobs and bundles by layout key, with the invariants of this module's docstring."""
 
-    def stage(self, data: bytes) -> Staged: ...
+    def stage(self, data: bytes, key: str | None = None) -> Staged:
+        """Write `data` where no reader looks (`key`, when known, lets a remote store upload it now)."""
+        ...
 
     def put(self, staged: Staged, key: str) -> bool:
         """Make staged bytes visible under `key` unless it is present; True if this call brought it."""
@@ -62,8 +72,16 @@ class BlobStore(Protocol):
 
     def open(self, key: str) -> BinaryIO | None: ...
 
-    def sweep(self, keep: set[str]) -> list[str]:
-        """Remove every blob and bundle whose key is not in `keep`, and everything staged; returns the keys."""
+    def keys(self, older_than: float = 0) -> list[str]:
+        """Every stored blob and bundle key last written more than `older_than` seconds ago."""
+        ...
+
+    def clean_staged(self, older_than: float = 0) -> list[str]:
+        """Remove staged files older than `older_than` seconds (0: all); returns what was removed."""
+        ...
+
+    def url(self, key: str) -> str | None:
+        """A URL a client may download the key from (a presigned one), or None: the app serves it."""
         ...
 
 
@@ -81,7 +99,7 @@ class FolderBlobs:
         path = self._path(key)
         return path if path.is_file() else None
 
-    def stage(self, data: bytes) -> Staged:
+    def stage(self, data: bytes, key: str | None = None) -> Staged:
         fd, name = tempfile.mkstemp(dir=self.tmp, prefix="upload-")
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -98,14 +116,20 @@ class FolderBlobs:
         target = self._path(key)
         if target.exists():
             return False
+        assert staged.path is not None
         atomicfile.publish(staged.path, target)  # the stage was fsync'd; the rename is made durable
         return True
 
     def discard(self, staged: Staged) -> None:
-        staged.path.unlink(missing_ok=True)
+        if staged.path is not None:
+            staged.path.unlink(missing_ok=True)
 
     def remove(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        if path.is_dir() and not path.is_symlink():  # not a blob: whatever it is, a sweep clears it
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
     def size(self, key: str) -> int | None:
         path = self.local_path(key)
@@ -115,18 +139,26 @@ class FolderBlobs:
         path = self.local_path(key)
         return None if path is None else path.open("rb")
 
-    def sweep(self, keep: set[str]) -> list[str]:
-        removed = []
+    def keys(self, older_than: float = 0) -> list[str]:
+        cutoff = time.time() - older_than
+        found = []
         for folder in (layout.BLOBS_DIR, layout.BUNDLES_DIR):
             for path in sorted((self.root / folder).iterdir()):
-                key = f"{folder}/{path.name}"
-                if key not in keep:
-                    _remove(path)
-                    removed.append(key)
+                if not path.name.startswith(".") and (not older_than or _mtime(path) < cutoff):
+                    found.append(f"{folder}/{path.name}")
+        return found
+
+    def clean_staged(self, older_than: float = 0) -> list[str]:
+        cutoff = time.time() - older_than
+        removed = []
         for path in sorted(self.tmp.iterdir()):
-            _remove(path)
-            removed.append(f"{TMP_DIR}/{path.name}")
+            if not older_than or _mtime(path) < cutoff:
+                _remove(path)
+                removed.append(f"{TMP_DIR}/{path.name}")
         return removed
+
+    def url(self, key: str) -> str | None:
+        return None
 
     def _path(self, key: str) -> Path:
         """Only the two layout folders, one level deep: a key never leads elsewhere."""
@@ -136,8 +168,24 @@ class FolderBlobs:
         return self.root / folder / name
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return time.time()
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+class NoBlobs:
+    """The blob store of an admin command that needs none (`token`, `trust` against `--db`): any use is an error."""
+
+    def _none(self, *args: object) -> NoReturn:
+        raise StorageError("this command has no blob store (give --blobs s3://BUCKET/PREFIX)")
+
+    stage = put = discard = remove = size = open = keys = clean_staged = url = _none

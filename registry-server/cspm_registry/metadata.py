@@ -1,7 +1,7 @@
 """The metadata store: versions (each with its canonical index line), tokens, trust policy, a generation.
 
-`MetadataStore` is the interface the registry needs (PostgreSQL will implement it next); `SQLiteMetadata`
-implements it today in `registry.db` (WAL) of the data dir. Its invariants:
+`MetadataStore` is the interface the registry needs; `SQLiteMetadata` implements it in `registry.db`
+(WAL) of the data dir, `metadata_postgres.PostgresMetadata` in a PostgreSQL database shared by replicas. Its invariants:
 
 - **Exactly one wins.** Changes happen only inside `transaction()`, and transactions are serialised (a
   write lock taken when one begins), so a check and the write it guards cannot interleave with
@@ -102,6 +102,11 @@ class Exists(Exception):
 
 class NotFound(Exception):
     """No such version."""
+
+
+class Unavailable(Exception):
+    """A shared store (PostgreSQL, S3) cannot be reached or failed mid-request: the app answers 503 (nothing
+    was committed, so the client may retry), and the store reconnects on the next request."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,11 @@ class MetadataStore(Protocol):
 
     def references(self, digest: str | None = None, bundle: str | None = None) -> bool:
         """Whether a committed version names this blob digest or bundle path (only those are served)."""
+        ...
+
+    def state(self) -> tuple[int, list[VersionRow], dict[str, Any]]:
+        """The generation, every version in publish order and the trust policy, from one snapshot (what the
+        write-through static tree renders, labelled with the generation it shows)."""
         ...
 
 
@@ -332,6 +342,10 @@ class SQLiteMetadata:
     def snapshot(self) -> tuple[list[VersionRow], dict[str, Any]]:
         with self._read() as db:
             return _rows(db, "ORDER BY id"), _policy(db)
+
+    def state(self) -> tuple[int, list[VersionRow], dict[str, Any]]:
+        with self._read() as db:
+            return _generation(db), _rows(db, "ORDER BY id"), _policy(db)
 
     def references(self, digest: str | None = None, bundle: str | None = None) -> bool:
         column, value = ("digest", digest) if digest is not None else ("bundle", bundle)

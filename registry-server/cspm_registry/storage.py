@@ -1,14 +1,24 @@
-"""The data dir, behind two small interfaces: a metadata store and a blob store, composed here.
+"""The registry's storage, behind two small interfaces: a metadata store and a blob store, composed here.
 
-`metadata.MetadataStore` (SQLite today: versions, tokens, trust policy, a generation) and
-`blobs.BlobStore` (a folder today: blobs and bundles by layout path) each carry their invariants in
-their docstrings; `Storage` is what the app, the CLI and `export` use, and the one place that orders
-the two. A publish stages its blob (and signature bundle) outside any lock, then, inside one metadata
-transaction (which serialises every change), puts them in the blob store and commits the row: a
-version is never visible before its blob, of two publishes of one version exactly one wins, the loser
-removes the files it brought (no winner can be sharing them: the transaction is serialised), and a
-crash leaves only blobs no row names, which `sweep` (run when `serve` starts) removes, with `tmp/`.
-PostgreSQL and S3 implement the same two interfaces next, and nothing here or in the app changes.
+`metadata.MetadataStore` (SQLite in the data dir, or PostgreSQL shared by replicas: versions, tokens,
+trust policy, a generation) and `blobs.BlobStore` (a folder, or an S3 bucket: blobs and bundles by
+layout path) each carry their invariants in their docstrings; `Storage` is what the app, the CLI and
+`export` use, and the one place that orders the two. A publish stages its blob (and signature
+bundle) outside any lock (a folder's `tmp/`, or S3 under the final key), then, inside one metadata
+transaction (which serialises every change, across replicas too), `put`s them (which makes sure they
+are stored) and commits the row: a version is never visible before its blob, of two publishes of one
+version exactly one wins, a loser removes only what its own `put` brought (which no committed row
+can name: the transaction is serialised), and a crash leaves only blobs no row names.
+
+`sweep(grace)` removes those: it lists the keys last written more than `grace` seconds ago outside
+any transaction, then, inside one, removes those no row names. That is safe while other replicas
+publish: a publish's `put` runs inside its own transaction, so it comes wholly before the sweep's
+(and its row then names the key, which is kept) or wholly after it (and `put` finds the key gone and
+uploads it again); the grace only spares the work of re-uploading what was staged moments ago.
+
+After each change commits, the files of the static layout it changed are written to the
+write-through static tree, when there is one (static.py), rendered from one snapshot and labelled
+with its generation.
 """
 
 from __future__ import annotations
@@ -36,13 +46,15 @@ from cspm_registry.metadata import (
     SQLiteMetadata,
     Token,
     Transaction,
+    Unavailable,
     VersionRow,
     version_key,
 )
+from cspm_registry.static import StaticTarget
 
 __all__ = ["API", "BUNDLE_SUFFIX", "DB_FILE", "MAX_REGISTRY_NAME", "SCHEMA_VERSION", "Exists", "NotFound", "Rendered",
-           "Storage", "StorageError", "Token", "TrustTooLarge", "bundle_name", "published_now", "render_config",
-           "version_key"]
+           "Storage", "StorageError", "Token", "TrustTooLarge", "Unavailable", "bundle_name", "published_now",
+           "render_config", "version_key"]
 
 log = logging.getLogger("cspm_registry")
 
@@ -65,14 +77,26 @@ def published_now() -> str:
 
 
 class Storage:
-    """The registry's storage: `meta` and `blob_store`, SQLite and a folder under `data` unless given."""
+    """The registry's storage: `meta` and `blob_store`, SQLite and a folder under `data` unless given.
 
-    def __init__(self, data: Path, *, meta: MetadataStore | None = None, blob_store: BlobStore | None = None
-                 ) -> None:
+    `static`: the write-through static tree (None: none; `static_full_first`: the first write writes every
+    file, as a replica's start does, repairing what one that died mid-write left); `name`: the registry's
+    name in the config.json it writes there; `public_base`: where clients download blobs (config.json's `dl` becomes
+    `<public_base>/blobs/sha256/{hex}`; None: relative to the registry, as today); `same_tree`: the
+    static tree is where the blobs and bundles already are (the same bucket and prefix)."""
+
+    def __init__(self, data: Path | None, *, meta: MetadataStore | None = None, blob_store: BlobStore | None = None,
+                 static: StaticTarget | None = None, name: str = "registry", public_base: str | None = None,
+                 same_tree: bool = False, static_full_first: bool = True) -> None:
         self.data = data
-        data.mkdir(parents=True, exist_ok=True)
-        self.blob_store: BlobStore = blob_store if blob_store is not None else FolderBlobs(data)
-        self.meta: MetadataStore = meta if meta is not None else SQLiteMetadata(data)
+        if data is not None:
+            data.mkdir(parents=True, exist_ok=True)
+        elif meta is None or blob_store is None:
+            raise ValueError("without a data dir, both stores must be given")
+        self.blob_store: BlobStore = blob_store if blob_store is not None else FolderBlobs(data)  # type: ignore[arg-type]
+        self.meta: MetadataStore = meta if meta is not None else SQLiteMetadata(data)  # type: ignore[arg-type]
+        self.static, self.name, self.public_base, self.same_tree = static, name, public_base, same_tree
+        self._static_behind = static_full_first  # a full write is due (at start, or after a failed write)
         self._names: tuple[int, dict[str, int]] | None = None  # (generation, bytes of each package's `names` row)
         self._pause_after_blob = float(os.environ.get(PAUSE_AFTER_BLOB_ENV) or 0)
 
@@ -115,13 +139,22 @@ class Storage:
 
     # -- start-up
 
-    def sweep(self) -> list[str]:
-        """Remove what interrupted publishes left: staged files, and blobs and bundles no row names.
-        Inside a transaction, so no publish can put a blob meanwhile."""
-        with self.meta.transaction() as txn:
-            digests, bundles = txn.referenced()
-            keep = {layout.blob_path(digest) for digest in digests} | bundles
-            return self.blob_store.sweep(keep)
+    def sweep(self, grace: float = 0) -> list[str]:
+        """Remove what interrupted publishes left: blobs and bundles no row names and staged files, last
+        written more than `grace` seconds ago (0: all, for a store only this process uses). The listing
+        (slow on a bucket) happens outside any transaction; the check against the rows and the removal
+        inside one, so no publish's `put` interleaves (the module docstring says why that is safe)."""
+        old = self.blob_store.keys(grace)
+        removed: list[str] = []
+        if old:
+            with self.meta.transaction() as txn:
+                digests, bundles = txn.referenced()
+                keep = {layout.blob_path(digest) for digest in digests} | bundles
+                for key in old:
+                    if key not in keep:
+                        self.blob_store.remove(key)
+                        removed.append(key)
+        return removed + self.blob_store.clean_staged(grace)
 
     # -- trust policy: who may sign for a namespace
 
@@ -131,16 +164,19 @@ class Storage:
         with self.meta.transaction() as txn:
             txn.set_trust(namespace, issuer=issuer, identity=identity, keys=keys, require=require)
             try:  # as served (the API's path is longer than an export's null), under the longest name
-                limits.check_config(render_config("x" * MAX_REGISTRY_NAME, API, txn.policy()))
+                limits.check_config(self._render_config("x" * MAX_REGISTRY_NAME, API, txn.policy()))
             except limits.ClientLimit as exc:
                 raise TrustTooLarge(exc.message) from None  # rolled back
             txn.bump()
+        self.write_through(config=True)
 
     def remove_trust(self, namespace: str) -> bool:
         with self.meta.transaction() as txn:
             removed = txn.remove_trust(namespace)
             if removed:
                 txn.bump()
+        if removed:
+            self.write_through(config=True)
         return removed
 
     # -- versions
@@ -165,8 +201,8 @@ class Storage:
             files.append((bundle, bundle_at))
         staged: list[Staged] = []
         try:
-            for content, _ in files:  # the slow part (write + fsync) happens outside the transaction
-                staged.append(self.blob_store.stage(content))
+            for content, key in files:  # the slow part (write + fsync, or upload) happens outside the transaction
+                staged.append(self.blob_store.stage(content, key))
             with self.meta.transaction() as txn:
                 brought: list[str] = []
                 try:
@@ -193,6 +229,7 @@ class Storage:
         finally:
             for item in staged:
                 self.blob_store.discard(item)
+        self.write_through(packages=[line["name"]], bundle=(bundle_at, bundle) if bundle_at else None)
 
     def set_yanked(self, name: str, version: str, yanked: bool | str) -> dict[str, Any]:
         """Rewrite the version's line with a new `yanked` (the one field of a line that changes)."""
@@ -209,6 +246,7 @@ class Storage:
             txn.update_line(row.id, text)
             generation = txn.bump()
         self._names = (generation, names)
+        self.write_through(packages=[name])
         return line
 
     def _check_client_limits(self, txn: Transaction, name: str, package: list[str], what: str) -> dict[str, int]:
@@ -233,25 +271,79 @@ class Storage:
     # -- reads: the static layout, rendered by cspm.protocol.layout
 
     def config_file(self, name: str, api: str | None = API) -> bytes:
-        return render_config(name, api, self.meta.policy())
+        return self._render_config(name, api, self.meta.policy())
 
-    def blob_path(self, hexdigest: str) -> Path | None:
-        """The blob of a published version; a blob no committed row names is not served."""
+    def _render_config(self, name: str, api: str | None, policy: dict[str, Any]) -> bytes:
+        """config.json as `cspm.protocol.layout` renders it, with `dl` under `public_base` when there is one."""
+        dl = layout.DL_TEMPLATE if self.public_base is None else f"{self.public_base}/{layout.DL_TEMPLATE}"
+        return render_config(name, api, policy, dl)
+
+    def blob_path(self, hexdigest: str) -> Path | str | None:
+        """Where the blob of a published version is: a local file, a URL to redirect to, or None (a blob no
+        committed row names is not served)."""
         if not self.meta.references(digest=f"sha256:{hexdigest}"):
             return None
-        return self._local(layout.blob_path(f"sha256:{hexdigest}"))
+        return self._located(layout.blob_path(f"sha256:{hexdigest}"))
 
-    def bundle_path(self, filename: str) -> Path | None:
-        """A bundle a published version names; one no committed row names is not served."""
+    def bundle_path(self, filename: str) -> Path | str | None:
+        """A bundle a published version names, as `blob_path`; one no committed row names is not served."""
         key = f"{layout.BUNDLES_DIR}/{filename}"
         if not layout.BUNDLE_FILE_RE.fullmatch(filename) or not self.meta.references(bundle=key):
             return None
-        return self._local(key)
+        return self._located(key)
 
-    def _local(self, key: str) -> Path | None:
-        """A served file as a local path (FileResponse): the folder store has one; others will stream."""
+    def _located(self, key: str) -> Path | str | None:
+        """A served file as a local path (FileResponse), else a URL: under `public_base`, or presigned."""
         local = getattr(self.blob_store, "local_path", None)
-        return None if local is None else local(key)
+        if local is not None:
+            found: Path | None = local(key)
+            return found
+        if self.public_base is not None:
+            return f"{self.public_base}/{key}"
+        return self.blob_store.url(key)
+
+    # -- the write-through static tree
+
+    def write_through(self, packages: list[str] | None = None, *, config: bool = False,
+                      bundle: tuple[str, bytes] | None = None) -> None:
+        """Write what a change committed changed to the static tree: the packages' index files, `names`, and
+        config.json when asked (a trust change), from one snapshot labelled with its generation. The
+        change is committed already, so a failure here is logged, not raised: the next write is then a
+        full one (every file), as is the first of a process."""
+        if self.static is None:
+            return
+        try:
+            if bundle is not None and not self.same_tree:
+                self.static.write_once(*bundle)
+            full, self._static_behind = self._static_behind, False
+            generation, rows, policy = self.meta.state()
+            if full or config:
+                self.static.write(layout.CONFIG_FILE, self._render_config(self.name, API, policy), generation)
+            self.static.write(layout.NAMES_FILE, layout.render_names(row.line for row in rows), generation)
+            lines: dict[str, list[str]] = {}
+            for row in rows:
+                lines.setdefault(row.name, []).append(row.line)
+            for name in sorted(lines) if full else packages or []:
+                if name in lines:
+                    self.static.write(layout.index_path(name), layout.render_index(lines[name]), generation)
+            if full and not self.same_tree:
+                for row in rows:
+                    self._copy_bundle(row.line)
+        except (Unavailable, OSError, StorageError) as exc:
+            self._static_behind = True
+            log.error("the static tree (%s) is behind: %s (the next change writes every file again)",
+                      self.static.where, exc)
+
+    def _copy_bundle(self, line_text: str) -> None:
+        assert self.static is not None
+        key = (json.loads(line_text).get("signature") or {}).get("bundle")
+        if not key:
+            return
+        source = self.blob_store.open(key)
+        if source is None:
+            raise Unavailable(f"{key} is named by a published version but missing from the blob store")
+        with source:
+            self.static.write_once(key, source.read(limits.MAX_BUNDLE + 1))
 
     def index_file(self, name: str) -> Rendered | None:
         rows = self.meta.package(name)

@@ -43,8 +43,8 @@ class Gate(FolderBlobs):
         super().__init__(root)
         self.barrier = barrier
 
-    def stage(self, data: bytes) -> Staged:
-        staged = super().stage(data)
+    def stage(self, data: bytes, key: str | None = None) -> Staged:
+        staged = super().stage(data, key)
         self.barrier.wait(timeout=30)
         return staged
 
