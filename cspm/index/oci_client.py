@@ -283,7 +283,8 @@ class Distribution:
             pass
 
     def check_login(self, repo: str) -> None:
-        """Ask for the push scope of `repo` (or `/v2/` itself): RegistryAuthError when refused."""
+        """Ask `/v2/` with the login: RegistryAuthError when the registry refuses it. (Whether it may push
+        is only known at the first push: a token service grants `/v2/` to any valid login.)"""
         with self.request("GET", f"{self.base}/v2/", repo, push=True):
             pass
 
@@ -426,9 +427,10 @@ class Distribution:
             raise RegistryAuthError(f"registry {self.name} names a token service cspm does not trust: "
                                     f"{realm[:200]!r} (the login goes only to https, loopback, or the registry's "
                                     f"own host)")
-        query = {"scope": params.get("scope") or scope}
-        if params.get("service"):
-            query["service"] = params["service"]
+        # what this request needs (a push asks pull,push at once) and what the challenge names (`delete`,
+        # another repository): each its own `scope` parameter, as the token spec has it
+        wanted = [scope, *(s for s in (params.get("scope") or "").split() if s != scope)]
+        query = [("scope", s) for s in wanted] + ([("service", params["service"])] if params.get("service") else [])
         auth = httpx.BasicAuth(*login) if login is not None else None
         try:
             with self.client.stream("GET", realm, params=query, auth=auth) as answer:
