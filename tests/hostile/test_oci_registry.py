@@ -149,3 +149,37 @@ def test_a_blob_with_other_bytes_is_refused(registry) -> None:  # type: ignore[n
 def test_malformed_manifests_are_refused(body: bytes) -> None:
     with pytest.raises(oci.OciFormatError):
         oci.parse_manifest(body, "test")
+
+
+def test_a_signature_is_found_through_the_referrers_api(registry) -> None:  # type: ignore[no-untyped-def]
+    """Where a registry has the OCI 1.1 referrers API (distribution 2.8 has not: test_oci.py covers the tag
+    fallback), the signature referrer comes from it; one whose subject is another manifest is ignored."""
+    routes, url = registry
+    routes["/v2/p/t/echo/tags/list"] = lambda: (200, {}, json.dumps({"tags": ["1.0.0"]}).encode())
+    package = _manifest(_line(), b"\0asm\1\0\0\0")
+    _serve_manifest(routes, "p/t/echo", "1.0.0", package)
+    package_digest = "sha256:" + hashlib.sha256(package).hexdigest()
+    bundle = b'{"a sigstore bundle": true}'
+    bundle_digest = "sha256:" + hashlib.sha256(bundle).hexdigest()
+    subject = oci.Descriptor(oci.IMAGE_MANIFEST, package_digest, len(package))
+    signature = oci.referrer_manifest(oci.SIGSTORE_BUNDLE, oci.Descriptor(oci.SIGSTORE_BUNDLE, bundle_digest,
+                                                                          len(bundle)),
+                                      subject, {oci.SIGNER: '{"issuer": "https://issuer", "identity": "a@b"}'})
+    stray = oci.referrer_manifest(oci.SIGSTORE_BUNDLE, oci.Descriptor(oci.SIGSTORE_BUNDLE, "sha256:" + "e" * 64, 9),
+                                  oci.Descriptor(oci.IMAGE_MANIFEST, "sha256:" + "f" * 64, 9), {})
+    entries = []
+    for body in (stray, signature):
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        _serve_manifest(routes, "p/t/echo", digest, body)
+        entries.append(oci.Descriptor(oci.IMAGE_MANIFEST, digest, len(body), oci.SIGSTORE_BUNDLE))
+    routes[f"/v2/p/t/echo/referrers/{package_digest}"] = lambda: (
+        200, {"Content-Type": oci.IMAGE_INDEX}, oci.referrers_index(entries))
+    routes[f"/v2/p/t/echo/blobs/{bundle_digest}"] = lambda: (200, {}, bundle)
+    source = source_for(Registry("good", url))
+    body = source.read("index/t/echo").body
+    assert body is not None
+    line = json.loads(body)
+    assert line["signature"] == {"kind": "sigstore", "bundle": f"bundles/sha256/{bundle_digest[7:]}.sigstore.json",
+                                 "issuer": "https://issuer", "identity": "a@b"}
+    assert line["oci"] == {"repository": "p/t/echo", "manifest": package_digest}
+    assert source.read_bundle(line["signature"]["bundle"], "t/echo") == bundle
