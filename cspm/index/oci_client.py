@@ -430,7 +430,9 @@ class Distribution:
         # what this request needs (a push asks pull,push at once) and what the challenge names (`delete`,
         # another repository): each its own `scope` parameter, as the token spec has it
         wanted = [scope, *(s for s in (params.get("scope") or "").split() if s != scope)]
-        query = [("scope", s) for s in wanted] + ([("service", params["service"])] if params.get("service") else [])
+        query: list[tuple[str, str | int | float | bool | None]] = [("scope", s) for s in wanted]
+        if params.get("service"):
+            query.append(("service", params["service"]))
         auth = httpx.BasicAuth(*login) if login is not None else None
         try:
             with self.client.stream("GET", realm, params=query, auth=auth) as answer:
