@@ -81,6 +81,7 @@ def summary(results: dict[str, Any]) -> list[Row]:
         for code in ("200", "304"):
             rows.append((f"registry index read ({code}), requests/s", f"{r[f'server_{code}_rps']:,.0f}/s",
                          f"{r['static']} {r[f'static_{code}_rps']:,.0f}/s", r[f"ratio_{code}"]))
+    rows += _replica_rows(got.get("registry", {}).get("registry_replicas", {}))
     if r := got.get("signatures", {}).get("signature_verification_ms"):
         rows.append(("signature verification, cold (`cspm verify` process)", _ms(r["cold_process"]),
                      f"`python -c 'import cspm'` {_ms(r['import_cspm'])}", r["cold_process"] / r["import_cspm"]))
@@ -95,6 +96,25 @@ def summary(results: dict[str, Any]) -> list[Row]:
             rows += _serve_rows(r, app, baseline)
     if r := got.get("hosts"):
         rows += _host_rows(r)
+    return rows
+
+
+def _replica_rows(r: dict[str, Any]) -> list[Row]:
+    """The registry's replicas on PostgreSQL + S3 (bench/registry_bench.py); a skipped part has no row."""
+    rows: list[Row] = []
+    if "writethrough_200_rps" in (s := r.get("static_reads", {})):
+        for code in ("200", "304"):
+            rows.append((f"registry index read ({code}) from the replicas' write-through tree via nginx, requests/s",
+                         f"{s[f'writethrough_{code}_rps']:,.0f}/s",
+                         f"nginx on `cspm-registry export` {s[f'export_{code}_rps']:,.0f}/s", s[f"ratio_{code}"]))
+    if "visible_ms_median" in (s := r.get("staleness", {})):
+        rows.append((f"registry staleness: publish sent → visible via nginx (median of {s['publishes']})",
+                     f"{_ms(s['visible_ms_median'])} (max {_ms(s['visible_ms_max'])})",
+                     f"the publish's 201 {_ms(s['publish_rtt_ms_median'])}", s["ratio"]))
+    if "three_replicas_per_s" in (s := r.get("publish_throughput", {})):
+        rows.append((f"registry publishes/s, 3 replicas on PostgreSQL + S3 ({s['clients']} clients, "
+                     f"{s['cores']} cores)", f"{s['three_replicas_per_s']:,.1f}/s",
+                     f"1 replica {s['one_replica_per_s']:,.1f}/s", s["ratio"]))
     return rows
 
 

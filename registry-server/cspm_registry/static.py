@@ -148,7 +148,8 @@ class FolderStatic:
             os.chmod(self.root, 0o755)
         except OSError as exc:
             raise StorageError(f"--static {root}: cannot make the folder ({exc.strerror or exc})") from None
-        self.lock = FileLock(str(self.root / LOCK_FILE))
+        # polled every millisecond (filelock's default, 50 ms, would cost a replica up to 50 ms per wait)
+        self.lock = FileLock(str(self.root / LOCK_FILE), poll_interval=0.001)
 
     def _file(self, path: str) -> Path:
         return self.root.joinpath(*checked(path).split("/"))
