@@ -13,6 +13,7 @@ from cspm.fetch import Download, FetchError, fetch_all
 from cspm.formats.userconfig import Registry
 from cspm.http_client import GaveUp, Retryable, RetryPolicy, retry_after_seconds
 from cspm.index.cache import IndexCache
+from cspm.index.oci_source import OciSource
 from cspm.index.source import SCHEMES, FolderSource, HttpSource, IndexSource, RegistryUnavailable, source_for
 from cspm.store import Store, digest_of
 
@@ -136,7 +137,8 @@ def test_sources_are_chosen_by_scheme_through_one_table(tmp_path: Path) -> None:
     with pytest.raises(RegistryUnavailable, match=r"ftp://") as info:
         source_for(Registry("e", "ftp://example.test/reg"))
     assert "file://, http://, https://" in (info.value.hint or "")
-    assert set(SCHEMES) == {"", "file", "http", "https"}
+    assert isinstance(source_for(Registry("f", "oci://127.0.0.1:5000/cspm")), OciSource)  # registered on first use
+    assert set(SCHEMES) == {"", "file", "http", "https", "oci", "oci+http", "oci+https"}
 
 
 def test_a_bare_path_folder_registry_serves_blobs(tmp_path: Path) -> None:
