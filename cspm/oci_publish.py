@@ -23,6 +23,8 @@ from cspm.index.oci_client import Distribution, Missing
 from cspm.protocol import oci
 
 OCI_SCHEMES = ("oci", "oci+http", "oci+https")
+OCI_URLS = tuple(f"{scheme}://" for scheme in OCI_SCHEMES)
+ADHOC_NAME = "oci"  # `--registry oci://…` not in the config: its login is CSPM_TOKEN_OCI or Docker's
 
 
 def is_oci(registry: Registry) -> bool:

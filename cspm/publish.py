@@ -128,7 +128,11 @@ def frame(manifest: dict[str, Any], blob: bytes, bundle: bytes = b"", kind: str 
 
 
 def pick_registry(config: UserConfig, name: str, chosen: str | None) -> Registry:
-    """--registry, else the one registry bound to the package's namespace."""
+    """--registry (a configured name, or an `oci://` URL), else the one registry bound to the package's namespace."""
+    if chosen and chosen.startswith(oci_publish.OCI_URLS):
+        url = chosen.rstrip("/")
+        same = next((r for r in config.registries if r.url == url), None)
+        return same or Registry(oci_publish.ADHOC_NAME, url)  # its login: CSPM_TOKEN_OCI, or Docker's config
     if chosen:
         registry = config.registry(chosen)
         if registry is None:

@@ -15,8 +15,9 @@ from cspm.errors import CspmError
 from cspm.formats import userconfig
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
-RegistryOpt = Annotated[str | None, typer.Option("--registry", "-r", help="the registry's name (default: the one "
-                                                                          "bound to the package's namespace)")]
+RegistryOpt = Annotated[str | None, typer.Option(
+    "--registry", "-r", help="the registry's name, or an oci://HOST/PREFIX URL (default: the one bound to the "
+                             "package's namespace)")]
 
 
 def publish(

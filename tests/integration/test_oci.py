@@ -198,8 +198,14 @@ def test_yank_and_unyank(world) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_a_version_is_never_replaced_by_publish(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    stderr = refused(["publish", str(source(tmp_path / "again", "test/echo", "1.0.0", "tool", "go")), "--no-sign"])
+    _, registry, _ = world
+    folder = source(tmp_path / "again", "test/echo", "1.0.0", "tool", "go")
+    stderr = refused(["publish", str(folder), "--no-sign"])
     assert "test/echo 1.0.0 is already published in registry oci" in stderr
+    # a URL that is not in the config: pushed there, with the login of the environment
+    other = f"oci://{registry.host}/elsewhere"
+    published = run(["publish", str(folder), "--no-sign", "--registry", other], env=LOGIN)
+    assert published["repository"] == "elsewhere/test/echo" and published["registry"] == "oci"
 
 
 def test_oras_reads_what_cspm_published(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
