@@ -11,6 +11,7 @@ import pty
 import re
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -45,6 +46,9 @@ class Terminal:
 
         def controlling() -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            # as a terminal's shell starts it: a runner started in the background (`cmd &` in a script)
+            # passes SIGINT on ignored, and Python then never turns it into KeyboardInterrupt
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
 
         self.process = subprocess.Popen([sys.executable, "-m", "cspm.cli.main", *args], stdin=follower,
                                         stdout=follower, stderr=follower, cwd=cwd, env=dict(os.environ),

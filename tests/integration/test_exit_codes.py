@@ -128,7 +128,10 @@ def _reading_stdin(pid: int) -> bool:
 def test_ctrl_c_exits_130() -> None:
     # `login` reads its token from stdin: a Ctrl-C there, once cspm waits for it, is an interruption
     process = subprocess.Popen([sys.executable, "-m", "cspm.cli.main", "login", "chainsocket"], cwd=ROOT,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               # SIGINT as a terminal gives it, even when this runner was started with it
+                               # ignored (`cmd &` in a script): Python then never raises KeyboardInterrupt
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not _reading_stdin(process.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
