@@ -30,7 +30,7 @@ LAYERS = [
     ("cspm.runtime", "runtime"), ("cspm.cli", "cli"), ("cspm.verify", "verify"),
     ("cspm.conformance", "conformance"), ("cspm_registry", "server"),
     *((m, "base") for m in ("cspm.errors", "cspm.atomicfile", "cspm.wording", "cspm.paths", "cspm.cachedir",
-                            "cspm.store", "cspm.fetch", "cspm.http_client", "cspm.schemas")),
+                            "cspm.store", "cspm.fetch", "cspm.http_client", "cspm.schemas", "cspm.pg_pool")),
     # building a registry from plug-in sources packs and locks apps: a publisher's tool above the manager
     ("cspm.index.from_sources", "manager"), ("cspm.index.check", "manager"),
     # who may read a registry: sources (OCI pulls) and publish both ask it

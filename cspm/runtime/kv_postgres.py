@@ -17,14 +17,13 @@ the request is retried once on a new one when nothing of it had run yet.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from cspm.errors import KvUnavailable
+from cspm.pg_pool import KEEPALIVES, ConnectionPool, Tracked
 from cspm.runtime.kv import Scope, SessionUsage, check_key, check_quota, decode, encode, published_prefix
 
 if TYPE_CHECKING:
@@ -53,9 +52,7 @@ _ROW_BYTES = "octet_length(key) + octet_length(value)"
 _WHERE_KEY = "app = %s AND plugin = %s AND session = %s AND key = %s"
 _WHERE_OWNER = "app = %s AND plugin = %s"
 _DEFAULTS: dict[str, Any] = {  # unless the URL sets them; keepalives only apply to TCP
-    "connect_timeout": CONNECT_TIMEOUT_S, "application_name": "cspm",
-    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
-}
+    "connect_timeout": CONNECT_TIMEOUT_S, "application_name": "cspm", **KEEPALIVES}
 T = TypeVar("T")
 
 
@@ -87,25 +84,6 @@ def _filters(app: str | None, session: str | None) -> tuple[str, tuple[object, .
     return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
 
-class _Tracked:
-    """A connection's cursor that counts the statements that succeeded: a request may be retried on a
-    new connection only when none of it reached the server."""
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-        self.done = 0
-
-    def run(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        cur = self.conn.execute(query.encode(), args)  # bytes: psycopg's LiteralString check has no say
-        rows = cur.fetchall() if cur.description is not None else []
-        self.done += 1
-        return rows
-
-    def count(self, query: str, args: tuple[object, ...] = ()) -> int:
-        cur = self.conn.execute(query.encode(), args)
-        self.done += 1
-        return cur.rowcount
-
 
 class PostgresKvStore:
     """KvStore in a PostgreSQL database (tables `cspm_kv`, `cspm_kv_usage`, `cspm_kv_schema`, made on
@@ -114,8 +92,7 @@ class PostgresKvStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._lock = threading.Lock()
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._pool = ConnectionPool(self._connect, MAX_IDLE)
         self._where = _describe(url)
 
     # ---- connections -----------------------------------------------------------------------------
@@ -166,56 +143,14 @@ class PostgresKvStore:
         row = conn.execute(b"SELECT max(version) FROM cspm_kv_schema").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    @contextmanager
-    def _connection(self) -> Iterator[tuple[psycopg.Connection[Any], bool]]:
-        """An idle connection (reused: True) or a new one; given back unless it broke."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        reused = conn is not None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn, reused
-        finally:
-            if conn.broken or conn.closed:
-                self._drop_idle()  # the server went away: its other connections are as dead
-                conn.close()
-            elif conn.info.transaction_status != conn.info.transaction_status.IDLE:
-                conn.close()  # interrupted mid-request: not given to the next one
-            else:
-                with self._lock:
-                    keep = len(self._idle) < MAX_IDLE
-                    if keep:
-                        self._idle.append(conn)
-                if not keep:
-                    conn.close()
-
-    def _drop_idle(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-    def _do(self, work: Callable[[_Tracked], T], transaction: bool) -> T:
+    def _do(self, work: Callable[[Tracked], T], transaction: bool) -> T:
         """Run `work` on a connection (in one transaction when `transaction`), once more on a new
         connection when a reused one turned out dead before any statement ran."""
         psycopg = _psycopg()
-        for attempt in (0, 1):
-            try:
-                with self._connection() as (conn, reused):
-                    tracked = _Tracked(conn)
-                    try:
-                        if not transaction:
-                            return work(tracked)
-                        with conn.transaction():
-                            return work(tracked)
-                    except psycopg.OperationalError:
-                        if attempt == 0 and reused and conn.broken and tracked.done == 0:
-                            continue
-                        raise
-            except psycopg.Error as exc:
-                raise self._unavailable(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._pool.run(work, operational=psycopg.OperationalError, transaction=transaction)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from None
 
     # ---- KvStore ---------------------------------------------------------------------------------
 
@@ -231,7 +166,7 @@ class PostgresKvStore:
         value_size = len(text.encode())
         where = _scope(scope, key)
 
-        def work(db: _Tracked) -> None:
+        def work(db: Tracked) -> None:
             keys, used = db.run(  # locks the owner's row: the next writer of this owner waits here
                 "INSERT INTO cspm_kv_usage (app, plugin, keys, bytes) VALUES (%s, %s, 0, 0) "
                 "ON CONFLICT (app, plugin) DO UPDATE SET keys = cspm_kv_usage.keys RETURNING keys, bytes",
@@ -251,7 +186,7 @@ class PostgresKvStore:
         check_key(key)
         where = _scope(scope, key)
 
-        def work(db: _Tracked) -> bool:
+        def work(db: Tracked) -> bool:
             db.run(f"SELECT 1 FROM cspm_kv_usage WHERE {_WHERE_OWNER} FOR UPDATE", where[:2])
             gone = db.run(f"DELETE FROM cspm_kv WHERE {_WHERE_KEY} RETURNING {_ROW_BYTES}", where)
             if gone:
@@ -284,7 +219,7 @@ class PostgresKvStore:
         deletes only their rows, and recounts their usage, in one transaction."""
         where, args = _filters(app, session)
 
-        def work(db: _Tracked) -> int:
+        def work(db: Tracked) -> int:
             owners = db.run(f"SELECT DISTINCT app, plugin FROM cspm_kv {where} ORDER BY app, plugin", args)
             deleted = 0
             for owner in owners:
@@ -301,7 +236,7 @@ class PostgresKvStore:
 
     def close(self) -> None:
         """Closes the idle connections; the store opens new ones if it is used again."""
-        self._drop_idle()
+        self._pool.drop_idle()
 
 
 def _describe(url: str) -> str:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from cspm.errors import StorageError
+from cspm.pg_pool import KEEPALIVES, ConnectionPool, Tracked
 from cspm_registry.metadata import Exists, Token, Transaction, Unavailable, VersionRow, version_key
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS registry_trust (
 INSERT INTO registry_meta VALUES ('generation', '0') ON CONFLICT DO NOTHING;
 """
 _DEFAULTS: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "cspm-registry",
-                             "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+                             **KEEPALIVES}
 _ROWS = "SELECT id, name, line, modified FROM registry_versions "
 _BY_NAME = 'ORDER BY name COLLATE "C", id'  # bytewise, as SQLite orders: whatever the database's collation
 T = TypeVar("T")
@@ -97,25 +97,6 @@ def describe(url: str) -> str:
     return f"{host}{f':{port}' if port else ''}/{parts.path.lstrip('/')}"
 
 
-class _Tracked:
-    """A connection that counts the statements that reached the server: a request is retried on a new
-    connection only when none did."""
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.conn = conn
-        self.done = 0
-
-    def run(self, query: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-        cur = self.conn.execute(query.encode(), args)  # bytes: psycopg's LiteralString check has no say
-        rows = cur.fetchall() if cur.description is not None else []
-        self.done += 1
-        return rows
-
-    def count(self, query: str, args: tuple[object, ...] = ()) -> int:
-        cur = self.conn.execute(query.encode(), args)
-        self.done += 1
-        return int(cur.rowcount)
-
 
 class PostgresMetadata:
     """`MetadataStore` in a PostgreSQL database; thread-safe (each request takes an idle connection or
@@ -125,13 +106,12 @@ class PostgresMetadata:
         self.url = url
         self.where = describe(url)
         self._psycopg = _psycopg()
-        self._lock = threading.Lock()
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._pool = ConnectionPool(self._connect, MAX_IDLE)
         self._do(self._create, transaction=True)
 
     # -- schema
 
-    def _create(self, db: _Tracked) -> None:
+    def _create(self, db: Tracked) -> None:
         made = db.run("SELECT to_regclass('registry_meta') IS NOT NULL")[0][0]
         found = db.run("SELECT value FROM registry_meta WHERE key = 'schema'") if made else []
         if not found:  # made once, by one replica: the others wait on the lock, then find it made
@@ -162,61 +142,18 @@ class PostgresMetadata:
             raise
         return conn
 
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[tuple[psycopg.Connection[Any], bool]]:
-        """An idle connection (reused: True) or a new one; given back unless it broke or is mid-transaction."""
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        reused = conn is not None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn, reused
-        finally:
-            if conn.broken or conn.closed:
-                self._drop_idle()  # the server went away: its other connections are as dead
-                conn.close()
-            elif conn.info.transaction_status != conn.info.transaction_status.IDLE:
-                conn.close()
-            else:
-                with self._lock:
-                    keep = len(self._idle) < MAX_IDLE
-                    if keep:
-                        self._idle.append(conn)
-                if not keep:
-                    conn.close()
-
-    def _drop_idle(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
     def close(self) -> None:
-        self._drop_idle()
+        self._pool.drop_idle()
 
-    def _do(self, work: Callable[[_Tracked], T], *, transaction: bool = False, snapshot: bool = False) -> T:
+    def _do(self, work: Callable[[Tracked], T], *, transaction: bool = False, snapshot: bool = False) -> T:
         """`work` on a connection (in a transaction when asked; `snapshot`: one REPEATABLE READ snapshot for
         several SELECTs), once more on a new connection when a reused one was dead before anything ran."""
         psycopg = self._psycopg
-        for attempt in (0, 1):
-            try:
-                with self._connection() as (conn, reused):
-                    tracked = _Tracked(conn)
-                    try:
-                        if not (transaction or snapshot):
-                            return work(tracked)
-                        with conn.transaction():
-                            if snapshot:
-                                conn.execute(b"SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                            return work(tracked)
-                    except psycopg.OperationalError:
-                        if attempt == 0 and reused and conn.broken and tracked.done == 0:
-                            continue
-                        raise
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # not a bug's error: that is a 500
-                raise self._unavailable(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return self._pool.run(work, operational=psycopg.OperationalError, transaction=transaction,
+                                  snapshot=snapshot)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:  # not a bug's error: that is a 500
+            raise self._unavailable(exc) from None
 
     # -- transactions
 
@@ -227,7 +164,7 @@ class PostgresMetadata:
         psycopg = self._psycopg
         for attempt in (0, 1):
             try:
-                with self._connection() as (conn, reused):
+                with self._pool.connection() as (conn, reused):
                     try:
                         tx = conn.transaction()
                         tx.__enter__()
@@ -243,7 +180,7 @@ class PostgresMetadata:
                             continue
                         raise
                     try:
-                        yield _PostgresTransaction(_Tracked(conn), self._psycopg)
+                        yield _PostgresTransaction(Tracked(conn), self._psycopg)
                     except BaseException as exc:
                         tx.__exit__(type(exc), exc, exc.__traceback__)
                         raise
@@ -269,7 +206,7 @@ class PostgresMetadata:
     def add_token(self, token_hash: str, namespaces: list[str], publish: bool, admin: bool) -> int:
         now = time.time()
 
-        def work(db: _Tracked) -> int:
+        def work(db: Tracked) -> int:
             token_id = int(db.run("INSERT INTO registry_tokens (hash, namespaces, publish, admin, created) VALUES "
                                   "(%s, %s, %s, %s, %s) RETURNING id",
                                   (token_hash, json.dumps(sorted(set(namespaces))), publish, admin, now))[0][0])
@@ -325,7 +262,7 @@ class PostgresMetadata:
 class _PostgresTransaction:
     """`Transaction` on a connection inside a transaction that holds the generation row's lock."""
 
-    def __init__(self, db: _Tracked, psycopg: Any) -> None:
+    def __init__(self, db: Tracked, psycopg: Any) -> None:
         self.db = db
         self._psycopg = psycopg
 
@@ -383,15 +320,15 @@ class _PostgresTransaction:
         return int(rows[0][0])
 
 
-def _generation(db: _Tracked) -> int:
+def _generation(db: Tracked) -> int:
     return int(db.run("SELECT value FROM registry_meta WHERE key = 'generation'")[0][0])
 
 
-def _rows(db: _Tracked, where: str, args: tuple[Any, ...] = ()) -> list[VersionRow]:
+def _rows(db: Tracked, where: str, args: tuple[Any, ...] = ()) -> list[VersionRow]:
     return [VersionRow(int(r[0]), r[1], r[2], float(r[3])) for r in db.run(_ROWS + where, args)]
 
 
-def _policy(db: _Tracked, namespace: str | None = None) -> dict[str, Any]:
+def _policy(db: Tracked, namespace: str | None = None) -> dict[str, Any]:
     query = "SELECT namespace, issuer, identity, keys, require FROM registry_trust"
     rows = db.run(query + " WHERE namespace = %s", (namespace,)) if namespace else \
         db.run(query + ' ORDER BY namespace COLLATE "C"')
