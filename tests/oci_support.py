@@ -57,34 +57,49 @@ class OciRegistry:
     def start(self) -> None:
         import bcrypt
 
-        self.storage.mkdir(parents=True, exist_ok=True)
         hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()  # cheap: checked per request
+        (self.root / "htpasswd").parent.mkdir(parents=True, exist_ok=True)
         (self.root / "htpasswd").write_text(f"{USERNAME}:{hashed}\n")
-        (self.root / "config.yml").write_text(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {self.storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n  secret: test-secret\n"
-            f"auth:\n  htpasswd:\n    realm: cspm-tests\n    path: {self.root / 'htpasswd'}\n")
-        self.process = subprocess.Popen([BINARY, "serve", str(self.root / "config.yml")], stdout=subprocess.DEVNULL,
-                                        stderr=open(self.root / "registry.log", "ab"))  # noqa: SIM115
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {(self.root / 'registry.log').read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("docker-registry did not start listening in 15 s")
+        self.process = start_distribution(self.root, self.port,
+                                          f"htpasswd:\n    realm: cspm-tests\n    path: {self.root / 'htpasswd'}\n")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
+
+
+def start_distribution(root: Path, port: int, auth: str) -> subprocess.Popen[bytes]:
+    """docker-registry on 127.0.0.1:`port`, storing in `root/storage`, deletes enabled, with `auth` (the
+    YAML under its `auth:` key); returns once it listens."""
+    storage = root / "storage"
+    storage.mkdir(parents=True, exist_ok=True)
+    (root / "config.yml").write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n  secret: test-secret\nauth:\n  {auth}")
+    log = root / "registry.log"
+    with open(log, "ab") as errors:
+        process = subprocess.Popen([BINARY, "serve", str(root / "config.yml")], stdout=subprocess.DEVNULL,
+                                   stderr=errors)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return process
+        time.sleep(0.05)
+    stop_process(process)
+    raise RuntimeError("docker-registry did not start listening in 15 s")
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture

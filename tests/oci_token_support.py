@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from tests.oci_support import BINARY, free_port
+from tests.oci_support import BINARY, free_port, start_distribution, stop_process
 
 USERNAME = "robot"
 PASSWORD = "token-s3cret-password"
@@ -211,44 +211,17 @@ class TokenRegistry:
         return f"oci://{self.host}/{prefix}"
 
     def start(self) -> None:
-        storage = self.root / "storage"
-        storage.mkdir(parents=True, exist_ok=True)
         bundle = self.root / "token-root.pem"
+        bundle.parent.mkdir(parents=True, exist_ok=True)
         bundle.write_bytes(self.tokens.signer.pem())
-        (self.root / "config.yml").write_text(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
-            f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n  secret: test-secret\n"
-            f"auth:\n  token:\n    realm: {self.realm or self.tokens.realm}\n    service: {SERVICE}\n"
-            f"    issuer: {ISSUER}\n    rootcertbundle: {bundle}\n")
-        log = self.root / "registry.log"
-        with open(log, "ab") as errors:
-            self.process = subprocess.Popen([BINARY, "serve", str(self.root / "config.yml")],
-                                            stdout=subprocess.DEVNULL, stderr=errors)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"docker-registry exited: {log.read_text()[-2000:]}")
-            with contextlib.suppress(OSError), socket_to(self.port):
-                return
-            time.sleep(0.05)
-        raise RuntimeError("docker-registry did not start listening in 15 s")
+        self.process = start_distribution(self.root, self.port,
+                                          f"token:\n    realm: {self.realm or self.tokens.realm}\n"
+                                          f"    service: {SERVICE}\n    issuer: {ISSUER}\n"
+                                          f"    rootcertbundle: {bundle}\n")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
-
-
-def socket_to(port: int) -> contextlib.AbstractContextManager:
-    import socket
-
-    return socket.create_connection(("127.0.0.1", port), timeout=0.2)
 
 
 @contextlib.contextmanager
