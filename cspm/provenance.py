@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,15 @@ from cspm.formats.lock import Lock, LockedPlugin
 from cspm.index.federation import Federation
 from cspm.index.source import IndexSource
 from cspm.store import Store
-from cspm.verify.signature import Rule, SignatureError, Signer, rule_for, verify
+from cspm.verify.signature import (
+    MAX_TRUST_CONFIG,
+    TRUST_CONFIG_ENV,
+    Rule,
+    SignatureError,
+    Signer,
+    rule_for,
+    verify,
+)
 
 MAX_VERDICT = 64 * 1024
 
@@ -43,9 +52,35 @@ def _verdict_path(digest: str) -> Path:
 
 
 def _fingerprint(rule: Rule | None, pinned: Signer | None) -> str:
-    text = json.dumps([vars(rule) if rule else None, pinned.to_dict() if pinned else None], sort_keys=True,
-                      default=list)
+    """What a verdict was proven under: the rule, the pinned signer and the Sigstore trust it was checked
+    against (a verdict proven under another trusted root is not this one's)."""
+    text = json.dumps([vars(rule) if rule else None, pinned.to_dict() if pinned else None, _trust_identity()],
+                      sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _trust_identity() -> str:
+    """The trust config's own identity: the sha256 of CSPM_SIGSTORE_TRUST_CONFIG's file, or "production"
+    (whose root only `cspm trust refresh` changes, and that forgets every verdict)."""
+    path = os.environ.get(TRUST_CONFIG_ENV)
+    if not path:
+        return "production"
+    try:
+        with open(path, "rb") as handle:
+            return hashlib.sha256(handle.read(MAX_TRUST_CONFIG)).hexdigest()
+    except OSError:
+        return f"unreadable:{path}"  # verification will say why; no verdict cached under it is reused
+
+
+def forget_verdicts() -> int:
+    """Drop every cached verdict (after the trusted root changed); how many there were."""
+    folder = Bucket.VERDICTS.path()
+    removed = 0
+    for path in folder.glob("*.json") if folder.is_dir() else []:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def _cached(digest: str, key: str) -> dict | None:

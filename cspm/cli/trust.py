@@ -1,4 +1,8 @@
-"""`cspm keygen`, `cspm verify`, `cspm trust refresh`: keys and signatures by hand."""
+"""`cspm keygen`, `cspm verify`, `cspm trust refresh`: keys and signatures by hand.
+
+The config, the index and the federation are imported only by the paths that read them: `cspm verify
+FILE --bundle SIG --issuer … --identity …` pays for typer, the output and the verifier alone.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,6 @@ import typer
 
 from cspm.cli.output import err, out, print_json, shown, warner
 from cspm.errors import CspmError
-from cspm.formats import userconfig
-from cspm.formats.names import parse_requirement
-from cspm.index.federation import Federation
-from cspm.index.query import info
 from cspm.store import digest_of
 from cspm.verify import signature
 from cspm.verify.sniff import signature_kind
@@ -39,6 +39,12 @@ def keygen(
     out.print(public, markup=False)
 
 
+def _user_trust() -> dict:
+    from cspm.formats import userconfig
+
+    return userconfig.load().trust
+
+
 def verify(
     target: Annotated[str, typer.Argument(help="NAMESPACE/NAME@VERSION, or a .wasm file with --bundle")],
     bundle: Annotated[Path | None, typer.Option("--bundle", help="the signature of a local file")] = None,
@@ -52,7 +58,6 @@ def verify(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a signature and say what was checked and who signed."""
-    config = userconfig.load()
     explicit = signature.Rule("(command line)", issuer, identity, tuple(key or ())) \
         if (issuer or identity or key) else None
     sig: bytes | None
@@ -64,10 +69,16 @@ def verify(
             raise CspmError(f"cannot read {exc.filename}: {exc.strerror}") from None
         kind = signature_kind(sig, f"the signature {bundle}")
         package = name or ""
-        rule = explicit or (signature.rule_for(package, config.trust) if package else None)
+        rule = explicit or (signature.rule_for(package, _user_trust()) if package else None)
         digest = digest_of(data)
         what = target
     else:
+        from cspm.formats import userconfig
+        from cspm.formats.names import parse_requirement
+        from cspm.index.federation import Federation
+        from cspm.index.query import info
+
+        config = userconfig.load()
         requirement = parse_requirement(target)
         federation = Federation(config, offline=offline, warn=warner())
         try:
@@ -75,7 +86,7 @@ def verify(
             entry = found.chosen
             source = federation.versions(requirement.name).source
             sig_info = entry.signature or {}
-            sig = source.read(sig_info["bundle"], signature.MAX_BUNDLE).body if sig_info.get("bundle") else None
+            sig = source.read_bundle(sig_info["bundle"], entry.name) if sig_info.get("bundle") else None
             policy = source.config().get("policy")
         finally:
             federation.close()
@@ -103,5 +114,8 @@ def verify(
 @app.command("refresh")
 def refresh() -> None:
     """Update Sigstore's production trusted root over TUF (needs the network; installs stay offline)."""
+    from cspm import provenance
+
     signature.refresh_trust()
-    err.print("Sigstore's trusted root is up to date")
+    forgotten = provenance.forget_verdicts()  # proven under the old root: each is checked again, once
+    err.print(f"Sigstore's trusted root is up to date ({forgotten} cached verdict(s) to check again)")

@@ -34,7 +34,6 @@ from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 
 from cspm.formats.names import check_name
-from cspm.store import check_digest
 
 CONFIG_FILE = "config.json"
 NAMES_FILE = "names"
@@ -58,6 +57,8 @@ def index_path(name: str) -> str:
 
 def blob_path(digest: str) -> str:
     """`blobs/sha256/<hex>` of a `sha256:<hex>` digest (checked)."""
+    from cspm.store import check_digest  # the store (and filelock) only where a blob path is made
+
     return f"{BLOBS_DIR}/{check_digest(digest).split(':', 1)[1]}"
 
 

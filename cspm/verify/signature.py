@@ -15,6 +15,10 @@ import hashlib
 import json
 import logging
 import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +88,51 @@ def rule_for(name: str, *policies: dict[str, Any]) -> Rule | None:
     return None
 
 
+# -- imports (both modes)
+
+# Modules imported only for securesystemslib's cloud-KMS *signers*: `securesystemslib.signer` (which
+# the keyed mode uses, and sigstore through `tuf.api.metadata`) tries `import boto3` for its AWS KMS
+# signer. Nothing here signs with AWS KMS, and where boto3 is installed (the registry's cloud extra;
+# moto in the tests) it costs ~50 ms of a cold Sigstore verification and ~130 ms of a keyed one
+# (docs/performance.md, Signatures). It is hidden only while these libraries are first imported and
+# only if nothing imported it before; securesystemslib then marks its AWS signer unavailable, exactly
+# as where boto3 is not installed, and a later `import boto3` (the registry's S3 store) works as usual.
+_SIGNER_ONLY_MODULES = ("boto3",)
+_import_lock = threading.RLock()
+
+
+@contextmanager
+def _without_signer_backends() -> Iterator[None]:
+    with _import_lock:
+        hidden = [m for m in _SIGNER_ONLY_MODULES if m not in sys.modules]
+        for module in hidden:
+            sys.modules[module] = None  # type: ignore[assignment]  # `import boto3` raises ImportError
+        try:
+            yield
+        finally:
+            for module in hidden:
+                if sys.modules.get(module, 0) is None:
+                    del sys.modules[module]
+
+
+def _import_verifier() -> None:
+    """Import what Sigstore verification uses, without the signer-only backends (`_SIGNER_ONLY_MODULES`)."""
+    if "sigstore.verify" in sys.modules and "sigstore.models" in sys.modules:
+        return
+    with _without_signer_backends():
+        import sigstore.models
+        import sigstore.verify  # noqa: F401
+
+
+def _import_sslib() -> None:
+    """Import securesystemslib's DSSE and key classes (keyed mode), without the signer-only backends."""
+    if "securesystemslib.signer" in sys.modules and "securesystemslib.dsse" in sys.modules:
+        return
+    with _without_signer_backends():
+        import securesystemslib.dsse
+        import securesystemslib.signer  # noqa: F401
+
+
 # -- keys (keyed mode)
 
 def key_id(public: str) -> str:
@@ -140,6 +189,7 @@ def keygen(path: Path) -> str:
 
 
 def _sslib_key(public: str) -> Any:
+    _import_sslib()
     from securesystemslib.signer import SSlibKey
 
     return SSlibKey(key_id(public), "ed25519", "ed25519", {"public": _public_bytes(public).hex()})
@@ -149,6 +199,8 @@ def sign_keyed(private_pem: bytes, name: str, version: str, digest: str) -> tupl
     """A DSSE envelope over an in-toto statement for (name, version, digest); returns (envelope, public)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    _import_sslib()
     from securesystemslib.dsse import Envelope
     from securesystemslib.signer import CryptoSigner
 
@@ -170,6 +222,7 @@ def sign_keyed(private_pem: bytes, name: str, version: str, digest: str) -> tupl
 
 def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str, ...], what: str,
                   version: str | None) -> Signer:
+    _import_sslib()
     from securesystemslib.dsse import Envelope
 
     try:
@@ -208,14 +261,19 @@ def _verify_keyed(envelope_bytes: bytes, name: str, digest: str, keys: tuple[str
 
 # -- Sigstore (keyless)
 
+TRUST_CONFIG_ENV = "CSPM_SIGSTORE_TRUST_CONFIG"
+MAX_TRUST_CONFIG = 4 << 20  # a ClientTrustConfig JSON: a few roots and keys
+
+
 def trust_config() -> Any:
     """Sigstore's trust: CSPM_SIGSTORE_TRUST_CONFIG (a ClientTrustConfig JSON), else production, offline."""
-    return _trust_config(os.environ.get("CSPM_SIGSTORE_TRUST_CONFIG"))
+    return _trust_config(os.environ.get(TRUST_CONFIG_ENV))
 
 
 @functools.lru_cache(maxsize=4)
 def _trust_config(path: str | None) -> Any:
-    """Loaded once per process: the offline TUF load is most of a cold verification."""
+    """Loaded once per process. Offline, sigstore runs no TUF: it parses the trusted root it cached (~2 ms)."""
+    _import_verifier()
     from sigstore.models import ClientTrustConfig
 
     logging.getLogger("sigstore").setLevel(logging.ERROR)  # "loaded in offline mode" is our default, not news
@@ -288,6 +346,7 @@ def sign_sigstore(data: bytes, identity_token: str) -> bytes:
 
 
 def _verify_sigstore(bundle_bytes: bytes, digest: str, what: str) -> Signer:
+    _import_verifier()
     from sigstore.errors import VerificationError
     from sigstore.hashes import Hashed
     from sigstore.models import Bundle, InvalidBundle

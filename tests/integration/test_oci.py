@@ -105,6 +105,8 @@ def test_publish_resolve_lock_install_run(world) -> None:  # type: ignore[no-unt
     assert repo == "cspm/test/echo" and oci.DIGEST_RE.fullmatch(manifest)
     assert echo["signature"]["kind"] == "sigstore"
     assert run(["run", str(app), "-i", "from oci"], env=env)["output"] == "from oci"
+    verified = run(["verify", "test/echo@1.0.0"], env=env)  # the bundle read from its referrer
+    assert verified["signer"]["identity"] == "alice@acme.example" and verified["kind"] == "sigstore"
 
     # `cspm info` and an upgrade across signers work as with any registry
     info = run(["info", "test/echo"], env=env)

@@ -77,3 +77,25 @@ def test_oci_login_order_env_then_saved_then_docker(tmp_path: Path, monkeypatch:
     credentials.forget("my-reg")
     with pytest.raises(CspmError, match="not base64"):
         credentials.oci_login(registry)
+
+
+def test_a_cached_verdict_is_keyed_by_the_trusted_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A verdict proven under one Sigstore trust config is not reused under another (nor after a refresh)."""
+    from cspm import provenance
+    from cspm.verify.signature import Rule
+
+    rule = Rule("ns/*", "https://issuer", "a@b", ())
+    monkeypatch.delenv("CSPM_SIGSTORE_TRUST_CONFIG", raising=False)
+    production = provenance._fingerprint(rule, None)
+    first, second = tmp_path / "one.json", tmp_path / "two.json"
+    first.write_text('{"root": 1}')
+    second.write_text('{"root": 2}')
+    monkeypatch.setenv("CSPM_SIGSTORE_TRUST_CONFIG", str(first))
+    under_first = provenance._fingerprint(rule, None)
+    monkeypatch.setenv("CSPM_SIGSTORE_TRUST_CONFIG", str(second))
+    assert len({production, under_first, provenance._fingerprint(rule, None)}) == 3
+    monkeypatch.setenv("CSPM_CACHE_DIR", str(tmp_path / "cache"))
+    provenance._remember("sha256:" + "a" * 64, under_first, None)
+    assert provenance._cached("sha256:" + "a" * 64, under_first) is not None
+    assert provenance.forget_verdicts() == 1
+    assert provenance._cached("sha256:" + "a" * 64, under_first) is None
