@@ -62,15 +62,34 @@ def instantiation(lang: str, wasm: Path, cache: Path) -> dict:
             "instantiate_ms": runs[1]["instantiate_s"] * 1000, "reinstantiate_ms": runs[1]["reinstantiate_s"] * 1000}
 
 
-def per_call_us(fn, n: int) -> float:
-    """Median of 5 batches, in microseconds per call."""
-    batches = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        batches.append((time.perf_counter() - start) / n * 1e6)
-    return statistics.median(batches)
+def interleaved_us(fns: dict, n: int, rounds: int = 15) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """µs per call of each function (wall clock, and this thread's CPU time), one batch of n calls each
+    per round, the functions taking turns.
+
+    Taking turns puts a shared machine's slow spells on every function alike, so a difference of two
+    (the hop: with a tool, minus alone) is taken within a round and its median over rounds reported.
+    CPU time leaves out the time the thread waited (preempted by other work on a busy machine, or
+    for Extism's timer thread): the guest runs on the calling thread, so it is all counted.
+    """
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            for _ in range(n):
+                fn()
+            cpu[name].append((time.thread_time() - start_cpu) / n * 1e6)
+            wall[name].append((time.perf_counter() - start) / n * 1e6)
+    return wall, cpu
+
+
+def _summary(runs: dict[str, list[float]]) -> dict:
+    med = {name: statistics.median(values) for name, values in runs.items()}
+    hop = statistics.median(r - a for r, a in zip(runs["routed"], runs["alone"], strict=True))
+    ratio = statistics.median((r - a) / b for r, a, b in zip(runs["routed"], runs["alone"], runs["bare"], strict=True))
+    return {"bare_tool_call_us": med["bare"], "bare_agent_call_us": med["agent_bare"],
+            "run_agent_alone_us": med["alone"], "run_agent_with_tool_us": med["routed"], "routed_hop_us": hop,
+            "hop_over_bare_call": ratio}
 
 
 def routed_hop(wasm: Path, n: int) -> dict:
@@ -84,15 +103,123 @@ def routed_hop(wasm: Path, n: int) -> dict:
         with Runtime(planner.build(app_format.load(path))) as rt:
             tool = rt.nodes["t"].plugin
             payload = json.dumps({"input": "hello"}).encode()
-            bare = per_call_us(lambda: tool.call("call", payload), n)
             agent_payload = json.dumps({"input": "hello", "session": "s", "tools": [], "llms": [], "agents": []})
             alone = rt.nodes["alone"].plugin
-            agent_bare = per_call_us(lambda: alone.call("call", agent_payload), n)
-            routed = per_call_us(lambda: rt.run("hello"), n)
-            alone_run = per_call_us(lambda: rt.run("hello", entry="alone"), n)
-    hop = routed - alone_run
-    return {"bare_tool_call_us": bare, "bare_agent_call_us": agent_bare, "run_agent_alone_us": alone_run,
-            "run_agent_with_tool_us": routed, "routed_hop_us": hop, "hop_over_bare_call": hop / bare}
+            for _ in range(max(n // 3, 50)):  # warm: caches, the validators compiled at their first use
+                rt.run("hello")
+                rt.run("hello", entry="alone")
+            wall, cpu = interleaved_us({"bare": lambda: tool.call("call", payload),
+                                        "agent_bare": lambda: alone.call("call", agent_payload),
+                                        "routed": lambda: rt.run("hello"),
+                                        "alone": lambda: rt.run("hello", entry="alone")}, n)
+    return {**_summary(wall), "cpu": _summary(cpu)}
+
+
+class _NoSpan:
+    """What Span.child returns while spans are knocked out."""
+
+    model = None
+
+    def record(self, *_: object) -> None:
+        pass
+
+    def finish(self, *_: object) -> None:
+        pass
+
+
+def hop_profile(wasm: Path, rounds: int, n: int = 400) -> dict[str, float]:
+    """CPU µs per hop of each part, measured in place: the run is repeated with one part knocked out
+    (a no-op, or a cached answer) and the difference taken, the variants taking turns. The parts that
+    run(`alone`) has too (schema checks, log drain, JSON) subtract what the knock-out saves there.
+    A profiling tool only: the knock-outs skip checks, so nothing here is a way to run."""
+    from extism_sys import ffi, lib
+
+    from cspm import planner
+    from cspm.formats import app as app_format
+    from cspm.runtime import engine, fastcheck, trace, watchdog
+    from cspm.runtime.engine import Frame, Runtime
+
+    def swap(obj: object, name: str, value: object) -> tuple:
+        old = getattr(obj, name)
+        return (lambda: setattr(obj, name, value)), (lambda: setattr(obj, name, old))
+
+    def both(*pairs: tuple) -> tuple:
+        return (lambda: [p[0]() for p in pairs]), (lambda: [p[1]() for p in pairs])
+
+    memo: dict = {}
+
+    def memo_loads(data: bytes, **_: object) -> object:
+        if data not in memo:
+            memo[data] = json.loads(data)
+        return memo[data]
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "app.yaml"
+        path.write_text(HOP_APP.format(wasm=wasm))
+        with Runtime(planner.build(app_format.load(path))) as rt:
+            tool = rt.nodes["t"]
+            payload = json.dumps({"input": "hello"}).encode()
+            answer = tool.plugin.call("call", payload)
+            handle = ffi.new_handle(None)
+
+            def raw_call() -> bytes:  # the tool's call with no Python layer but cffi's
+                pointer = tool.plugin.plugin
+                lib.extism_plugin_call_with_host_context(pointer, b"call", payload, len(payload), handle)
+                lib.extism_plugin_error(pointer)
+                return ffi.buffer(lib.extism_plugin_output_data(pointer), lib.extism_plugin_output_length(pointer))[:]
+
+            def routed() -> object:
+                return rt.run("hello")
+
+            def alone() -> object:
+                return rt.run("hello", entry="alone")
+
+            checks = both(swap(engine, "message_check", lambda _name: (lambda _message: None)),
+                          swap(fastcheck, "ANSWERS", {k: (lambda _m: True) for k in fastcheck.ANSWERS}),
+                          swap(fastcheck, "REQUESTS", {k: (lambda _m, _n: True) for k in fastcheck.REQUESTS}))
+            drain = swap(rt._logs, "drain", lambda: None)
+            parse = swap(engine.bounded_json, "loads", memo_loads)
+            variants: dict[str, tuple] = {
+                "alone": (alone, None), "routed": (routed, None),
+                "answered at once": (routed, swap(Frame, "handle", lambda _self, _f, _r: answer)),
+                "raw nested call": (routed, swap(Frame, "handle", lambda _self, _f, _r: raw_call())),
+                "no checks": (routed, checks), "alone, no checks": (alone, checks),
+                "no spans": (routed, swap(trace.Span, "child", lambda _self, *_a, **_k: _NoSpan())),
+                "no watchdog": (routed, swap(engine.WATCHDOG, "arm", lambda _d, cancel: watchdog.Armed(cancel))),
+                "no drain": (routed, drain), "alone, no drain": (alone, drain),
+                "no parse": (routed, parse), "alone, no parse": (alone, parse),
+                "bare": (lambda: tool.plugin.call("call", payload), None), "bare raw": (raw_call, None)}
+            for _ in range(300):
+                routed()
+                alone()
+            cpu: dict[str, list[float]] = {name: [] for name in variants}
+            for _ in range(rounds):
+                for name, (fn, patch) in variants.items():
+                    if patch:
+                        patch[0]()
+                    try:
+                        start = time.thread_time()
+                        for _ in range(n):
+                            fn()
+                        cpu[name].append((time.thread_time() - start) / n * 1e6)
+                    finally:
+                        if patch:
+                            patch[1]()
+
+    def less(a: str, b: str) -> float:
+        return statistics.median(x - y for x, y in zip(cpu[a], cpu[b], strict=True))
+
+    return {"hop": less("routed", "alone"),
+            "guest extra + host-function crossing": less("answered at once", "alone"),
+            "nested Extism call (raw cffi)": less("raw nested call", "answered at once"),
+            "host Python": less("routed", "raw nested call"),
+            "- schema checks": less("routed", "no checks") - less("alone", "alone, no checks"),
+            "- trace spans": less("routed", "no spans"),
+            "- watchdog arm": less("routed", "no watchdog"),
+            "- log drain": less("routed", "no drain") - less("alone", "alone, no drain"),
+            "- JSON parse": less("routed", "no parse") - less("alone", "alone, no parse"),
+            "bare call, extism Plugin.call": statistics.median(cpu["bare"]),
+            "bare call, raw cffi": statistics.median(cpu["bare raw"])}
 
 
 def main() -> None:
@@ -100,10 +227,20 @@ def main() -> None:
     parser.add_argument("--lang", action="append", help="languages (default: all built)")
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--routing-only", action="store_true", help="skip the instantiation measurements")
+    parser.add_argument("--profile", type=int, metavar="ROUNDS",
+                        help="instead: the routed hop's parts in CPU µs (docs/performance.md), ROUNDS rounds")
     args = parser.parse_args()
+    if args.profile:
+        os.environ["CSPM_DATA_DIR"] = tempfile.mkdtemp()
+        for lang in args.lang or ["c", "rust"]:
+            wasm = ROOT / f"plugins/conformance-{lang}/build/conformance-{lang}.wasm"
+            parts = hop_profile(wasm, args.profile)
+            print(lang, json.dumps({k: round(v, 1) for k, v in parts.items()}))
+        return
     results: dict = {"instantiation": {}, "routing": {}}
     with tempfile.TemporaryDirectory() as cache_root:
-        for lang in args.lang or LANGS:
+        for lang in [] if args.routing_only else args.lang or LANGS:
             wasm = ROOT / f"plugins/conformance-{lang}/build/conformance-{lang}.wasm"
             if not wasm.exists():
                 print(f"skip {lang}: {wasm} not built (plugins/build-all.sh)")
@@ -120,6 +257,9 @@ def main() -> None:
             print(f"{lang:15} bare tool call {r['bare_tool_call_us']:6.1f} us   routed hop {r['routed_hop_us']:6.1f} us"
                   f"   ratio {r['hop_over_bare_call']:4.2f}x   (agent alone {r['run_agent_alone_us']:.1f} us, "
                   f"with tool {r['run_agent_with_tool_us']:.1f} us)")
+            c = r["cpu"]
+            print(f"{'':15} cpu time: bare {c['bare_tool_call_us']:6.1f} us   hop {c['routed_hop_us']:6.1f} us"
+                  f"   ratio {c['hop_over_bare_call']:4.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

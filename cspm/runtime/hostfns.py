@@ -38,8 +38,7 @@ def _trampoline(current: Any, inputs: Any, n_inputs: int, outputs: Any, n_output
     try:
         offset = inputs[0].v.i64
         length = lib.extism_current_plugin_memory_length(current, offset)
-        base = lib.extism_current_plugin_memory(current)
-        request = ffi.unpack(ffi.cast("char*", base + offset), length) if length else b""
+        request = ffi.buffer(lib.extism_current_plugin_memory(current) + offset, length)[:] if length else b""
         handle = lib.extism_current_plugin_host_context(current)
         if handle == ffi.NULL:
             response = error_document("internal", "host function called outside of a cspm call")
@@ -54,7 +53,7 @@ def _trampoline(current: Any, inputs: Any, n_inputs: int, outputs: Any, n_output
     out = lib.extism_current_plugin_memory_alloc(current, len(response))
     if out:
         base = lib.extism_current_plugin_memory(current)  # alloc may have grown memory
-        ffi.memmove(ffi.cast("char*", base + out), response, len(response))
+        ffi.memmove(base + out, response, len(response))
     outputs[0].v.i64 = out
 
 

@@ -97,6 +97,8 @@ class LogCollector:
     def drain(self) -> None:
         """Route every line written so far to its plug-in's sink (on the calling thread)."""
         self._pull()
+        if not self._waiting:  # the common case, seen without the lock: _pull has returned, so every line
+            return  # written before this drain is in _waiting already (Extism hands lines over under its lock)
         with self._lock:
             waiting, self._waiting = self._waiting, {}
         for plugin_id, got in waiting.items():

@@ -40,26 +40,33 @@ class Span:
     name: str
     kind: str  # llm | tool | agent | http | kv | emit | dropped
     start: float
-    end: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    error: str | None
-    detail: str | None
-    model: str | None  # an llm's `model` config, when it has one (gen_ai.request.model)
-    input: str | None  # what the call was asked (a tool's or agent's input; an llm's is its prompt)
-    output: str | None  # what it answered
-    children: list[Span]
-    budget: _Budget | None = field(repr=False, compare=False)
+    # the fields below start as None: read from these class defaults until set on the span itself
+    end: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error: str | None = None
+    detail: str | None = None
+    model: str | None = None  # an llm's `model` config, when it has one (gen_ai.request.model)
+    input: str | None = None  # what the call was asked (a tool's or agent's input; an llm's is its prompt)
+    output: str | None = None  # what it answered
+    children: list[Span] = field(default_factory=list)
+    budget: _Budget | None = field(default=None, repr=False, compare=False)
 
     def __init__(self, name: str, kind: str, *, detail: str | None = None, model: str | None = None,
                  budget: _Budget | None = None) -> None:
         """Written out (not generated) so that making a span, once per routed call, does not go through
-        `__setattr__` for each of its thirteen fields; the text ones are cut here instead."""
-        self.__dict__.update(
-            name=_clip(name, NAME_LIMIT), kind=kind, start=time.perf_counter(), end=None, input_tokens=None,
-            output_tokens=None, error=None, detail=None if detail is None else _clip(detail, NAME_LIMIT),
-            model=None if model is None else _clip(model, NAME_LIMIT), input=None, output=None, children=[],
-            budget=budget)
+        `__setattr__` for each of its fields; the text ones are cut here instead, and the ones that
+        start as None are left to the class defaults (half the cost of a span)."""
+        fields = self.__dict__
+        fields["name"] = _clip(name, NAME_LIMIT)
+        fields["kind"] = kind
+        fields["start"] = time.perf_counter()
+        fields["children"] = []
+        fields["budget"] = budget
+        if detail is not None:
+            fields["detail"] = _clip(detail, NAME_LIMIT)
+        if model is not None:
+            fields["model"] = _clip(model, NAME_LIMIT)
 
     def __setattr__(self, key: str, value: Any) -> None:
         """Every text field is cut as it is set, whoever sets it."""
@@ -78,7 +85,7 @@ class Span:
         return self.budget.dropped if self.budget is not None and self.budget.root is self else 0
 
     def finish(self, error: str | None = None) -> None:
-        self.end = time.perf_counter()
+        self.__dict__["end"] = time.perf_counter()  # a float: nothing for __setattr__ to cut (hot path)
         if error is not None:
             self.error = error
 
@@ -97,11 +104,14 @@ class Span:
     def record(self, payload: dict[str, Any], response: dict[str, Any]) -> None:
         """Keep the text of the call (up to TEXT_LIMIT each way) so a trace shows each step, not only
         its timing: a tool's input and output, an llm's reply (its prompt is the caller's business)."""
-        if self.kind in ("tool", "agent") and isinstance(payload.get("input"), str):
-            self.input = payload["input"]
-        answer = response.get("content") if self.kind == "llm" else response.get("output")
+        fields = self.__dict__  # set as __setattr__ would, cut to TEXT_LIMIT (once per routed call)
+        kind = fields["kind"]
+        text = payload.get("input")
+        if isinstance(text, str) and kind in ("tool", "agent"):
+            fields["input"] = _clip(text, TEXT_LIMIT)
+        answer = response.get("content") if kind == "llm" else response.get("output")
         if isinstance(answer, str):
-            self.output = answer
+            fields["output"] = _clip(answer, TEXT_LIMIT)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind, "duration_ms": round(self.duration_ms, 3)}
