@@ -3,10 +3,14 @@
     python bench/startup_bench.py [--runs 10] [--json OUT]
 
 The app is `examples/hello-conformance.yaml` (an agent calling a tool, both local modules), run once
-first so that its lock and the compile cache are warm; then each run is a whole process: start
-Python, import cspm, load app and lock, instantiate two plug-ins from the compile cache, route one
-call, print. The `CSPM_*` folders point into a temp dir; bytecode is cached as after `pip install`
-(PYTHONDONTWRITEBYTECODE is unset). Medians of --runs.
+first so that its plan and the compile cache are warm; then each run is a whole process: start
+Python, import cspm, find the cached plan (cspm.plan_cache: the warm fast path, cspm.cli.fast_run),
+instantiate the plug-ins from the compile cache, route one call, print. A second row plans on every
+run as before the fast path (`--offline`, a flag the fast path leaves to the normal path and a no-op
+for a local app): parse app.yaml, check it, hash the modules, build the plan, with typer and rich.
+The `CSPM_*` folders point into a temp dir; bytecode is cached as after `pip install`
+(PYTHONDONTWRITEBYTECODE is unset). The three commands take turns, so that a busy machine slows
+each alike; medians of --runs.
 """
 
 from __future__ import annotations
@@ -24,16 +28,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def timed(cmd: list[str], env: dict[str, str], runs: int) -> float:
-    """Median wall time of `runs` runs of cmd, in ms; a failing run stops the benchmark."""
-    samples = []
+def once(cmd: list[str], env: dict[str, str]) -> float:
+    """Wall time of one run of cmd, in ms; a failing run stops the benchmark."""
+    start = time.perf_counter()
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+    elapsed = (time.perf_counter() - start) * 1000
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return elapsed
+
+
+def timed(cmds: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, float]:
+    """Median ms of each command, the commands taking turns."""
+    samples: dict[str, list[float]] = {name: [] for name in cmds}
     for _ in range(runs):
-        start = time.perf_counter()
-        done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
-        samples.append((time.perf_counter() - start) * 1000)
-        if done.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    return statistics.median(samples)
+        for name, cmd in cmds.items():
+            samples[name].append(once(cmd, env))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def main() -> None:
@@ -46,15 +57,18 @@ def main() -> None:
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: bytecode cached, as pip compiles it
         cspm = [sys.executable, "-m", "cspm"]
         hello = [*cspm, "run", "examples/hello-conformance.yaml", "--input", "hi"]
-        timed(hello, env, 1)  # warm the lock and the compile cache
-        baseline = timed([sys.executable, "-c", "import extism"], env, args.runs)
-        run_ms = timed(hello, env, args.runs)
-    print(f"{'':36}{'ms':>9}   {'baseline':26}{'ms':>9}{'ratio':>9}")
-    print(f"{'warm `cspm run` (agent + tool)':36}{run_ms:9.1f}   {'python -c import extism':26}{baseline:9.1f}"
-          f"{run_ms / baseline:8.2f}x")
+        once(hello, env)  # warm the plan and the compile cache
+        got = timed({"baseline": [sys.executable, "-c", "import extism"], "warm": hello,
+                     "planned": [*hello, "--offline"]}, env, args.runs)
+    baseline, run_ms, planned_ms = got["baseline"], got["warm"], got["planned"]
+    print(f"{'':40}{'ms':>9}   {'baseline':26}{'ms':>9}{'ratio':>9}")
+    for what, ms in (("warm `cspm run` (agent + tool)", run_ms), ("planned every run (before the fast path)",
+                                                                  planned_ms)):
+        print(f"{what:40}{ms:9.1f}   {'python -c import extism':26}{baseline:9.1f}{ms / baseline:8.2f}x")
     if args.json:
         args.json.write_text(json.dumps({"startup_ms": {"warm_run": run_ms, "import_extism": baseline,
-                                                        "ratio": run_ms / baseline}}, indent=2))
+                                                        "ratio": run_ms / baseline, "planned_run": planned_ms,
+                                                        "planned_ratio": planned_ms / baseline}}, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ removes the folders of the earlier versions (`legacy`) with the bucket.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -50,6 +49,7 @@ class Bucket(Enum):
     DATA = Layout("data", "data", 1, "stored data packages, linked for mounting (re-made when missing)")
     VERDICTS = Layout("verdicts", "verdicts", 1, "signature verdicts (checked again when missing)")
     CALL = Layout("call", "call", 1, "temporary apps of `cspm call`")
+    PLANS = Layout("plans", "plans", 1, "run plans of local apps, by the bytes they were made from (warm `cspm run`)")
 
     @property
     def layout(self) -> Layout:
@@ -133,6 +133,8 @@ def clean(parts: list[str] | None = None, root: Path | None = None) -> list[Part
 
 def _remove_tree(path: Path) -> None:
     """Rename first, then delete: a reader sees the old tree or none, never half of one."""
+    import shutil  # here: every warm run imports this module, and only `clean` removes
+
     graveyard = path.with_name(f".{path.name}.removing")
     shutil.rmtree(graveyard, ignore_errors=True)
     path.rename(graveyard)

@@ -30,7 +30,7 @@ def call(
 ) -> None:
     """Run one plug-in on its own (no app file, no driver agent) and print its answer like `cspm run`."""
     from cspm import planner, single
-    from cspm.cli.run import Streamed, _report_dropped, _show
+    from cspm.cli.oneshot import Streamed, report_dropped, show
     from cspm.runtime.engine import RunFailed, Runtime
 
     if (input is None) == (args is None):
@@ -66,7 +66,7 @@ def call(
                     out.print()
                 err.print(trace_tree(exc.trace), soft_wrap=False)
             raise
-        _show(runtime, result, json_out, trace, streamed.any)
-        _report_dropped(runtime, verbose)
+        show(runtime, result, json_out, trace, streamed.any)
+        report_dropped(runtime, verbose)
         if result.finish_reason == "error":
             raise typer.Exit(1)

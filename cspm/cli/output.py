@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -13,43 +11,16 @@ from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
+from cspm.cli.plainout import plain, print_json
 from cspm.runtime.trace import Span
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# C0 controls but tab and newline, DEL, C1 controls (0x9b is a one-byte CSI to some terminals), and
-# the bidirectional overrides that make text read differently from what it is ("Trojan Source").
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-_JSON_RAW = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _visible(match: re.Match[str]) -> str:
-    code = ord(match.group(0))
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def plain(text: str) -> str:
-    """Untrusted text (a plug-in's answer or log, a registry's words) made safe for a terminal: an
-    escape sequence could write the clipboard (OSC 52), retitle or clear the screen, or hide text, so
-    every control character is shown as `\\xNN` instead of acted on. `--json` output stays exact."""
-    if "\r\n" in text:
-        text = text.replace("\r\n", "\n")
-    return _CONTROL.sub(_visible, text)
-
 
 def shown(text: str) -> str:
     """`plain`, and escaped for rich markup: for untrusted text inside a markup string."""
     return escape(plain(text))
-
-
-def print_json(data: Any) -> None:
-    """The document exactly; json.dumps leaves DEL, C1 and bidi controls raw, so they are written as
-    `\\uNNNN` escapes (the same JSON value) rather than reach a terminal."""
-    text = json.dumps(data, ensure_ascii=False, indent=2)
-    sys.stdout.write(_JSON_RAW.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text) + "\n")
-    sys.stdout.flush()
 
 
 def print_error(message: str, hint: str | None = None, as_json: bool = False, *, code: str = "error",

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cspm import planner, telemetry
+from cspm import plan_cache, planner, telemetry
+from cspm.cli import oneshot
+from cspm.cli.oneshot import Streamed
 from cspm.cli.options import AllowCapabilitiesOpt, FrozenOpt, KvOpt, OfflineOpt, RefreshOpt
-from cspm.cli.output import err, out, plain, print_error, print_json, shown, trace_tree, warner
+from cspm.cli.output import err, out, print_error, shown, trace_tree, warner
 from cspm.cli.progress import download_bar
 from cspm.errors import CspmError, NotApproved
 from cspm.project import LockOutcome, Project, is_package_reference, open_package
 from cspm.runtime import compiler, kv
-from cspm.runtime.engine import MAX_LOG_BYTES, MAX_LOG_LINES, RunFailed, RunResult, Runtime
-from cspm.runtime.logs import LogLine
+from cspm.runtime.engine import RunFailed, RunResult, Runtime
 from cspm.wording import plural
 
 if TYPE_CHECKING:
@@ -38,14 +39,6 @@ EXIT_WORDS = {"exit", "quit", ":q"}
 HISTORY_FILE = "chat_history"  # in the user data dir
 HISTORY_LINES = 1000
 CANCEL_AGAIN_S = 0.05  # a cancel that lands between two plug-in calls does nothing: repeat it until done
-
-
-class Streamed:
-    """Whether the answer being shown arrived in chunks (then it is not printed again), and whether it
-    was cancelled (then chunks still on their way are not shown)."""
-
-    any = False
-    cancelled = False
 
 
 def run(
@@ -62,51 +55,31 @@ def run(
     allow_capabilities: AllowCapabilitiesOpt = False,
 ) -> None:
     """Run an app: lock and install its registry plug-ins if needed, load them, then answer requests."""
-    streamed = Streamed()
     warnings: list[str] = []  # also in --json (a yanked pin, a registry that could not be reached)
-
-    def on_chunk(_name: str, text: str) -> None:
-        if not json_out and not streamed.cancelled:
-            streamed.any = True  # a flag, not the text: a long stream must not grow the host
-            out.print(plain(text), end="", markup=False)
-
-    def on_log(line: LogLine) -> None:
-        if verbose:
-            err.print(f"[dim]\\[{shown(line.plugin)}] {shown(line.level)}:[/] {shown(line.message)}", markup=True,
-                      highlight=False)
-
     kv_factory = kv.factory_for(kv_url)  # a bad URL is said now; the database is opened at the first kv call
+    keep: list[Callable[[], None]] = []  # the plan is cached only once a run of it has loaded and answered
     made = planned(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
-                   allow_capabilities=allow_capabilities, warnings=warnings)
+                   allow_capabilities=allow_capabilities, warnings=warnings, keep=None if refresh else keep)
     if not json_out and sys.stderr.isatty():  # progress for a person waiting, like the download bar
         cold = compiler.uncompiled((Path(c.module.path), c.module.digest) for c in made.components.values())
         if cold:
             err.print(f"[dim]compiling {plural(cold, 'module')}… (once: later runs start faster)[/]")
-    if input is not None:  # plug-ins' WASI output kept for a crash's error (Go's fatal errors), -v: shown
-        from cspm.runtime import guest_output
-
-        with guest_output.capture(forward=bool(verbose)), \
-                Runtime(made, session=session, kv_factory=kv_factory, on_chunk=on_chunk,
-                        on_log=on_log) as runtime:
-            try:
-                result = runtime.run(input)
-            except RunFailed as exc:  # what ran before the entry failed, then the error (cspm.cli.main)
-                telemetry.export(exc.trace)
-                telemetry.flush()
-                if trace and not json_out:
-                    err.print(trace_tree(exc.trace), soft_wrap=False)
-                raise
-            telemetry.export(result.trace)
-            telemetry.flush()
-            _show(runtime, result, json_out, trace, streamed.any, warnings=warnings)
-            _report_dropped(runtime, verbose)
-        if result.finish_reason == "error":
-            raise typer.Exit(1)
+    if input is not None:
+        code = oneshot.one_shot(made, input, session=session, kv_factory=kv_factory, json_out=json_out,
+                                trace=trace, verbose=verbose, warnings=warnings)
+        if code:
+            raise typer.Exit(code)
+        for step in keep:
+            step()
         return
     if verbose and not json_out:  # the chat loop: plug-ins' WASI output straight to the terminal
         compiler.show_wasi_output()
+    streamed = Streamed()
+    on_chunk, on_log = oneshot.callbacks(streamed, json_out, verbose)
     with Runtime(made, session=session, kv_factory=kv_factory, on_chunk=on_chunk,
                  on_log=on_log) as runtime:
+        for step in keep:
+            step()
         try:
             _interactive(runtime, json_out, trace, streamed, verbose, warnings)
         finally:
@@ -114,12 +87,19 @@ def run(
 
 
 def planned(app: str, *, offline: bool, frozen: bool, refresh: bool, json_out: bool, allow_capabilities: bool,
-            warnings: list[str]) -> Plan:
+            warnings: list[str], keep: list[Callable[[], None]] | None = None) -> Plan:
     """The plan of an app (locked, installed, approved: `prepared`), or of a bundle folder (`cspm bundle`:
-    every file verified against bundle.json); what `cspm run` and `cspm serve` run."""
+    every file verified against bundle.json); what `cspm run` and `cspm serve` run. `keep`: gets the step
+    that keeps a plain local app's plan for the warm fast path (cspm.plan_cache, cspm.cli.fast_run),
+    for the caller to take once the plan has run: a plan that fails to load is never kept."""
     if not (Path(app) / "bundle.json").is_file():
-        return planner.build(prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
-                                      allow_capabilities=allow_capabilities, warnings=warnings))
+        inputs = plan_cache.Inputs.read(app) if keep is not None and not is_package_reference(app) else None
+        config = prepared(app, offline=offline, frozen=frozen, refresh=refresh, json_out=json_out,
+                          allow_capabilities=allow_capabilities, warnings=warnings)
+        made = planner.build(config)
+        if keep is not None and inputs is not None and not warnings:
+            keep.append(lambda: plan_cache.store(app, inputs, config, made))
+        return made
     from cspm import bundle
 
     made = bundle.load(app, approved=allow_capabilities)
@@ -177,16 +157,6 @@ def _approver(allow: bool, json_out: bool) -> approvals.Approver:
     return approve
 
 
-def _report_dropped(runtime: Runtime, verbose: int) -> None:
-    """A plug-in that floods its log keeps only MAX_LOG_LINES: say so, rather than go quiet."""
-    for node in runtime.nodes.values():
-        if verbose and node.dropped_logs:
-            err.print(f"[dim]\\[{node.name}] {plural(node.dropped_logs, 'more log line')} dropped "
-                      f"(at most {MAX_LOG_LINES} lines and {MAX_LOG_BYTES // 1024} KiB "
-                      f"are kept per plug-in)[/]", markup=True, highlight=False)
-        node.dropped_logs = 0
-
-
 def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Streamed, verbose: int,
                  warnings: list[str]) -> None:
     entry = runtime.plan.entry
@@ -231,7 +201,7 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Stream
                         streamed.any = False
                     err.print(trace_tree(exc.trace), soft_wrap=False)
                 if json_out:
-                    _json_line({"error": exc.as_json()})
+                    oneshot.json_line({"error": exc.as_json()})
                 else:
                     if streamed.any:
                         out.print()
@@ -241,14 +211,14 @@ def _interactive(runtime: Runtime, json_out: bool, trace: bool, streamed: Stream
                 telemetry.export(result.trace)
             if result is None:
                 if json_out:
-                    _json_line({"output": "", "finish_reason": "cancelled", "session": runtime.session,
+                    oneshot.json_line({"output": "", "finish_reason": "cancelled", "session": runtime.session,
                                 "entry": entry})
                 else:
                     out.print()
                     err.print("[yellow]cancelled[/]")
                 continue
-            _show(runtime, result, json_out, trace, streamed.any, lines=True, warnings=warnings)
-            _report_dropped(runtime, verbose)
+            oneshot.show(runtime, result, json_out, trace, streamed.any, lines=True, warnings=warnings)
+            oneshot.report_dropped(runtime, verbose)
     finally:
         if history is not None:
             history.save()
@@ -318,36 +288,3 @@ class _History:
             return
         with contextlib.suppress(OSError):  # a history that cannot be kept must not end a chat in an error
             self.readline.write_history_file(self.path)
-
-
-def _json_line(data: dict[str, Any]) -> None:
-    """One JSON object per line (JSON Lines): ensure_ascii escapes every control character and line
-    break inside strings, so a line is always one answer and nothing reaches a terminal raw."""
-    sys.stdout.write(json.dumps(data) + "\n")
-    sys.stdout.flush()
-
-
-def _show(runtime: Runtime, result: RunResult, json_out: bool, trace: bool, was_streamed: bool,
-          lines: bool = False, warnings: list[str] | None = None) -> None:
-    """`lines`: the chat loop's --json, one object per line; a one-shot run prints one indented document."""
-    if json_out:
-        data = {"output": result.output, "finish_reason": result.finish_reason, "session": result.session,
-                "entry": runtime.plan.entry, "response": result.response, "warnings": warnings or []}
-        if trace:
-            data["trace"] = result.trace.to_dict()
-        if lines:
-            _json_line(data)
-        else:
-            print_json(data)
-        return
-    if was_streamed:
-        out.print()
-        if result.finish_reason == "error":  # what was streamed is not the message: the error is
-            out.print(plain(result.output), markup=False)
-    else:
-        out.print(plain(result.output), markup=False)
-    if result.finish_reason not in ("final_answer", "stop"):
-        colour = "red" if result.finish_reason == "error" else "yellow"
-        err.print(f"[{colour}]finish_reason: {shown(result.finish_reason)}[/]")
-    if trace:
-        err.print(trace_tree(result.trace), soft_wrap=False)  # labels fold at the width instead of being cut

@@ -27,7 +27,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_version_one_keeps_the_folder_names_users_have_and_later_versions_move() -> None:
     assert [b.layout.folder for b in Bucket] == ["store", "compiled", "index", "apps", "models", "data",
-                                                 "verdicts", "call"]
+                                                 "verdicts", "call", "plans"]
     assert all(b.layout.legacy == () for b in Bucket)
     assert len({b.part for b in Bucket}) == len(Bucket) == len(cachedir.PARTS)
     bumped = Layout("models", "models", 3, "")

@@ -40,6 +40,21 @@ def documents(name: str) -> list[Any]:
     if name == "config.json":
         return [{"registries": [{"name": "corp", "url": "https://registry.corp.example", "namespaces": ["corp"]},
                                 {"name": "chainsocket", "url": "file:///srv/index"}]}]
+    if name == "plan.json":  # a local app's plan, and the same with every optional part filled in
+        from cspm import planner
+        from cspm.formats import app as app_format
+
+        plain = planner.build(app_format.load(ROOT / "examples" / "hello-conformance.yaml")).to_dict()
+        full = copy.deepcopy(plain)
+        full["app"]["origin"] = {"name": "chainsocket/hello", "version": "1.0.0", "registry": "chainsocket",
+                                 "registry_url": "https://registry.example"}
+        tool = full["components"]["echo_tool"]
+        tool["grant"]["hosts"] = ["api.example.com"]
+        tool["grant"]["mounts"] = [{"host": "/srv/docs", "guest": "/docs", "writable": False, "digest": None}]
+        tool["secrets"] = [{"name": "key", "source": "env:KEY", "header": "Authorization", "format": "Bearer {}",
+                            "hosts": ["api.example.com"], "query": None}]
+        tool["input_schema"] = {"type": "object", "properties": {"q": {"type": "string"}}}
+        return [plain, full]
     lines = [json.loads(line) for p in sorted((ROOT / "index").rglob("*")) if p.is_file() and p.parent.name != "sha256"
              and p.name not in ("config.json", "names") and "blobs" not in p.parts
              for line in p.read_text().splitlines() if line.strip()]
