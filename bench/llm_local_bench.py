@@ -10,6 +10,13 @@ Both sides run the same function (bench_run in src/generate.c): the prompt from 
 (CLOCK_MONOTONIC; WASI's clock inside Wasm). The native build uses SSE2, the x86-64 baseline, so both
 multiply with 128-bit vectors: the ratio is the cost of the runtime, not of wider vectors (elsewhere than
 x86-64 the native build falls back to the scalar kernels). The best of --reps runs is kept on each side.
+
+The full run (a GGUF file or wheel, not --quick) also measures llama.cpp through `llama-cpp-python`
+when it is installed (it is not a dependency: `pip install llama-cpp-python` builds llama.cpp from
+source, ~15 min on 2 cores): one thread, the same GGUF, the same prompt token ids, greedy, end-of-text
+ignored, timed around its eval calls. llama.cpp uses the machine's full vector width (AVX2 where there
+is one) and 8-bit activations, so that row compares the plug-in with the usual way to run the model
+natively, not the runtimes. `--no-llama-cpp` skips it.
 """
 
 from __future__ import annotations
@@ -69,6 +76,51 @@ def run_wasm(runtime: Any, prompt: str, tokens: int) -> dict[str, Any]:
     return json.loads(runtime.call_export("llm", "bench", json.dumps({"text": prompt, "n": tokens}).encode()))
 
 
+def run_llama_cpp(model: Path, tokens: list[int], n_gen: int, context: int, reps: int) -> dict[str, Any] | None:
+    """llama.cpp on one thread, as bench_run: prefill `tokens` from an empty cache, then n_gen greedy
+    steps (argmax of the logits, end-of-text ignored); the best of `reps`. None when not installed."""
+    import time
+
+    try:
+        import llama_cpp
+        import numpy as np
+    except ImportError:
+        print("llama.cpp: skipped (llama-cpp-python is not installed; `pip install llama-cpp-python` builds it)")
+        return None
+    # Without llama.cpp's extra weight buffers (AMX / repacked layouts): built with GGML_NATIVE on
+    # this machine (a VM whose CPU reports AMX_INT8), llama-cpp-python 0.3.36 crashed in llama_decode
+    # (SIGSEGV) with them; the plain CPU kernels (AVX2 / AVX-512) are what one thread runs everywhere.
+    # Llama() has no argument for it, hence the default parameters wrapped while it loads.
+    low = getattr(llama_cpp, "llama_cpp", None)  # the ctypes layer Llama() takes its defaults from
+    default_params = getattr(low, "llama_model_default_params", None)
+
+    def params() -> Any:
+        p = default_params()  # type: ignore[misc]
+        if hasattr(p, "use_extra_bufts"):
+            p.use_extra_bufts = False
+        return p
+
+    if default_params is not None:
+        low.llama_model_default_params = params  # type: ignore[union-attr]
+    try:
+        llm = llama_cpp.Llama(model_path=str(model), n_ctx=context, n_threads=1, n_threads_batch=1,
+                              n_batch=context, verbose=False)  # scores has n_batch rows: one per position
+    finally:
+        if default_params is not None:
+            low.llama_model_default_params = default_params  # type: ignore[union-attr]
+    rows = []
+    for _ in range(reps):
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(tokens)
+        t1 = time.perf_counter()
+        for _ in range(n_gen):
+            llm.eval([int(np.argmax(llm.scores[llm.n_tokens - 1]))])
+        t2 = time.perf_counter()
+        rows.append({"n_prompt": len(tokens), "n_gen": n_gen, "prefill_s": t1 - t0, "decode_s": t2 - t1})
+    return {**best(rows), "version": getattr(llama_cpp, "__version__", "?")}
+
+
 def rates(row: dict[str, Any]) -> dict[str, float]:
     return {"prefill_tok_s": row["n_prompt"] / row["prefill_s"], "decode_tok_s": row["n_gen"] / row["decode_s"],
             "prefill_s": row["prefill_s"], "decode_s": row["decode_s"]}
@@ -105,6 +157,8 @@ def main() -> None:
     parser.add_argument("--context", type=int, default=512)
     parser.add_argument("--reps", type=int, default=None, help="runs per side, best kept (default 3; smoke 1)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--no-llama-cpp", action="store_true",
+                        help="full run: do not measure llama.cpp even when llama-cpp-python is installed")
     args = parser.parse_args()
     if not args.quick and args.model is None:
         parser.error("give a GGUF file or --quick")
@@ -131,10 +185,14 @@ def main() -> None:
         native_rows, wasm_rows = [], []
         with load_app(app) as runtime:
             info = json.loads(runtime.call_export("llm", "info", b"{}"))
+            ids = json.loads(runtime.call_export("llm", "tokenize", json.dumps({"text": args.prompt}).encode()))
             for _ in range(reps):
                 native_rows.append(run_native(cli, model, args.prompt, tokens, args.context))
                 wasm_rows.append(run_wasm(runtime, args.prompt, tokens))
         native, wasm = best(native_rows), best(wasm_rows)
+        llama = None
+        if not args.quick and not args.no_llama_cpp:
+            llama = run_llama_cpp(model, [int(t) for t in ids["tokens"]], tokens, args.context, reps)
 
     result = {
         "model": model_name if args.model else ("random smoke model" if args.smoke else "random quick model"),
@@ -144,6 +202,10 @@ def main() -> None:
         "ratio": wasm["decode_tok_s"] / native["decode_tok_s"],
         "prefill_ratio": wasm["prefill_tok_s"] / native["prefill_tok_s"],
     }
+    if llama:
+        result["llama_cpp"] = llama
+        result["ratio_llama_cpp"] = wasm["decode_tok_s"] / llama["decode_tok_s"]
+        result["prefill_ratio_llama_cpp"] = wasm["prefill_tok_s"] / llama["prefill_tok_s"]
     shape = result["shape"]
     print(f"model: {result['model']} - dim {shape['dim']}, {shape['layers']} layers, {shape['heads']} heads "
           f"({shape['kv_heads']} kv), vocab {shape['vocab']}; {info['types']}")
@@ -152,6 +214,10 @@ def main() -> None:
     print(f"{'native':14}{native['prefill_tok_s']:15.1f}{native['decode_tok_s']:15.1f}")
     print(f"{'wasm':14}{wasm['prefill_tok_s']:15.1f}{wasm['decode_tok_s']:15.1f}")
     print(f"{'wasm/native':14}{result['prefill_ratio']:15.2f}{result['ratio']:15.2f}")
+    if llama:
+        print(f"{'llama.cpp 1t':14}{llama['prefill_tok_s']:15.1f}{llama['decode_tok_s']:15.1f}"
+              f"   (llama-cpp-python {llama['version']})")
+        print(f"{'wasm/llama.cpp':14}{result['prefill_ratio_llama_cpp']:15.2f}{result['ratio_llama_cpp']:15.2f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
 

@@ -179,6 +179,14 @@ void qact_free(qact *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* roundf(x) for |x| < 2^31, inline: under wasm roundf is a libm call (f32.nearest rounds ties to
+ * even), and it was ~5% of prefill. x - trunc(x) is exact, so this is roundf bit for bit. */
+static inline int round_half_away(float x) {
+    float t = truncf(x);
+    if (fabsf(x - t) >= 0.5f) t += copysignf(1.0f, x);
+    return (int)t;
+}
+
 void qact_quantize(qact *a, const float *x, int n) {
     a->n = n;
     for (int b = 0; b < n / QK; b++) {
@@ -191,7 +199,7 @@ void qact_quantize(qact *a, const float *x, int n) {
         float d = amax / 32767.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         int32_t sum = 0;
         for (int j = 0; j < QK; j++) {
-            int v = (int)roundf(xb[j] * id);
+            int v = round_half_away(xb[j] * id);
             a->q[b * QK + j] = (int16_t)v;
             sum += v;
         }
@@ -378,11 +386,172 @@ static float row_q4_1(const uint8_t *row, const qact *a, int nb) {
 #endif
 }
 
+#if HAVE_SIMD
+/* ---- token tiles (prefill) ----------------------------------------------------------------------
+ * Prefill multiplies each weight row by up to BATCH activation vectors. The per-row kernels above
+ * decode a block (nibbles -> 16-bit lanes, the f16 scale) again for every vector; these decode it
+ * once per TILE vectors and keep the TILE accumulators in registers. Each vector's sum is formed
+ * exactly as in the per-row kernel (even blocks in acc0, odd in acc1, the same per-block products,
+ * Q4_1's offsets in their own two sums), so batched and one-at-a-time results are bit-identical. */
+#define TILE 4
+
+static inline void dec_q8_0(const uint8_t *blk, VI w[4]) {
+    VI w0 = vi_load(blk + 2), w1 = vi_load(blk + 18);
+    w[0] = ext_lo_s8(w0), w[1] = ext_hi_s8(w0), w[2] = ext_lo_s8(w1), w[3] = ext_hi_s8(w1);
+}
+
+static inline void dec_q4_0(const uint8_t *blk, VI w[4]) {
+    VI q = vi_load(blk + 2), lo = vi_sub8(nib_lo(q), 8), hi = vi_sub8(nib_hi(q), 8);
+    w[0] = ext_lo_s8(lo), w[1] = ext_hi_s8(lo), w[2] = ext_lo_s8(hi), w[3] = ext_hi_s8(hi);
+}
+
+static inline void dec_q4_1(const uint8_t *blk, VI w[4]) {
+    VI q = vi_load(blk + 4), lo = nib_lo(q), hi = nib_hi(q);
+    w[0] = ext_lo_u8(lo), w[1] = ext_hi_u8(lo), w[2] = ext_lo_u8(hi), w[3] = ext_hi_u8(hi);
+}
+
+static inline VF tile_block(const VI w[4], const int16_t *xq, float d) {
+    VI p = vi_add(vi_add(vi_dot(w[0], vi_load(xq)), vi_dot(w[1], vi_load(xq + 8))),
+                  vi_add(vi_dot(w[2], vi_load(xq + 16)), vi_dot(w[3], vi_load(xq + 24))));
+    return vf_mul(vi_to_f(p), vf_splat(d));
+}
+
+/* One row times TILE quantised vectors a[0..TILE): res[i] = row . a[i]. */
+/* always_inline: clang-14 otherwise keeps one shared copy with the type tests inside the block loop
+ * (the per-type wrappers below rely on the type being a constant). */
+static inline __attribute__((always_inline)) void row_tile(uint32_t type, const uint8_t *row, const qact *a, int nb,
+                                                           float *res) {
+    size_t bs = type == GGML_Q8_0 ? 34 : type == GGML_Q4_0 ? 18 : 20;
+    VF acc0[TILE], acc1[TILE];
+    for (int i = 0; i < TILE; i++) acc0[i] = acc1[i] = vf_zero();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *blk = row + (size_t)b * bs;
+        VI w[4];
+        if (type == GGML_Q8_0) dec_q8_0(blk, w);
+        else if (type == GGML_Q4_0) dec_q4_0(blk, w);
+        else dec_q4_1(blk, w);
+        float dw = f16_at(blk);
+        if (b & 1)
+            for (int i = 0; i < TILE; i++)
+                acc1[i] = vf_add(acc1[i], tile_block(w, a[i].q + b * QK, dw * a[i].d[b]));
+        else
+            for (int i = 0; i < TILE; i++)
+                acc0[i] = vf_add(acc0[i], tile_block(w, a[i].q + b * QK, dw * a[i].d[b]));
+    }
+    for (int i = 0; i < TILE; i++) res[i] = vf_hsum(vf_add(acc0[i], acc1[i]));
+    if (type == GGML_Q4_1)
+        for (int i = 0; i < TILE; i++) {
+            float offs0 = 0.0f, offs1 = 0.0f;
+            int b = 0;
+            for (; b + 2 <= nb; b += 2) {
+                offs0 += f16_at(row + (size_t)b * 20 + 2) * a[i].s[b];
+                offs1 += f16_at(row + (size_t)(b + 1) * 20 + 2) * a[i].s[b + 1];
+            }
+            if (b < nb) offs0 += f16_at(row + (size_t)b * 20 + 2) * a[i].s[b];
+            res[i] += offs0 + offs1;
+        }
+}
+
+/* ---- row pairs (decode) ------------------------------------------------------------------------ */
+
+static inline void dec_block(uint32_t type, const uint8_t *blk, VI w[4]) {
+    if (type == GGML_Q8_0) dec_q8_0(blk, w);
+    else if (type == GGML_Q4_0) dec_q4_0(blk, w);
+    else dec_q4_1(blk, w);
+}
+
+static inline VF pair_block(uint32_t type, const uint8_t *blk, VI x0, VI x1, VI x2, VI x3, float dx) {
+    VI w[4];
+    dec_block(type, blk, w);
+    VI p = vi_add(vi_add(vi_dot(w[0], x0), vi_dot(w[1], x1)), vi_add(vi_dot(w[2], x2), vi_dot(w[3], x3)));
+    return vf_mul(vi_to_f(p), vf_splat(f16_at(blk) * dx));
+}
+
+/* Two rows times one quantised vector (decode): the vector's block and scale are loaded once for
+ * both rows. Each row's sum is formed exactly as in the per-row kernel (even blocks, odd blocks). */
+static inline __attribute__((always_inline)) void row_pair(uint32_t type, const uint8_t *r0, const uint8_t *r1,
+                                                           const qact *a, int nb, float *res) {
+    size_t bs = type == GGML_Q8_0 ? 34 : type == GGML_Q4_0 ? 18 : 20;
+    VF a00 = vf_zero(), a01 = vf_zero(), a10 = vf_zero(), a11 = vf_zero();
+    float o00 = 0.0f, o01 = 0.0f, o10 = 0.0f, o11 = 0.0f;
+#define PAIR_STEP(b, acc0, acc1, offs0, offs1)                                                                   \
+    do {                                                                                                     \
+        const int16_t *xq = a->q + (b) * QK;                                                                 \
+        VI x0 = vi_load(xq), x1 = vi_load(xq + 8), x2 = vi_load(xq + 16), x3 = vi_load(xq + 24);             \
+        const uint8_t *p0 = r0 + (size_t)(b) * bs, *p1 = r1 + (size_t)(b) * bs;                              \
+        acc0 = vf_add(acc0, pair_block(type, p0, x0, x1, x2, x3, a->d[b]));                                 \
+        acc1 = vf_add(acc1, pair_block(type, p1, x0, x1, x2, x3, a->d[b]));                                 \
+        if (type == GGML_Q4_1) {                                                                             \
+            offs0 += f16_at(p0 + 2) * a->s[b];                                                               \
+            offs1 += f16_at(p1 + 2) * a->s[b];                                                               \
+        }                                                                                                    \
+    } while (0)
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        PAIR_STEP(b, a00, a10, o00, o10);
+        PAIR_STEP(b + 1, a01, a11, o01, o11);
+    }
+    if (b < nb) PAIR_STEP(b, a00, a10, o00, o10);
+#undef PAIR_STEP
+    res[0] = vf_hsum(vf_add(a00, a01));
+    res[1] = vf_hsum(vf_add(a10, a11));
+    if (type == GGML_Q4_1) {
+        res[0] += o00 + o01;
+        res[1] += o10 + o11;
+    }
+}
+
+/* The type as a constant in each copy, so the decoder's branch folds away. */
+static void rows_pair_q8_0(const uint8_t *r0, const uint8_t *r1, const qact *a, int nb, float *res) {
+    row_pair(GGML_Q8_0, r0, r1, a, nb, res);
+}
+static void rows_pair_q4_0(const uint8_t *r0, const uint8_t *r1, const qact *a, int nb, float *res) {
+    row_pair(GGML_Q4_0, r0, r1, a, nb, res);
+}
+static void rows_pair_q4_1(const uint8_t *r0, const uint8_t *r1, const qact *a, int nb, float *res) {
+    row_pair(GGML_Q4_1, r0, r1, a, nb, res);
+}
+static void rows_tile_q8_0(const uint8_t *row, const qact *a, int nb, float *res) { row_tile(GGML_Q8_0, row, a, nb, res); }
+static void rows_tile_q4_0(const uint8_t *row, const qact *a, int nb, float *res) { row_tile(GGML_Q4_0, row, a, nb, res); }
+static void rows_tile_q4_1(const uint8_t *row, const qact *a, int nb, float *res) { row_tile(GGML_Q4_1, row, a, nb, res); }
+#endif
+
 void matmul(float *out, size_t out_stride, const qmat *w, const float *x, size_t x_stride, const qact *xq, int nt) {
     int nb = w->cols / QK;
-    for (int r = 0; r < w->rows; r++) {
+#if HAVE_SIMD
+    void (*tile)(const uint8_t *, const qact *, int, float *) = NULL;
+    if (nt >= TILE)
+        tile = w->type == GGML_Q8_0 ? rows_tile_q8_0 : w->type == GGML_Q4_0 ? rows_tile_q4_0
+             : w->type == GGML_Q4_1 ? rows_tile_q4_1 : NULL;
+#endif
+    int r = 0;
+#if HAVE_SIMD
+    void (*pair)(const uint8_t *, const uint8_t *, const qact *, int, float *) =
+        w->type == GGML_Q8_0 ? rows_pair_q8_0 : w->type == GGML_Q4_0 ? rows_pair_q4_0
+        : w->type == GGML_Q4_1 ? rows_pair_q4_1 : NULL;
+    if (nt < TILE && pair) /* decode, and the last few tokens of a prompt */
+        for (; r + 2 <= w->rows; r += 2) {
+            const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+            for (int i = 0; i < nt; i++) {
+                float res[2];
+                pair(row, row + w->row_bytes, xq + i, nb, res);
+                out[(size_t)i * out_stride + r] = res[0];
+                out[(size_t)i * out_stride + r + 1] = res[1];
+            }
+        }
+#endif
+    for (; r < w->rows; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        for (int i = 0; i < nt; i++) {
+        int i = 0;
+#if HAVE_SIMD
+        if (tile)
+            for (; i + TILE <= nt; i += TILE) {
+                float res[TILE];
+                tile(row, xq + i, nb, res);
+                for (int k = 0; k < TILE; k++) out[(size_t)(i + k) * out_stride + r] = res[k];
+            }
+#endif
+        for (; i < nt; i++) {
             float *o = out + (size_t)i * out_stride + r;
             switch (w->type) {
             case GGML_F32: *o = dot_f32((const float *)row, x + (size_t)i * x_stride, w->cols); break;

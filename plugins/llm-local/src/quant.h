@@ -66,9 +66,12 @@ void qact_quantize(qact *a, const float *x, int n);
  * (it may be NULL for F32 matrices). */
 void matvec(float *out, const qmat *w, const float *x, const qact *xq, int r0, int r1);
 /* The same for nt vectors at once: out[i * out_stride + r] = w[r] . x_i, where x_i = x + i * x_stride
- * (quantised: xq[i]). Each row is read from memory once for all nt vectors. (Widening a row once
- * to 16 bits for all of them made native prefill ~15% faster but Wasm's ~15% slower - twice the
- * loads, which cost more in Wasm - so both run these per-row kernels.) */
+ * (quantised: xq[i]). Each row is read from memory once for all nt vectors. Under SIMD, quantised
+ * rows go through two kernels that share work without changing a single bit of the result (each
+ * sum is formed in the same order as the per-row kernel's): prefill (nt >= 4) decodes each block once
+ * for 4 vectors; decode (nt < 4) takes two rows per pass, loading each block of the vector once.
+ * (Widening a whole row once to 16 bits for all vectors made native prefill ~15% faster but Wasm's
+ * ~15% slower - twice the loads - so the blocks are decoded into registers instead.) */
 void matmul(float *out, size_t out_stride, const qmat *w, const float *x, size_t x_stride, const qact *xq, int nt);
 /* Row r of w as floats (the embedding lookup). */
 void dequant_row(float *out, const qmat *w, int r);
