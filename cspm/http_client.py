@@ -13,13 +13,18 @@ follow them, writes and the gateway check every hop themselves.
 asked again only when the failure proves it was not processed (`idempotent=False`). The gateway of
 the runtime never retries: a plug-in's request is the plug-in's to repeat.
 
-httpx is imported on the first request only (~40 ms): a warm `cspm run` never needs it.
+httpx is imported on the first request only (~40 ms): a warm `cspm run` never needs it. A client's
+TLS context (certifi's CA bundle, ~45 ms to load) is made on its first https:// request and shared
+by every client of the process (`scheme_transport`): an install from an http:// or loopback registry
+never loads it, and the second client never loads it again. Verification is unchanged.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,6 +34,8 @@ from cspm import __version__
 from cspm.errors import CspmError
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
 USER_AGENT = f"cspm/{__version__}"
@@ -63,8 +70,70 @@ def build(*, timeout: httpx.Timeout | float, follow_redirects: bool, headers: di
 
     options.setdefault("limits", httpx.Limits(max_connections=MAX_CONNECTIONS,
                                               max_keepalive_connections=MAX_KEEPALIVE))
+    if "transport" not in options and "verify" not in options and "mounts" not in options:
+        options["transport"] = scheme_transport(options.pop("limits"), http2=bool(options.get("http2")))
     return httpx.Client(timeout=timeout, follow_redirects=follow_redirects, trust_env=False,
                         headers={"User-Agent": USER_AGENT, **(headers or {})}, **options)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The verifying TLS context every client shares (certifi's roots, hostnames checked), made once.
+    SSLContext is safe to share between threads and connections."""
+    import httpx
+
+    return httpx.create_ssl_context(verify=True, trust_env=False)
+
+
+def _scheme_transport_class() -> type:
+    import httpx
+
+    class SchemeTransport(httpx.BaseTransport):
+        """https:// through a verifying transport (made on the first such request, with `tls_context`);
+        http:// through one that never loads CA roots. Routed by each request's own scheme, so a
+        redirect to https:// is verified like any https:// request."""
+
+        def __init__(self, limits: httpx.Limits, http2: bool = False) -> None:
+            self._limits, self._http2 = limits, http2
+            self._plain: httpx.HTTPTransport | None = None
+            self._tls: httpx.HTTPTransport | None = None
+            self._lock = threading.Lock()
+
+        def _transport(self, secure: bool) -> httpx.HTTPTransport:
+            with self._lock:
+                if secure:
+                    if self._tls is None:
+                        self._tls = httpx.HTTPTransport(verify=tls_context(), limits=self._limits,
+                                                        http2=self._http2, trust_env=False)
+                    return self._tls
+                if self._plain is None:  # its TLS context is never used: no https:// request comes here
+                    self._plain = httpx.HTTPTransport(verify=False, limits=self._limits, trust_env=False)
+                return self._plain
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            scheme = request.url.scheme
+            if scheme not in ("http", "https"):
+                raise httpx.UnsupportedProtocol(f"the URL's scheme {scheme!r} is not http or https",
+                                                request=request)
+            return self._transport(scheme == "https").handle_request(request)
+
+        def close(self) -> None:
+            with self._lock:
+                for transport in (self._plain, self._tls):
+                    if transport is not None:
+                        transport.close()
+                self._plain = self._tls = None
+
+    return SchemeTransport
+
+
+def scheme_transport(limits: httpx.Limits, http2: bool = False) -> httpx.BaseTransport:
+    """The transport `build` gives a client (the class is made once, where httpx is first imported)."""
+    transport: httpx.BaseTransport = _scheme_class()(limits, http2)
+    return transport
+
+
+_scheme_class = functools.cache(_scheme_transport_class)
 
 
 class Retryable(Exception):

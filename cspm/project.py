@@ -139,7 +139,7 @@ class Project:
                            allow_capabilities=allow_capabilities, allow_signer_change=allow_signer_change,
                            warn=self.warn)
             changes = diff(existing, new)
-            written = existing is None or lock_format.dump(existing) != lock_format.dump(new)
+            written = existing is None or not lock_format.same(existing, new)
             if written and write:
                 lock_format.write(new)
             outcome = LockOutcome(new, changes, written, reasons if existing else [])

@@ -32,6 +32,10 @@ MAX_LINE_BYTES = 256 * 1024
 MAX_FILE_BYTES = 16 * 1024 * 1024
 FORMAT_VERSION = 1  # the newest `v` this cspm reads; a v1 line leaves `v` out (absent means 1)
 KNOWN_FIELDS = frozenset(schemas.load("index-line.json")["properties"])
+# A Version is immutable and the same text always parses the same: one object per text, shared by every
+# line that has it (most lines of a big index repeat a few dozen version strings). Bounded.
+_VERSIONS: dict[str, Version] = {}
+MAX_SHARED_VERSIONS = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -90,10 +94,21 @@ def from_dict(data: Any, expected_name: str, where: str) -> IndexEntry:
         raise BadIndexLine(f"{where}: {at}: {error.message[:200]}")
     if data["name"] != expected_name:
         raise BadIndexLine(f"{where}: line is for {data['name']!r}, not {expected_name!r}")
-    try:
-        version = parse_version(data["version"])
-    except NameInvalid:
-        raise BadIndexLine(f"{where}: {data['version']!r} is not a PEP 440 version") from None
+    return entry_of(data, where)
+
+
+def entry_of(data: dict[str, Any], where: str) -> IndexEntry:
+    """The entry of a line's known fields that passed the schema check (`from_dict`, or the record of
+    a file checked before: cspm.index.parsed); its version and specifiers are parsed here."""
+    text = data["version"]
+    version = _VERSIONS.get(text) if isinstance(text, str) else None
+    if version is None:
+        try:
+            version = parse_version(text)
+        except NameInvalid:
+            raise BadIndexLine(f"{where}: {text!r} is not a PEP 440 version") from None
+        if len(_VERSIONS) < MAX_SHARED_VERSIONS:
+            _VERSIONS[text] = version
     try:
         dependencies = {name: parse_specifier(spec) for name, spec in (data.get("dependencies") or {}).items()}
     except NameInvalid as exc:

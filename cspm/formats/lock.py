@@ -9,6 +9,7 @@ exports and imports (older locks lack these: install then reads the index). Writ
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,10 +128,25 @@ def load(path: Path) -> Lock:
     return Lock(path, plugins)
 
 
+def document(lock: Lock) -> dict[str, Any]:
+    """What `dump` writes, as data."""
+    return {"lock-version": LOCK_VERSION,
+            "plugins": [p.to_dict() for p in sorted(lock.plugins, key=lambda p: p.name)]}
+
+
 def dump(lock: Lock) -> str:
-    document = {"lock-version": LOCK_VERSION,
-                "plugins": [p.to_dict() for p in sorted(lock.plugins, key=lambda p: p.name)]}
-    return HEADER + yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120)
+    return HEADER + yaml.safe_dump(document(lock), sort_keys=False, allow_unicode=True, width=120)
+
+
+def same(a: Lock, b: Lock) -> bool:
+    """Whether `dump(a) == dump(b)`, without emitting YAML (the pure-Python emitter takes ~5 ms for 50
+    plug-ins). The documents are compared as JSON text, which keeps what `==` on values would blur
+    and YAML would not (`1`, `1.0` and `true` differ, and so does key order); a value JSON cannot
+    hold falls back to comparing the YAML itself."""
+    try:
+        return json.dumps(document(a)) == json.dumps(document(b))
+    except (TypeError, ValueError):
+        return dump(a) == dump(b)
 
 
 def write(lock: Lock) -> None:

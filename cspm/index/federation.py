@@ -16,6 +16,7 @@ from cspm.errors import BrokenIndex, CspmError, PackageNotFound
 from cspm.formats.index_line import IndexEntry, parse_file
 from cspm.formats.names import check_name
 from cspm.formats.userconfig import UserConfig
+from cspm.index import parsed
 from cspm.index.source import IndexSource, Warn, source_for
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ class Federation:
             fetched = source.read(source.index_path(name))
             if fetched.body is None:
                 continue
-            entries, problems = parse_file(fetched.body, name, f"registry {source.registry.name}: "
-                                                                f"{source.index_path(name)}")
+            entries, problems = parsed.parse(fetched.body, name, f"registry {source.registry.name}: "
+                                                                  f"{source.index_path(name)}")
             for problem in problems:
                 self.warn(f"skipped a bad index line: {problem}")
             if entries:

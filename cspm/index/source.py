@@ -208,6 +208,7 @@ class FolderSource(IndexSource):
         parts = urlsplit(registry.url)
         self.folder = Path(unquote(parts.path)) if parts.scheme else Path(registry.url)
         self._base = registry.url if parts.scheme else self.folder.absolute().as_uri()
+        self._root: Path | None = None
 
     def read(self, relpath: str, limit: int = MAX_INDEX_FILE) -> Fetched:
         return self._read_local(relpath, limit)
@@ -231,7 +232,11 @@ class FolderSource(IndexSource):
                 or not parts):
             raise RegistryUnavailable(f"registry {self.registry.name}: {relpath[:200]!r} is not a path inside "
                                       f"the registry folder", hint="tell the registry's operator")
-        root = self.folder.resolve()
+        root = self._root
+        if root is None:  # resolved once it exists: every path after is checked against this same folder
+            root = self.folder.resolve()
+            if root.is_dir():
+                self._root = root
         path = (root / Path(*parts)).resolve()
         if not path.is_relative_to(root):
             raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} leads out of the registry folder "
@@ -241,14 +246,14 @@ class FolderSource(IndexSource):
 
     def _read_local(self, relpath: str, limit: int) -> Fetched:
         assert self.folder is not None
-        if not self.folder.is_dir():
-            raise RegistryUnavailable(f"registry {self.registry.name}: folder {self.folder} does not exist",
-                                      hint="fix its url with `cspm registry add`")
         path = self.local_path(relpath)
         try:
             with open_regular(path) as handle:
                 body = handle.read(limit + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            if not self.folder.is_dir():  # asked only when a file is missing: one stat less per read
+                raise RegistryUnavailable(f"registry {self.registry.name}: folder {self.folder} does not exist",
+                                          hint="fix its url with `cspm registry add`") from None
             return Fetched(None)
         except NotRegularFile as exc:
             raise RegistryUnavailable(f"registry {self.registry.name}: {relpath} is {exc}, not a regular file",
@@ -349,7 +354,10 @@ class HttpSource(IndexSource):
 
         with http_client.transient_errors(), self.client.stream("GET", url, headers=headers) as response:
             if response.status_code == 304 and cached is not None:
-                self.cache.touch(relpath)
+                # a 304 has no body (h11 enforces it): reading its end keeps the connection for the next
+                # request; left unread, the stream's close would close it, and 50 revalidations reconnect
+                response.read()
+                self.cache.touch(relpath, cached)
                 return Fetched(cached.body, from_cache=True)
             if response.status_code in (404, 410):
                 self.cache.put(relpath, None, None, None)
