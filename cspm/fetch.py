@@ -103,7 +103,7 @@ def fetch_all(downloads: list[Download], store: Store, *, progress: Progress | N
     from cspm import http_client
 
     # a source with a client of its own (an OCI registry's, with its login) needs none from here
-    needed = any(getattr(d.source, "own_client", False) is False for d in missing)
+    needed = any(d.source is None or not d.source.own_client for d in missing)
     own = client is None and needed
     http = client or (http_client.build(timeout=http_client.timeout(TIMEOUT), follow_redirects=True) if needed
                       else None)
@@ -172,6 +172,8 @@ class BlobStatus(Exception):
 
 class BlobSource(Protocol):
     """Where a download's bytes come from (`cspm.index.source.Source.open_blob`)."""
+
+    own_client: bool  # True: open_blob uses a client of its own and ignores the one fetch passes
 
     def open_blob(self, url: str, client: httpx.Client | None = None) -> AbstractContextManager[Iterator[bytes]]: ...
 

@@ -58,6 +58,7 @@ class Source(Protocol):
 
     registry: Registry
     is_local: bool  # nothing to connect to: no client, no prefetch threads
+    own_client: bool  # open_blob brings its own client (an OCI registry's, with its login)
 
     def index_path(self, name: str) -> str: ...
 
@@ -115,6 +116,7 @@ class IndexSource:
     its URL's scheme; FolderSource and HttpSource hold what differs, this class what they share."""
 
     is_local = False
+    own_client = False
 
     def __new__(cls, registry: Registry, **options: Any) -> IndexSource:
         return super().__new__(_kind_for(registry) if cls is IndexSource else cls)
