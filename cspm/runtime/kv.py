@@ -228,6 +228,25 @@ CREATE TABLE IF NOT EXISTS kv_usage (
 USAGE_VERSION = 1  # PRAGMA user_version once kv_usage has been counted from the rows already there
 _ROW_BYTES = "length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))"
 _WHERE_KEY = "app=? AND plugin=? AND session=? AND key=?"
+_SETUP_LOCK = threading.Lock()
+_BUSY_SECONDS = 10.0  # as the connection's own busy timeout
+
+
+def _retry_busy(step: Callable[[], None]) -> None:
+    """Run `step` again while SQLite answers "database is locked" at once, without its busy handler
+    (changing the journal mode, another process's recovery of the WAL), for up to `_BUSY_SECONDS`."""
+    import sqlite3
+
+    deadline = time.monotonic() + _BUSY_SECONDS
+    pause = 0.001
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
 
 
 def _owner(scope: Scope) -> tuple[str, str]:
@@ -275,21 +294,34 @@ class SqliteKvStore:
             import sqlite3
 
             db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
-            if db.execute("PRAGMA user_version").fetchone()[0] < USAGE_VERSION:
-                self._count_usage(db)
+            try:
+                with _SETUP_LOCK:  # the threads of one process (a serve pool) set up one at a time
+                    _retry_busy(lambda: self._set_up(db))
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 
     @staticmethod
-    def _count_usage(db: sqlite3.Connection) -> None:
-        """A database from before the quota: count what it holds, once."""
+    def _set_up(db: sqlite3.Connection) -> None:
+        """WAL mode, the tables and the usage count, for a new file or one from before the quota.
+        Creating tables in autocommit takes a shared lock and then asks for the write lock, which
+        SQLite refuses at once, without waiting, when another connection does the same (a deadlock
+        it avoids): so the tables are made in one `BEGIN IMMEDIATE`, which waits its turn, and only
+        when they are missing."""
+        if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] >= USAGE_VERSION:
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
-            if db.execute("PRAGMA user_version").fetchone()[0] < USAGE_VERSION:  # another process may have
-                db.execute("DELETE FROM kv_usage")
+            if db.execute("PRAGMA user_version").fetchone()[0] < USAGE_VERSION:  # another may have done it
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("DELETE FROM kv_usage")  # a database from before the quota: count it, once
                 db.execute(f"INSERT INTO kv_usage (app, plugin, keys, bytes) "
                            f"SELECT app, plugin, count(*), sum({_ROW_BYTES}) FROM kv GROUP BY app, plugin")
                 db.execute(f"PRAGMA user_version = {USAGE_VERSION}")
