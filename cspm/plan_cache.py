@@ -160,7 +160,7 @@ def _prune(folder: Path) -> None:
         old.unlink(missing_ok=True)
 
 
-def _private(path: Path, st: os.stat_result) -> bool:
+def _private(st: os.stat_result) -> bool:
     """Owned by this user, writable by no one else: a plan from anywhere else is not read."""
     return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
@@ -174,12 +174,12 @@ def lookup(app: str) -> Plan | None:
         return None
     try:
         folder = _folder()
-        if not _private(folder, folder.stat()):
+        if not _private(folder.stat()):
             return None
         fd = os.open(folder / f"{inputs.key}.json", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
-            if not stat.S_ISREG(st.st_mode) or not _private(folder, st) or st.st_size > MAX_ENTRY_BYTES:
+            if not stat.S_ISREG(st.st_mode) or not _private(st) or st.st_size > MAX_ENTRY_BYTES:
                 return None
             entry = json.loads(handle.read(MAX_ENTRY_BYTES + 1))
         if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("key") != inputs.key:

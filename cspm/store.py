@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-
-from filelock import FileLock
+from typing import TYPE_CHECKING
 
 from cspm import atomicfile
 from cspm.cachedir import Bucket
 from cspm.errors import DigestMismatch, StoreError, StoreWriteError
+
+if TYPE_CHECKING:
+    from filelock import FileLock
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` also matches before a final newline
 TMP_MAX_AGE_S = 3600
@@ -68,6 +70,8 @@ class Store:
         return self.path(digest).is_file()
 
     def lock(self, digest: str) -> FileLock:
+        from filelock import FileLock  # only writers lock: a run that reads the store never imports it (~11 ms)
+
         return FileLock(str(self.locks / f"{check_digest(digest)[7:]}.lock"))
 
     def put(self, data: bytes, digest: str | None = None) -> str:
@@ -238,7 +242,9 @@ class BlobWriter:
             os.close(self._fd)  # type: ignore[arg-type]
             self._fd = None
             final = self.store.path(self.digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if not final.parent.is_dir():  # a new prefix folder: its own entry must be durable too
+                final.parent.mkdir(parents=True, exist_ok=True)
+                atomicfile.fsync_dir(final.parent.parent)
             atomicfile.publish(self._tmp, final, mode=0o444)  # fsync'd above; the rename made durable
         except OSError as exc:
             self.discard()

@@ -4,8 +4,10 @@ Parsing an index file is most of a cold resolve: every line goes through `bounde
 `index-line.json` schema check and PEP 440 parsing (~45 µs a line; 1,800 lines for a 90-name app).
 An index file changes rarely, so `parse` keeps what `index_line.parse_file` made of it: the known
 fields of each good line (already checked, in version order, duplicates settled) and the message of
-each bad one, in `<cache>/index/.parsed/`, keyed by the SHA-256 of the exact bytes together with the
-name the file must describe, where it was read from, the schema and the checking code.
+each bad one, in `<cache>/index/.parsed/<slot>/<key>`, keyed by the SHA-256 of the exact bytes together
+with the name the file must describe, where it was read from, the schema and the checking code. The
+slot is that name and source's: writing a record removes the older ones beside it, so the folder keeps
+one record per index file read, not one per version of it.
 Any other bytes, a schema change or an upgrade of cspm is another key, so the file is checked again;
 a record that is not what `parse` writes counts as absent. Only versions and specifiers are parsed
 again from a record (they are objects, not JSON). See docs/security.md ("Index files checked once").
@@ -56,8 +58,23 @@ def key(content: bytes, expected_name: str, source: str) -> str:
     return digest.hexdigest()
 
 
-def _path(root: Path, name: str) -> Path:
-    return root / FOLDER / name[:2] / name
+def _slot(expected_name: str, source: str) -> str:
+    digest = hashlib.sha256()
+    for part in (expected_name.encode(), source.encode()):
+        digest.update(len(part).to_bytes(4, "big") + part)
+    return digest.hexdigest()[:32]
+
+
+def record_path(root: Path, content: bytes, expected_name: str, source: str) -> Path:
+    return root / FOLDER / _slot(expected_name, source) / key(content, expected_name, source)
+
+
+def _prune(path: Path) -> None:
+    """The records of older bytes of the same file: never read again (best effort)."""
+    with contextlib.suppress(OSError):
+        for sibling in path.parent.iterdir():
+            if sibling.name != path.name and len(sibling.name) == 64 and sibling.is_file():
+                sibling.unlink(missing_ok=True)  # not a writer's temporary file: those have other names
 
 
 def parse(content: bytes, expected_name: str, source: str, root: Path | None = None
@@ -65,7 +82,7 @@ def parse(content: bytes, expected_name: str, source: str, root: Path | None = N
     """`index_line.parse_file(content, expected_name, source)`, from the record of these bytes when
     there is one; made (and recorded) otherwise."""
     folder = root if root is not None else Bucket.INDEX.path()
-    path = _path(folder, key(content, expected_name, source))
+    path = record_path(folder, content, expected_name, source)
     found = _read(path, expected_name, source)
     if found is not None:
         return found
@@ -74,6 +91,7 @@ def parse(content: bytes, expected_name: str, source: str, root: Path | None = N
     with contextlib.suppress(OSError, TypeError, ValueError):
         path.parent.mkdir(parents=True, exist_ok=True)
         atomicfile.write(path, json.dumps(record, separators=(",", ":")), durable=False)
+        _prune(path)
     return entries, problems
 
 

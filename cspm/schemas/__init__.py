@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
+from cspm.schemas.mismatch import Mismatch
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator, ValidationError
@@ -86,6 +86,8 @@ def message_check(definition: str) -> Callable[[Any], None]:
         raise KeyError(f"{ABI_SCHEMA} has no definition {definition!r}")
     root.pop("$id", None)
     root["$ref"] = f"#/$defs/{definition}"
+    import fastjsonschema
+
     compiled = fastjsonschema.compile(root)
 
     def check(message: Any) -> None:
@@ -136,15 +138,19 @@ def handlers() -> dict[str, Callable[[str], Any]]:
 def fast_valid(name: str) -> Callable[[Any], bool]:
     """A compiled yes/no check of a whole schema file, for hot loops (an index of 100,000 lines) and
     every start (app.yaml, app.lock). On "no", ask `problem` or `validator(name)` for the message."""
+    refused: tuple[type[Exception], ...] = (Mismatch,)  # what the ahead-of-time ones raise
     if name in COMPILED:
         compiled = importlib.import_module(f"{__name__}.compiled.{COMPILED[name]}").validate
     else:
+        import fastjsonschema
+
         compiled = fastjsonschema.compile(load(name), handlers=handlers())
+        refused = (fastjsonschema.JsonSchemaException,)
 
     def valid(data: Any) -> bool:
         try:
             compiled(data)
-        except fastjsonschema.JsonSchemaException:
+        except refused:
             return False
         return True
 

@@ -58,12 +58,24 @@ def test_other_bytes_another_name_or_source_are_checked_again(tmp_path: Path) ->
                                      b"{\"entries\": [{\"name\": \"acme/calc\"}], \"problems\": []}"])
 def test_a_record_that_is_not_what_parse_writes_counts_as_absent(tmp_path: Path, garbage: bytes) -> None:
     body = index_bytes([entry(NAME, "1.0.0"), entry(NAME, "1.1.0")])
-    path = tmp_path / parsed.FOLDER / parsed.key(body, NAME, "s")[:2] / parsed.key(body, NAME, "s")
+    path = parsed.record_path(tmp_path, body, NAME, "s")
     path.parent.mkdir(parents=True)
     path.write_bytes(garbage)
     entries, problems = parsed.parse(body, NAME, "s", root=tmp_path)
     assert [str(e.version) for e in entries] == ["1.0.0", "1.1.0"] and problems == []
     assert json.loads(path.read_bytes())["entries"][0]["version"] == "1.0.0"  # rewritten
+
+
+def test_a_new_record_replaces_the_older_bytes_of_the_same_file_only(tmp_path: Path) -> None:
+    body = index_bytes([entry(NAME, "1.0.0")])
+    newer = index_bytes([entry(NAME, "1.0.0"), entry(NAME, "1.1.0")])
+    parsed.parse(body, NAME, "s", root=tmp_path)
+    parsed.parse(body, NAME, "t", root=tmp_path)  # the same bytes from another source: its own record
+    parsed.parse(newer, NAME, "s", root=tmp_path)
+    records = sorted(p for p in (tmp_path / parsed.FOLDER).rglob("*") if p.is_file())
+    assert records == sorted([parsed.record_path(tmp_path, newer, NAME, "s"),
+                              parsed.record_path(tmp_path, body, NAME, "t")])
+    assert [str(e.version) for e in parsed.parse(newer, NAME, "s", root=tmp_path)[0]] == ["1.0.0", "1.1.0"]
 
 
 def test_a_cache_that_cannot_be_written_only_costs_a_parse(tmp_path: Path) -> None:

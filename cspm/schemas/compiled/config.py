@@ -3,7 +3,7 @@
 VERSION = '2.22.3'
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from cspm.schemas.mismatch import Mismatch as JsonSchemaValueException, Mismatch as JsonSchemaValuesException
 REGEX_PATTERNS = {'^[a-z0-9][a-z0-9_-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9_-]{0,63}\\Z(?!\\n)'), '^(https?://|oci(\\+https?)?://|file://|/|\\./|\\.\\./|~/)': re.compile('^(https?://|oci(\\+https?)?://|file://|/|\\./|\\.\\./|~/)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 

@@ -3,7 +3,7 @@
 VERSION = '2.22.3'
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from cspm.schemas.mismatch import Mismatch as JsonSchemaValueException, Mismatch as JsonSchemaValuesException
 REGEX_PATTERNS = {'^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}$(?!\\n)': re.compile('^[a-z0-9][a-z0-9-]{0,63}/[a-z0-9][a-z0-9-]{0,63}\\Z(?!\\n)'), '^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$(?!\\n)': re.compile('^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)\\Z(?!\\n)'), '^sha256:[0-9a-f]{64}$(?!\\n)': re.compile('^sha256:[0-9a-f]{64}\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\\Z(?!\\n)')}
 NoneType = type(None)
 

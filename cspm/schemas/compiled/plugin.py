@@ -3,7 +3,7 @@
 VERSION = '2.22.3'
 from decimal import Decimal
 import re
-from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException
+from cspm.schemas.mismatch import Mismatch as JsonSchemaValueException, Mismatch as JsonSchemaValuesException
 REGEX_PATTERNS = {'^[A-Za-z_][A-Za-z0-9_]{0,63}$(?!\\n)': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,63}\\Z(?!\\n)'), '^[A-Za-z0-9_-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_-]{1,64}\\Z(?!\\n)'), '^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$(?!\\n)': re.compile('^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}\\Z(?!\\n)'), '^[A-Za-z0-9-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9-]{1,64}\\Z(?!\\n)'), '\\{\\}': re.compile('\\{\\}'), '^[A-Za-z0-9_.-]{1,64}$(?!\\n)': re.compile('^[A-Za-z0-9_.-]{1,64}\\Z(?!\\n)'), '^[A-Za-z_][A-Za-z0-9_]{0,127}$(?!\\n)': re.compile('^[A-Za-z_][A-Za-z0-9_]{0,127}\\Z(?!\\n)'), '^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?$(?!\\n)': re.compile('^(https?://)?(\\*\\.)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:[0-9]{1,5})?(/[^\\s]*)?\\Z(?!\\n)'), '^/': re.compile('^/'), '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?$(?!\\n)': re.compile('^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?\\Z(?!\\n)'), '^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$(?!\\n)': re.compile('^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\\Z(?!\\n)')}
 NoneType = type(None)
 
