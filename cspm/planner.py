@@ -134,9 +134,44 @@ def build(app: AppConfig) -> Plan:
                 approved=True)  # a published app reaches here only approved
 
 
+# the imports by which a module makes HTTP requests: Extism 0.x's kernel (ABI 0), cspm's gateway (ABI 1)
+HTTP_IMPORTS = frozenset({("env", "extism_http_request"), ("extism:host/user", "http_fetch"),
+                          ("extism:host/user", "http_open")})
+
+
+def module_uses_http(path: Path) -> bool:
+    """Whether the module at `path` imports an HTTP function: an original app.json's plug-in gets a
+    host and a key only then. A file that is no module gets nothing (the runtime refuses it later)."""
+    import os
+
+    from cspm.verify.wasm import WasmFormatError, read_interface_file
+
+    try:
+        with path.open("rb") as handle:
+            interface = read_interface_file(handle, os.fstat(handle.fileno()).st_size)
+    except (OSError, WasmFormatError):
+        return False
+    return any((module, name) in HTTP_IMPORTS for module, name, _ in interface.imports)
+
+
+def load_app_file(path: Path | str, *, untrusted: bool = False) -> AppConfig:
+    """An app file of either shape: app.yaml, or the original Chainsocket app.json (a `.json` file
+    without app.yaml's own keys, cspm.formats.legacy_app). Only a `.json` name loads that module, so
+    an app.yaml starts as fast as ever; a published app is always an app.yaml."""
+    from cspm.formats import app as app_format
+
+    path = Path(path)
+    if path.suffix.lower() == ".json" and not untrusted:
+        from cspm.formats import legacy_app
+
+        original = legacy_app.load(path, module_uses_http)
+        if original is not None:
+            return original
+    return app_format.load(path, untrusted=untrusted)
+
+
 def load_app(path: Path | str, **kwargs: Any) -> Runtime:
     """A Runtime for an app file whose plug-ins are all local (no lock needed): tests, benchmarks."""
-    from cspm.formats import app as app_format
     from cspm.runtime.engine import Runtime
 
-    return Runtime(build(app_format.load(path)), **kwargs)
+    return Runtime(build(load_app_file(path)), **kwargs)

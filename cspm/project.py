@@ -26,6 +26,7 @@ from cspm.formats.names import PART_RE, Requirement, parse_requirement
 from cspm.index.federation import Federation, PackageNotFound
 from cspm.index.source import IndexSource
 from cspm.install import StaleLock, bind_locked, install, lock_app, source_of, stale_reasons
+from cspm.planner import load_app_file
 from cspm.protocol import kinds
 from cspm.provenance import Verdict, check_lock, verdict
 from cspm.resolver import ResolutionError
@@ -89,7 +90,7 @@ class Project:
         self._config = config
         self._federation = federation
         self.store = store or Store()
-        self.app: AppConfig = app_format.load(self.app_path, untrusted=origin is not None)
+        self.app: AppConfig = load_app_file(self.app_path, untrusted=origin is not None)
         self.app.origin = origin
         self.lock_file = lock_format.lock_path(self.app_path)
 
@@ -242,6 +243,13 @@ class Project:
         bind_locked(self.app, locked.lock, self.store)
         return self.app
 
+    def _editable(self) -> None:
+        """`add` and `remove` edit app.yaml text: the original app.json is converted first."""
+        if self.app.original:
+            raise InputError(f"{self.app_path} is an original Chainsocket app.json: `cspm add` and `cspm remove` "
+                             "edit an app.yaml",
+                             hint=f"convert it first: `cspm import {self.app_path}`, then edit the app.yaml it writes")
+
     def add(self, reference: str, *, as_name: str | None = None, description: str | None = None,
             into: str | None = None, ask: Callable[[str], bool] | None = None,
             progress: Progress | None = None) -> Added:
@@ -250,6 +258,7 @@ class Project:
         `into`: the agent that gets the new llm or tool in its list; `ask` (a terminal) offers the
         entry agent instead. Without either, nothing is wired silently: `Added.unwired` says so.
         """
+        self._editable()
         entry, section, item, secrets = _plan(self.federation, reference, self.app, as_name, description)
         name = item["name"]
         target = _wiring_target(self.app, entry.kind, name, into, ask)
@@ -272,6 +281,7 @@ class Project:
 
     def remove(self, name: str) -> tuple[list[str], LockOutcome | None]:
         """Drop a component (or every component using plug-in `ns/name`); relock what is left."""
+        self._editable()
         if "/" in name:
             target = parse_requirement(name).name
             names = [c.name for c in self.app.components.values()

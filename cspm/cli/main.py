@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("model", "app"), "cache": ("cache", "app"), "index": ("index_cmd", "app"),
     "init": ("init", "init"), "new": ("new", "new"), "plan": ("plan", "plan"),
     "session": ("session", "app"), "call": ("call", "call"), "serve": ("serve", "serve"),
-    "bundle": ("bundle", "bundle"), "web": ("web", "web"),
+    "bundle": ("bundle", "bundle"), "web": ("web", "web"), "import": ("import_cmd", "import_app"),
 }
 
 

@@ -19,6 +19,7 @@ from cspm.index.federation import Federation
 from cspm.protocol import kinds
 from cspm.store import digest_of
 from cspm.verify.interface import check_module, export_names, import_names
+from cspm.verify.wasm import ABI0_CHAINSOCKET, ABI0_DESCRIPTION, Interface
 from cspm.wording import how_to_use, plural
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
@@ -187,18 +188,24 @@ def inspect(
         data = wasm.read_bytes()
     except OSError as exc:
         raise CspmError(f"cannot read {wasm}: {exc.strerror or exc}") from None
-    interface = check_module(data, str(wasm), wasi_declared=True)
+    interface = check_module(data, str(wasm), wasi_declared=True, abi0=True)
     need = interface.memory_min_pages or 0
-    report = {"file": str(wasm), "digest": digest_of(data), "size": len(data), "ok": True,
-              "exports": export_names(interface), "imports": import_names(interface),
-              "wasi": interface.uses_wasi,
-              "memory": {"min_pages": interface.memory_min_pages, "max_pages": interface.memory_max_pages,
-                         "default_grant_pages": DEFAULT_MEMORY_PAGES,
-                         "fits_default_grant": need <= DEFAULT_MEMORY_PAGES}}
+    abi0 = _abi0_steps(interface)
+    report: dict[str, Any] = {
+        "file": str(wasm), "digest": digest_of(data), "size": len(data), "ok": True,
+        "abi": 0 if abi0 else 1, "exports": export_names(interface), "imports": import_names(interface),
+        "wasi": interface.uses_wasi,
+        "memory": {"min_pages": interface.memory_min_pages, "max_pages": interface.memory_max_pages,
+                   "default_grant_pages": DEFAULT_MEMORY_PAGES, "fits_default_grant": need <= DEFAULT_MEMORY_PAGES}}
+    if abi0:
+        report["abi0"] = {"description": ABI0_DESCRIPTION, "cspm_will": abi0}
     if json_out:
         print_json(report)
         return
-    out.print(Text(str(wasm), style="bold") + Text(": a valid ABI 1 plug-in module"))
+    what = ABI0_DESCRIPTION if abi0 else "a valid ABI 1 plug-in module"
+    out.print(Text(str(wasm), style="bold") + Text(f": {what}"))
+    for step in abi0:
+        out.print(f"  cspm     {step}", markup=False)
     out.print(f"  digest   {report['digest']} ({len(data):,} bytes)", markup=False)
     out.print(f"  exports  {', '.join(export_names(interface))}", markup=False)
     out.print(f"  imports  {', '.join(import_names(interface)) or 'none'}", markup=False)
@@ -209,6 +216,28 @@ def inspect(
         warner()(f"{wasm} needs {plural(need, 'page', grouped=True)} ({memory_size(need)}) of memory at start, "
                  f"more than the default grant of {default}: `cspm run` refuses it unless its component grants "
                  f"`grant: {{memory_pages: {need}}}` in app.yaml")
+
+
+def _abi0_steps(interface: Interface) -> list[str]:
+    """What cspm does to run a module built for Extism 0.x (none for an ABI 1 module): its imports
+    are not problems, they are what cspm translates (docs/abi.md, "ABI 0")."""
+    if not interface.abi0:
+        return []
+    names = {name for module, name, _ in interface.imports if module == "env"}
+    steps = ["rewrites its Extism 0.x imports (`env.extism_*`) to Extism 1.x (`extism:host/env`), keeping "
+             "0.x semantics"]
+    calls = sorted(names & ABI0_CHAINSOCKET)
+    if calls:
+        steps.append(f"translates its Chainsocket 0 calls ({', '.join(calls)}): the original requests to ABI 1 "
+                     "and the answers back to `{\"output\"}`")
+    if "extism_config_get" in names:
+        steps.append("answers `extism_config_get` from the app's config (an original app.json's keys: `name`, "
+                     "`prompt`, `llm_name`); an API key is a secret: the plug-in reads a placeholder, which the "
+                     "host replaces with the key only on the way to the granted host")
+    if "extism_http_request" in names:
+        steps.append("sends its HTTP requests through its grant: the hosts the app allows, nothing else")
+    steps.append("runs it in an app: the original app.json (`cspm run app.json`, `cspm import app.json`) or app.yaml")
+    return steps
 
 
 def _inspect_oci(reference: str, json_out: bool) -> None:

@@ -107,6 +107,7 @@ class AppConfig:
     located: yamlsrc.Located | None = field(default=None, repr=False)
     origin: Origin | None = None  # None: the user's own app file
     approved: bool = False  # set by cspm.approvals.require: a published app runs only once approved
+    original: bool = False  # read from the original Chainsocket app.json (cspm.formats.legacy_app)
 
     @property
     def kv_scope(self) -> str:
@@ -128,6 +129,9 @@ def load(path: Path | str, env: Mapping[str, str] | None = None, *, untrusted: b
         located = yamlsrc.load_file(path)
     except yamlsrc.YamlError as exc:
         hint = "check the path, or create it (see docs/formats.md)" if exc.message == "no such file" else None
+        original = path.with_name("app.json")
+        if hint and path.suffix.lower() in (".yaml", ".yml") and original.is_file():
+            hint = f"the original Chainsocket {original} is there: `cspm run {original}`, or `cspm import {original}`"
         raise FormatError(shown, exc.message, exc.line, hint=hint) from None
     return parse(located, path, env, untrusted=untrusted)
 

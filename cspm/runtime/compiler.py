@@ -103,13 +103,19 @@ def _mark_compiled(digest: str) -> None:
             pass
 
 
-def compile_module(wasm: bytes, limits: Limits, functions: list, digest: str | None = None
-                   ) -> CompiledPlugin:
-    """A CompiledPlugin for these bytes and limits, compiled at most once per process."""
+def compile_module(wasm: bytes, limits: Limits, functions: list, digest: str | None = None,
+                   variant: str = "") -> CompiledPlugin:
+    """A CompiledPlugin for these bytes and limits, compiled at most once per process.
+
+    `digest` names the module as the plan does; `variant` names what was made of it, when the bytes
+    compiled are derived from it (an Extism 0.x module's rewritten imports: abi0.VARIANT, which carries
+    the rewrite's version). The in-memory key is (digest, variant, limits); wasmtime's disk cache keys
+    on the compiled bytes themselves. The "compiled once" marker stays per digest: the rewrite is a
+    function of the module's bytes."""
     if "EXTISM_CACHE_CONFIG" not in os.environ:
         configure_disk_cache()
     digest = digest or hashlib.sha256(wasm).hexdigest()
-    key = (digest, limits)
+    key = (digest, variant, limits)
     found = _compiled.get(key)
     if found is None:
         manifest: dict = {

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import extism
 from extism.extism import CompiledPlugin
@@ -40,6 +40,9 @@ from cspm.runtime.watchdog import WATCHDOG
 from cspm.schemas import MessageInvalid, message_check
 from cspm.store import digest_of
 from cspm.verify.wasm import Interface, WasmFormatError, read_interface
+
+if TYPE_CHECKING:  # cspm.runtime.abi0 is imported only when a module is ABI 0
+    from cspm.runtime.abi0 import State as Abi0State
 
 MAX_DEPTH = 8
 MAX_REQUEST_BYTES = 16 * 1024 * 1024  # one host-function request (JSON)
@@ -72,6 +75,7 @@ class Node:
     log_bytes: int = 0  # UTF-8 bytes of `logs`' messages, bounded by MAX_LOG_BYTES
     dropped_logs: int = 0
     busy: bool = False
+    abi0: Abi0State | None = None  # an Extism 0.x module's state (cspm.runtime.abi0), else None
 
     @property
     def name(self) -> str:
@@ -196,12 +200,22 @@ class Runtime:
         limits = compiler.Limits(grant.memory_pages, grant.timeout_ms, wasi, mounts)
         secrets = tuple(resolve(f"{component.kind} `{component.name}`", s) for s in component.secrets)
         config = dict(component.config)
+        functions, variant, state = hostfns.FUNCTIONS, "", None
+        if interface.abi0:  # built for Extism 0.x: its imports are renamed to what 1.x and cspm link
+            from cspm.runtime import abi0
+
+            try:
+                wasm = abi0.rewritten(wasm, component.module.digest)
+            except WasmFormatError as exc:
+                raise PluginError(f"{where}: {path} is built for Extism 0.x and cspm cannot link it: {exc}") from None
+            functions, variant = abi0.FUNCTIONS, abi0.VARIANT
+            state = abi0.make_state(component, config, secrets)
         try:
-            compiled = compiler.compile_module(wasm, limits, hostfns.FUNCTIONS, component.module.digest)
+            compiled = compiler.compile_module(wasm, limits, functions, component.module.digest, variant=variant)
             plugin = extism.Plugin(compiled, config=config)
         except extism.Error as exc:
             raise PluginError(f"{where}: {path} could not be compiled or instantiated: {exc}") from None
-        node = Node(component, plugin, interface, secrets, compiled, config)
+        node = Node(component, plugin, interface, secrets, compiled, config, abi0=state)
         self._logs.register(str(plugin.id), lambda level, message: self._log(node, level, message))
         return node
 
@@ -210,6 +224,8 @@ class Runtime:
         self._logs.drain()
         self._logs.unregister(str(node.plugin.id))
         node.plugin = extism.Plugin(node.compiled, config=node.config)
+        if node.abi0 is not None:
+            node.abi0.renew()
         self._logs.register(str(node.plugin.id), lambda level, message: self._log(node, level, message))
 
     def _log(self, node: Node, level: str, message: str) -> None:
@@ -331,11 +347,13 @@ class Runtime:
         watchdog cancels the plug-in then, so a nested call never outlives the call that made it.
         """
         node.busy = True
+        if node.abi0 is not None:
+            node.abi0.begin()
         inherited = frame.parent is not None and frame.deadline == frame.parent.deadline
         armed = WATCHDOG.arm(frame.deadline, lambda: node.plugin.cancel_handle().cancel()) if inherited else None
         try:
             try:
-                return _plugin_call(node.plugin, export, data, frame)
+                answer = _plugin_call(node.plugin, export, data, frame)
             except extism.Error as exc:
                 if not str(exc).startswith(_STALE_INSTANCE):
                     raise
@@ -343,13 +361,17 @@ class Runtime:
                 # module and limits shares: an instance not yet called then traps before any guest code
                 # runs. A new instance runs the call as if nothing happened.
                 self._renew(node)
-                return _plugin_call(node.plugin, export, data, frame)
+                answer = _plugin_call(node.plugin, export, data, frame)
+            if node.abi0 is not None and node.abi0.error is not None:
+                raise extism.Error(node.abi0.error)  # a 0.x `error_set` fails the call, as one in 1.x does
+            return answer
         except extism.Error as exc:
+            error, note = (str(exc), "") if node.abi0 is None else node.abi0.failure(str(exc))
             self._renew(node)
-            if str(exc) == "timeout" and inherited and time.monotonic() >= frame.deadline:
+            if error == "timeout" and inherited and time.monotonic() >= frame.deadline:
                 raise CalleeFailed(f"{node.component.kind} `{node.name}` was stopped: the call's time limit "
-                                   f"({frame.limit}) ran out") from None
-            raise CalleeFailed(self._explain(node, str(exc))) from None
+                                   f"({frame.limit}) ran out{note}") from None
+            raise CalleeFailed(self._explain(node, error) + note) from None
         finally:
             if frame.streams is not None:
                 frame.streams.close_all()
@@ -383,6 +405,9 @@ class Runtime:
         A request (the top-level call) collects log lines while it runs, so they never pile up.
         """
         frame = Frame(self, node, parent, session, span)
+        kind = node.component.kind
+        if node.abi0 is not None:  # an Extism 0.x plug-in takes and gives the original shapes
+            return self._invoke_abi0(node, payload, frame)
         if parent is None:
             with self._logs.collecting():
                 raw = self._call(node, "call", json.dumps(payload).encode(), frame)
@@ -393,7 +418,6 @@ class Runtime:
         except bounded_json.JsonRejected as exc:
             raise CalleeFailed(f"{node.component.kind} `{node.name}` returned invalid JSON: "
                                f"{raw[:80]!r} ({exc})") from None
-        kind = node.component.kind
         try:
             if not fastcheck.ANSWERS[kind](response):  # a common shape is accepted here, all else checked
                 message_check(KIND_MESSAGES[kind][1])(response)
@@ -401,6 +425,24 @@ class Runtime:
             raise CalleeFailed(f"{node.component.kind} `{node.name}` returned a malformed "
                                f"{node.component.kind} response: {exc}") from None
         return response, raw
+
+    def _invoke_abi0(self, node: Node, payload: dict[str, Any], frame: Frame) -> tuple[dict[str, Any], bytes]:
+        """`invoke` of an ABI 0 plug-in: the ABI 1 request as the original input (`LLMReq`, `ToolReq`,
+        `AgentReq`), its raw text output as the ABI 1 answer of its kind (built here, so valid)."""
+        from cspm.runtime import abi0
+
+        kind = node.component.kind
+        data = abi0.original_input(kind, node.name, payload)
+        if frame.parent is None:
+            with self._logs.collecting():
+                raw = self._call(node, "call", data, frame)
+        else:
+            raw = self._call(node, "call", data, frame)
+        try:
+            response = abi0.answer_of(kind, raw)
+        except ValueError as exc:
+            raise CalleeFailed(f"{kind} `{node.name}` returned an unusable answer: {exc}") from None
+        return response, json.dumps(response).encode()
 
     def _explain(self, node: Node, error: str) -> str:
         who = f"{node.component.kind} `{node.name}`"
@@ -507,7 +549,9 @@ class Runtime:
         span = frame.span.child(url if len(url) <= 200 else url[:199] + "…", "http",
                                 detail=message.get("method", "GET"))
         try:
-            response = self.http.fetch(message, node.component.grant.hosts, node.secrets, deadline=frame.deadline)
+            placeholders = node.abi0.placeholders if node.abi0 is not None else ()
+            response = self.http.fetch(message, node.component.grant.hosts, node.secrets, deadline=frame.deadline,
+                                       placeholders=placeholders)
         except FetchRefused as exc:  # its message is redacted and at most 300 characters
             refusal = f"{exc} ({frame.limit})" if exc.code == "timeout" else str(exc)
             span.finish(refusal)

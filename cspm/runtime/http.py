@@ -54,6 +54,9 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}")  # RFC 9110 field name
 _VALUE = re.compile(r"[\t\x20-\x7e]{0,16384}")  # printable ASCII: no CR, LF, NUL or other controls
 
 
+Placeholders = tuple[tuple[str, ResolvedSecret], ...]  # (placeholder text, its secret): ABI 0 plug-ins
+
+
 class FetchRefused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -136,23 +139,29 @@ class HttpGateway:
         return left if timeout is None else min(timeout, left)
 
     def fetch(self, request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[ResolvedSecret, ...],
-              deadline: float | None = None) -> dict[str, Any]:
+              deadline: float | None = None, placeholders: Placeholders = ()) -> dict[str, Any]:
         """`deadline` (time.monotonic()): when the calling plug-in's time is up; the fetch ends by then.
+        `placeholders`: (text, secret) pairs an ABI 0 plug-in was given in config instead of the secret
+        (cspm.runtime.abi0); each is swapped for the secret's value where the plug-in wrote it, only for
+        the secret's origins, and is redacted from the answer with the value.
 
         A refusal's message has every secret form redacted and is at most MAX_MESSAGE_CHARS long.
         """
         deadline = time.monotonic() + TIMEOUT_S if deadline is None else deadline
         redactor = _Redactor(secrets)
+        if placeholders:
+            redactor.add(text for text, _ in placeholders)
         try:
-            return self._fetch(request, granted, secrets, deadline, redactor)
+            return self._fetch(request, granted, secrets, deadline, redactor, placeholders)
         except FetchRefused as exc:
             raise FetchRefused(exc.code, _short(redactor.text(str(exc)))) from None
 
     def _fetch(self, request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[ResolvedSecret, ...],
-               deadline: float, redactor: _Redactor) -> dict[str, Any]:
+               deadline: float, redactor: _Redactor, placeholders: Placeholders = ()) -> dict[str, Any]:
         import httpx
 
-        method, url, headers, content, timeout = _prepare(request, granted, secrets, deadline, redactor)
+        method, url, headers, content, timeout = _prepare(request, granted, secrets, deadline, redactor,
+                                                          placeholders)
         self._deadline.value = deadline
         try:
             with self.client.stream(method, url, headers=headers, timeout=timeout, content=content) as response:
@@ -305,8 +314,8 @@ class Streams:
 
 
 def _prepare(request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[ResolvedSecret, ...],
-             deadline: float, redactor: _Redactor) -> tuple[str, httpx.URL, list[tuple[str, str]],
-                                                            bytes | None, httpx.Timeout]:
+             deadline: float, redactor: _Redactor, placeholders: Placeholders = ()
+             ) -> tuple[str, httpx.URL, list[tuple[str, str]], bytes | None, httpx.Timeout]:
     """Check a request against the grants and inject the secrets bound to its origin: what `fetch` and
     `open` send. The query forms of injected secrets join the redactor."""
     import httpx
@@ -325,6 +334,9 @@ def _prepare(request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[R
         raise FetchRefused("not_granted", f"host {shown} is not granted to this plug-in over {url.scheme} "
                                           f"(granted: {_listed(granted)})")
     headers = _plugin_headers(request.get("headers") or {})
+    body = request.get("body")
+    if placeholders:
+        url, headers, body = _swap_placeholders(placeholders, granted, url, headers, body)
     for secret in secrets:
         bound = secret.spec.hosts if secret.spec.hosts is not None else granted
         if hosts.match(bound, url.scheme, host, url.port) is None:
@@ -335,7 +347,6 @@ def _prepare(request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[R
         else:
             headers = [(k, v) for k, v in headers if k.lower() != secret.spec.header.lower()]
             headers.append((secret.spec.header, secret.header_value))
-    body = request.get("body")
     try:
         content = body.encode("utf-8") if body is not None else None
     except UnicodeEncodeError:
@@ -344,6 +355,46 @@ def _prepare(request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[R
     wait = max(min(left, MAX_TIMEOUT_S), 0.001)
     timeout = httpx.Timeout(wait, connect=min(wait, CONNECT_TIMEOUT_S), pool=wait)
     return request.get("method", "GET"), url, headers, content, timeout
+
+
+def _swap_placeholders(placeholders: Placeholders, granted: tuple[str, ...], url: httpx.URL,
+                       headers: list[tuple[str, str]], body: str | None
+                       ) -> tuple[httpx.URL, list[tuple[str, str]], str | None]:
+    """Each placeholder the request carries (in the URL's path or query, a header value or the body) is
+    replaced by its secret's value, when the secret is bound to the request's origin (its `hosts`, else
+    the grant that admitted it); otherwise the request is refused and nothing is sent. A placeholder
+    in the URL's host, or in a header name, is refused: the value would go on the wire as a name."""
+    import httpx
+
+    host = url.raw_host.decode("ascii", "replace")
+    for placeholder, secret in placeholders:
+        in_url = placeholder in str(url)
+        in_headers = any(placeholder in value for _, value in headers)
+        in_body = body is not None and placeholder in body
+        if any(placeholder.lower() in name.lower() for name, _ in headers) or placeholder.lower() in host.lower():
+            raise FetchRefused("bad_request", f"http_fetch: the placeholder of secret `{secret.spec.name}` may "
+                                              f"only be in the URL's path or query, a header value or the body")
+        if not (in_url or in_headers or in_body):
+            continue
+        bound = secret.spec.hosts if secret.spec.hosts is not None else granted
+        if hosts.match(bound, url.scheme, host, url.port) is None:
+            shown = host if url.port is None else f"{host}:{url.port}"
+            raise FetchRefused("not_granted", f"http_fetch: secret `{secret.spec.name}` is not bound to {shown} "
+                                              f"over {url.scheme}; its placeholder is not replaced there, and the "
+                                              f"request was not sent")
+        if in_url:
+            swapped = httpx.URL(str(url).replace(placeholder, quote(secret.value, safe="")))
+            if (swapped.scheme, swapped.raw_host, swapped.port) != (url.scheme, url.raw_host, url.port):
+                raise FetchRefused("bad_request", "http_fetch: a secret placeholder changed the URL's origin")
+            url = swapped
+        if in_headers:
+            headers = [(name, value.replace(placeholder, secret.value)) for name, value in headers]
+            if not all(_VALUE.fullmatch(value) for _, value in headers):
+                raise FetchRefused("bad_request", f"http_fetch: secret `{secret.spec.name}` is not printable "
+                                                  f"ASCII, so it cannot go into a header")
+        if in_body and body is not None:
+            body = body.replace(placeholder, secret.value)
+    return url, headers, body
 
 
 def _shown_headers(raw_headers: list[tuple[bytes, bytes]], redactor: _Redactor) -> dict[str, str]:

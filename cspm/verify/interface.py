@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cspm.errors import InterfaceError
-from cspm.verify.wasm import Interface, WasmFormatError, read_interface, read_interface_file
+from cspm.verify.wasm import ABI0_DESCRIPTION, Interface, WasmFormatError, read_interface, read_interface_file
 
 
 def import_names(interface: Interface) -> list[str]:
@@ -23,12 +23,14 @@ def export_names(interface: Interface) -> list[str]:
     return sorted(name for name, kind in interface.exports.items() if kind == "func")
 
 
-def check_module(data: bytes, what: str, *, wasi_declared: bool) -> Interface:
+def check_module(data: bytes, what: str, *, wasi_declared: bool, abi0: bool = False) -> Interface:
+    """`abi0`: an Extism 0.x module is acceptable (a local app's, or `cspm inspect`); a package in a
+    registry is always ABI 1, so publishing, `cspm index build` and installing refuse one."""
     try:
         interface = read_interface(data)
     except WasmFormatError as exc:
         raise InterfaceError(f"{what} is not a usable wasm module: {exc}") from None
-    return _checked(interface, what, wasi_declared)
+    return _checked(interface, what, wasi_declared, abi0)
 
 
 def check_module_file(path: Path, what: str, *, wasi_declared: bool, exports: Sequence[str] | None = None,
@@ -46,8 +48,12 @@ def check_module_file(path: Path, what: str, *, wasi_declared: bool, exports: Se
     return interface
 
 
-def _checked(interface: Interface, what: str, wasi_declared: bool) -> Interface:
+def _checked(interface: Interface, what: str, wasi_declared: bool, abi0: bool = False) -> Interface:
     problems = interface.problems(allow_wasi=wasi_declared)
+    if interface.abi0 and not abi0 and not problems:
+        raise InterfaceError(f"{what} is {ABI0_DESCRIPTION}: cspm runs such a module from a local app "
+                             f"(`plugin_name` in app.yaml, or the original app.json), but a package is built "
+                             f"for ABI 1", hint="rebuild it with a current Extism PDK (docs/abi.md)")
     if problems:
         extra = " (declare `wasi: true` in its capabilities if it needs WASI)" if interface.uses_wasi \
             and not wasi_declared else ""

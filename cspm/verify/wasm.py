@@ -12,7 +12,7 @@ from typing import BinaryIO
 MAGIC = b"\0asm"
 VERSION = b"\x01\0\0\0"
 KINDS = {0: "func", 1: "table", 2: "memory", 3: "global", 4: "tag"}
-SECTION_IMPORT, SECTION_MEMORY, SECTION_EXPORT = 2, 5, 7
+SECTION_TYPE, SECTION_IMPORT, SECTION_MEMORY, SECTION_EXPORT = 1, 2, 5, 7
 INTERFACE_SECTIONS = frozenset({SECTION_IMPORT, SECTION_MEMORY, SECTION_EXPORT})
 MAX_INTERFACE_SECTION = 16 * 1024 * 1024  # read from a file: names of imports and exports, never code
 MAX_PAGES = 65536  # a 32-bit memory: 4 GiB of 64 KiB pages
@@ -23,6 +23,27 @@ WASI = "wasi_snapshot_preview1"
 CHAINSOCKET_FUNCTIONS = frozenset(
     {"call_llm", "call_tool", "call_agent", "http_fetch", "kv_get", "kv_set", "emit",
      "http_open", "http_read", "http_close"})
+
+# Extism 0.x (Chainsocket ABI 0): the kernel and host functions were imported from module `env`, named
+# `extism_*`, and Chainsocket's host functions were `env.call_llm/call_tool/call_agent`. Each name cspm
+# can link, with its wasm signature (params, results; I = i64, i = i32): cspm.runtime.abi0 rewrites
+# them to Extism 1.x imports (docs/abi.md, "ABI 0").
+ENV = "env"
+ABI0_DESCRIPTION = "built for Extism 0.x (Chainsocket ABI 0)"
+ABI0_IMPORTS: dict[str, tuple[str, str]] = {
+    "extism_alloc": ("I", "I"), "extism_free": ("I", ""), "extism_length": ("I", "I"),
+    "extism_load_u8": ("I", "i"), "extism_load_u64": ("I", "I"),
+    "extism_store_u8": ("Ii", ""), "extism_store_u64": ("II", ""),
+    "extism_input_length": ("", "I"), "extism_input_offset": ("", "I"),
+    "extism_input_load_u8": ("I", "i"), "extism_input_load_u64": ("I", "I"),
+    "extism_output_set": ("II", ""), "extism_error_set": ("I", ""), "extism_memory_bytes": ("", "I"),
+    "extism_config_get": ("I", "I"), "extism_var_get": ("I", "I"), "extism_var_set": ("II", ""),
+    "extism_http_request": ("II", "I"), "extism_http_status_code": ("", "i"),
+    "extism_log_info": ("I", ""), "extism_log_debug": ("I", ""), "extism_log_warn": ("I", ""),
+    "extism_log_error": ("I", ""),
+    "call_llm": ("I", "I"), "call_tool": ("I", "I"), "call_agent": ("I", "I"),
+}
+ABI0_CHAINSOCKET = frozenset({"call_llm", "call_tool", "call_agent"})
 
 
 class WasmFormatError(ValueError):
@@ -40,8 +61,16 @@ class Interface:
     def uses_wasi(self) -> bool:
         return any(module == WASI for module, _, _ in self.imports)
 
+    @property
+    def abi0(self) -> bool:
+        """Built for Extism 0.x (Chainsocket ABI 0): it imports the 0.x kernel (`env.extism_*`) or the
+        original Chainsocket host functions (`env.call_llm/call_tool/call_agent`)."""
+        return any(module == ENV and (name.startswith("extism_") or name in ABI0_CHAINSOCKET)
+                   for module, name, _ in self.imports)
+
     def problems(self, allow_wasi: bool = True) -> list[str]:
-        """Why this module cannot be a Chainsocket plug-in (empty when it can)."""
+        """Why this module cannot be a Chainsocket plug-in (empty when it can). An ABI 0 module's
+        imports are judged by what cspm can link for Extism 0.x (ABI0_IMPORTS)."""
         found = []
         if self.exports.get("call") != "func":
             found.append("it does not export a function `call`")
@@ -51,6 +80,8 @@ class Interface:
             most = "" if high is None else f" and at most {high}"
             found.append(f"its memory declares {low} pages at start{most}, which no engine can create (a wasm32 "
                          f"memory has at most {MAX_PAGES} pages, and its minimum may not exceed its maximum)")
+        if self.abi0:
+            return found + self._abi0_problems(allow_wasi)
         for module, name, _kind in self.imports:
             if module == EXTISM_ENV or (module == WASI and allow_wasi):
                 continue
@@ -58,6 +89,21 @@ class Interface:
                 continue
             if module == EXTISM_USER:
                 found.append(f"it imports `{name}` from {EXTISM_USER}, which is not a Chainsocket host function")
+            else:
+                found.append(f"it imports `{module}.{name}`, which no Chainsocket host provides")
+        return found
+
+    def _abi0_problems(self, allow_wasi: bool) -> list[str]:
+        found = []
+        for module, name, kind in self.imports:
+            if module == WASI and allow_wasi:
+                continue
+            if module == ENV and name in ABI0_IMPORTS and kind == "func":
+                continue
+            if module == ENV:
+                found.append(f"it imports `env.{name}`, which is not an Extism 0.x function cspm can link")
+            elif module in (EXTISM_ENV, EXTISM_USER):
+                found.append(f"it imports `{module}.{name}` (Extism 1.x) next to Extism 0.x imports from `env`")
             else:
                 found.append(f"it imports `{module}.{name}`, which no Chainsocket host provides")
         return found
@@ -110,6 +156,9 @@ class _Reader:
         low = self.uleb(bits)
         high = self.uleb(bits) if flags & 0x01 else None
         return low, high
+
+
+Reader = _Reader  # the bounded LEB128 reader, for cspm.runtime.abi0's import-section rewrite
 
 
 def read_interface(data: bytes) -> Interface:

@@ -50,7 +50,11 @@ def test_every_available_host_runs_the_same_plan(tmp_path: Path) -> None:
         assert set(result["ratios"][name]) == {"host_call_us", "routed_hop_us", "decode_tok_s"}
     rows = bench_run._host_rows(result)
     assert len(rows) == 3 * (len(expected) - 1)
-    assert all(ratio is not None and ratio > 0 for *_, ratio in rows)
+    # every row has its ratio; a time or a rate is positive. The hop is a difference of two timings
+    # (with the tool − alone): at this smallest size (5 calls) a loaded machine can make it ≤ 0, so
+    # only its presence is asserted here, and its size is the benchmark's business
+    assert all(ratio is not None for *_, ratio in rows)
+    assert all(ratio > 0 for what, _, _, ratio in rows if "routed hop" not in what and ratio is not None)
     assert "node ÷ python" in done.stdout or "node" in result["skipped"]
 
 
