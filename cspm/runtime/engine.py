@@ -251,7 +251,7 @@ class Runtime:
         """The names of this app's components that pass the ABI's own `name` check: a request that
         names one may take fastcheck's quick path (every other request gets the full check)."""
         if self._checked_names is None:
-            self._checked_names = frozenset(name for name in self.nodes if _name_passes(name))
+            self._checked_names = frozenset(name for name in self.nodes if fastcheck.name_passes(name))
         return self._checked_names
 
     @property
@@ -661,14 +661,6 @@ def _plugin_call(plugin: extism.Plugin, export: str, data: bytes, context: Frame
     if rc != 0:
         raise extism.Error(f"Error code: {rc}")
     return ffi.buffer(lib.extism_plugin_output_data(pointer), lib.extism_plugin_output_length(pointer))[:]
-
-
-def _name_passes(name: str) -> bool:
-    try:
-        message_check("name")(name)
-    except MessageInvalid:
-        return False
-    return True
 
 
 def _worded(function: str, message: Any, exc: MessageInvalid) -> str:

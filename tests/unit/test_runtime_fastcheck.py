@@ -110,6 +110,15 @@ def test_only_names_the_schema_passes_are_taken() -> None:
         assert fastcheck.agent_request(message, names) == schema_accepts("call_agent_request", message), name
 
 
+def test_the_name_check_is_the_schemas() -> None:
+    rng = random.Random(7)
+    alphabet = "aZ09_.-/ \n\té\x00$^"
+    samples = [*NAMES, "x" * 64, "x" * 65, "a\n", "a\nb", "\n", "", None, 3, ["a"],
+               *("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 70))) for _ in range(2000))]
+    for name in samples:
+        assert fastcheck.name_passes(name) == schema_accepts("name", name), repr(name)
+
+
 def test_a_session_past_its_limit_goes_to_the_full_check() -> None:
     message = {"name": "t", "input": "x", "session": "s" * 129}
     assert not fastcheck.agent_request(message, checked_names())
