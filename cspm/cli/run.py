@@ -249,7 +249,7 @@ def _answer(runtime: Runtime, text: str, streamed: Streamed) -> RunResult | None
         while not done.is_set():  # a plug-in stops at once; a host call (an HTTP fetch) at its own timeout
             try:
                 for node in list(runtime.nodes.values()):  # every plug-in: the one running may be any
-                    node.plugin.cancel_handle().cancel()
+                    node.cancel()
                 done.wait(CANCEL_AGAIN_S)
             except KeyboardInterrupt:  # Ctrl-C again while it stops: it is stopping already
                 continue

@@ -66,20 +66,42 @@ class HostRefusal(Exception):
 @dataclass
 class Node:
     component: PlanComponent
-    plugin: extism.Plugin
     interface: Interface
     secrets: tuple[ResolvedSecret, ...]
     compiled: CompiledPlugin
     config: dict[str, str]
+    on_instance: Callable[[Node], None]  # the runtime's: routes the new instance's log lines to this node
     logs: list[LogLine] = field(default_factory=list)
     log_bytes: int = 0  # UTF-8 bytes of `logs`' messages, bounded by MAX_LOG_BYTES
     dropped_logs: int = 0
     busy: bool = False
     abi0: Abi0State | None = None  # an Extism 0.x module's state (cspm.runtime.abi0), else None
+    instance: extism.Plugin | None = None  # made at the first call (`plugin`), None until then
 
     @property
     def name(self) -> str:
         return self.component.name
+
+    @property
+    def plugin(self) -> extism.Plugin:
+        """The Extism instance, made when first needed: a component an app never calls (the LLM an
+        agent may ask, a tool it did not pick) costs no instance (~3 ms each of every start). Every
+        check of the module ran when it loaded and it is compiled, so what is left to fail here is
+        only the instantiation itself."""
+        if self.instance is None:
+            try:
+                self.instance = extism.Plugin(self.compiled, config=self.config)
+            except extism.Error as exc:
+                raise PluginError(f"{self.component.where}: {self.component.module.path} could not be "
+                                  f"instantiated: {exc}") from None
+            self.on_instance(self)
+        return self.instance
+
+    def cancel(self) -> None:
+        """Stop what this node's instance runs, from any thread (nothing to stop without one)."""
+        instance = self.instance
+        if instance is not None:
+            instance.cancel_handle().cancel()
 
     def descriptor(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "description": self.component.description}
@@ -212,21 +234,23 @@ class Runtime:
             state = abi0.make_state(component, config, secrets)
         try:
             compiled = compiler.compile_module(wasm, limits, functions, component.module.digest, variant=variant)
-            plugin = extism.Plugin(compiled, config=config)
         except extism.Error as exc:
-            raise PluginError(f"{where}: {path} could not be compiled or instantiated: {exc}") from None
-        node = Node(component, plugin, interface, secrets, compiled, config, abi0=state)
-        self._logs.register(str(plugin.id), lambda level, message: self._log(node, level, message))
-        return node
+            raise PluginError(f"{where}: {path} could not be compiled: {exc}") from None
+        return Node(component, interface, secrets, compiled, config, self._route_logs, abi0=state)
+
+    def _route_logs(self, node: Node) -> None:
+        assert node.instance is not None
+        self._logs.register(str(node.instance.id), lambda level, message: self._log(node, level, message))
 
     def _renew(self, node: Node) -> None:
-        """A fresh instance after any failure (`_call`): vars and guest memory start over."""
+        """A fresh instance after any failure (`_call`): vars and guest memory start over (made at the
+        node's next call)."""
         self._logs.drain()
-        self._logs.unregister(str(node.plugin.id))
-        node.plugin = extism.Plugin(node.compiled, config=node.config)
+        if node.instance is not None:
+            self._logs.unregister(str(node.instance.id))
+            node.instance = None
         if node.abi0 is not None:
             node.abi0.renew()
-        self._logs.register(str(node.plugin.id), lambda level, message: self._log(node, level, message))
 
     def _log(self, node: Node, level: str, message: str) -> None:
         """Keep a line within the plug-in's bounds (each line cut to MAX_LINE_CHARS; MAX_LOG_LINES lines
@@ -262,7 +286,8 @@ class Runtime:
 
     def close(self) -> None:
         for node in self.nodes.values():
-            self._logs.unregister(str(node.plugin.id))
+            if node.instance is not None:
+                self._logs.unregister(str(node.instance.id))
         self.nodes.clear()
         self.http.close()
 
@@ -350,7 +375,7 @@ class Runtime:
         if node.abi0 is not None:
             node.abi0.begin()
         inherited = frame.parent is not None and frame.deadline == frame.parent.deadline
-        armed = WATCHDOG.arm(frame.deadline, lambda: node.plugin.cancel_handle().cancel()) if inherited else None
+        armed = WATCHDOG.arm(frame.deadline, node.cancel) if inherited else None
         try:
             try:
                 answer = _plugin_call(node.plugin, export, data, frame)

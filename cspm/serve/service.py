@@ -240,7 +240,7 @@ class Service:
         """Cancel every plug-in of the instance until its thread returns, then replace the instance."""
         while not done:
             for node in list(runtime.nodes.values()):
-                node.plugin.cancel_handle().cancel()
+                node.cancel()
             await asyncio.sleep(CANCEL_POLL_S)
         self._discard(runtime)
 
