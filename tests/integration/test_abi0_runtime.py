@@ -6,6 +6,7 @@ vars and logs, secret placeholders through real loopback servers, and failing ca
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -407,6 +408,13 @@ def test_abi0_agent_runs_offline_on_kb_and_llm_local(tmp_path: Path, wat_dir: Pa
             {"role": "system", "content": 'You are "terse".'},
             {"role": "user", "content": "Alan Turing — born: 1912"}], "stop": ["\nObservation:"]})
     assert result.output == direct.output and result.output and result.finish_reason == "final_answer"
+    # and from `cspm run`, offline, as a user runs it: the same answer
+    done = subprocess.run([sys.executable, "-m", "cspm", "run", str(app), "--input", "Alan Turing born", "--json",
+                           "--offline"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "CSPM_CACHE_DIR": str(tmp_path / "cache"),
+                               "CSPM_CONFIG_DIR": str(tmp_path / "config"), "CSPM_DATA_DIR": str(tmp_path / "data")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["output"] == direct.output
 
 
 def test_a_package_is_never_abi0_index_build_refuses_one(wat_dir: Path, tmp_path: Path) -> None:
