@@ -68,7 +68,12 @@ def test_the_store_and_the_registrys_blobs_follow_the_same_policy(tmp_path: Path
     seen = _fsynced(monkeypatch)
     store = Store(tmp_path / "store")
     store.put(b"blob", digest_of(b"blob"))
-    assert seen[-2:] == ["file", "dir"]
+    assert seen[-3:] == ["file", "dir", "dir"]  # the blob, the new prefix folder's entry, the rename
+    seen.clear()
+    prefix = digest_of(b"blob")[7:9]
+    again = next(data for n in range(100_000) if digest_of(data := b"blob%d" % n)[7:9] == prefix)
+    store.put(again, digest_of(again))  # its prefix folder exists: the blob and the rename only
+    assert seen[-2:] == ["file", "dir"] and seen.count("dir") == 1
     seen.clear()
     blobs = FolderBlobs(tmp_path / "registry")
     digest = digest_of(b"module")
