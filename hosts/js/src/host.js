@@ -20,6 +20,7 @@ import {
   outsideDocument, parseAnswer, parseRequest, refusalDocument, requireKv, route, runResult, stoppedMessage, storeAnswer, timeoutMessage,
 } from "./rules.js";
 import { WasmFormatError, capMemory } from "./wasm.js";
+import * as abi0 from "./abi0.js";
 
 export {
   HOST_FUNCTIONS, MAX_ANSWER_BYTES, MAX_CHUNK_CHARS, MAX_DEPTH, MAX_LINE_CHARS, MAX_LOG_BYTES, MAX_LOG_LINES, MAX_REQUEST_BYTES,
@@ -51,11 +52,16 @@ const MAX_GRACE_MS = 2000;
  * What `instantiate` receives to make one instance (and a fresh one after any failure). `functions`
  * holds the ten host functions (extism:host/user) and a replacement of the kernel's output_set
  * (extism:host/env): give both to Extism as they are.
+ *
+ * An ABI 0 module (built for Extism 0.x, src/abi0.js) is compiled from its rewritten bytes: they come as
+ * `bytes` (for an instantiate that needs bytes rather than `module`), and `abi0.config` is what its
+ * `config_get` answers (secrets as placeholders); `functions` then holds the cs0_* host functions.
  * @typedef {{
  *   name: string, component: Component, module: WebAssembly.Module, wasi: boolean,
  *   allowedPaths: Record<string, string>, config: Record<string, string>, memoryPages: number,
  *   functions: Record<string, Record<string, (ctx: any, ...args: bigint[]) => any>>,
- *   logger: Record<"trace"|"debug"|"info"|"warn"|"error", (message: string) => void>
+ *   logger: Record<"trace"|"debug"|"info"|"warn"|"error", (message: string) => void>,
+ *   bytes?: Uint8Array, abi0?: {config: Record<string, string>} | null
  * }} InstanceSpec
  *
  * @typedef {{
@@ -78,6 +84,8 @@ const MAX_GRACE_MS = 2000;
  *
  * @typedef {{output: string, finishReason: string, response: any, session: string}} RunResult
  */
+
+/** @typedef {{module: WebAssembly.Module, abi0: boolean, bytes?: Uint8Array}} Compiled */
 
 /** The host could not load the plan (a module, a secret, a mount): nothing ran. */
 export class HostLoadError extends Error {}
@@ -118,6 +126,12 @@ class HostNode extends Node {
     this.plugin = null;
     this.callsSinceReset = 0;
     this.logs = new LogBook();
+    /** @type {abi0.Abi0State | null} an Extism 0.x module's state (src/abi0.js), else null */
+    this.abi0 = null;
+    /** @type {abi0.Placeholders} its secrets' placeholders, which the http gateway swaps back */
+    this.placeholders = [];
+    /** @type {Uint8Array | undefined} an ABI 0 module's rewritten bytes (InstanceSpec.bytes) */
+    this.bytes = undefined;
   }
 }
 
@@ -174,7 +188,7 @@ export class Host {
     try {
       /** @type {Map<string, Promise<Uint8Array>>} */
       const bytesByDigest = new Map();
-      /** @type {Map<string, Promise<WebAssembly.Module>>} compiled once per module and memory limit */
+      /** @type {Map<string, Promise<Compiled>>} compiled once per module and memory limit */
       const compiled = new Map();
       for (const [name, component] of Object.entries(plan.components)) {
         const key = component.module.digest;
@@ -182,7 +196,7 @@ export class Host {
         const bytes = await /** @type {Promise<Uint8Array>} */ (bytesByDigest.get(key));
         const compileKey = `${key}/${component.grant.memory_pages}`;
         if (!compiled.has(compileKey)) compiled.set(compileKey, host.#compile(component, bytes));
-        const module = await /** @type {Promise<WebAssembly.Module>} */ (compiled.get(compileKey));
+        const { module, abi0: old, bytes: rewritten } = await /** @type {Promise<Compiled>} */ (compiled.get(compileKey));
         const usesWasi = WebAssembly.Module.imports(module).some((i) => i.module === "wasi_snapshot_preview1");
         const mounts = component.grant.mounts;
         const wasi = component.grant.wasi ?? (usesWasi || mounts.length > 0);
@@ -196,6 +210,12 @@ export class Host {
         }
         const secrets = await host.#secrets(name, component);
         const node = new HostNode(name, component, module, wasi, allowedPaths, secrets);
+        if (old) {
+          const { config, placeholders } = abi0.abi0Config(name, component.config, secrets);
+          node.abi0 = new abi0.Abi0State(config);
+          node.placeholders = placeholders;
+          node.bytes = rewritten;
+        }
         host.nodes.set(name, node);
         node.plugin = await host.#instance(node);
       }
@@ -225,7 +245,11 @@ export class Host {
     return bytes;
   }
 
-  /** @param {Component} component @param {Uint8Array} bytes */
+  /**
+   * The module with the grant's memory cap written in, compiled and checked. An ABI 0 module (detected
+   * by its imports, src/abi0.js) is compiled again from its rewritten import section.
+   * @param {Component} component @param {Uint8Array} bytes @returns {Promise<Compiled>}
+   */
   async #compile(component, bytes) {
     const { where, grant } = component;
     let capped;
@@ -248,14 +272,27 @@ export class Host {
     if (!WebAssembly.Module.exports(module).some((e) => e.name === "call" && e.kind === "function")) {
       problems.push("it does not export a function `call`");
     }
-    for (const { module: from, name } of WebAssembly.Module.imports(module)) {
+    const imports = WebAssembly.Module.imports(module);
+    if (abi0.isAbi0(imports)) {
+      problems.push(...abi0.abi0Problems(imports));
+      if (problems.length) throw new HostLoadError(`${where}: not a Chainsocket plug-in (${abi0.DESCRIPTION}): ${problems.join("; ")}`);
+      let rewritten;
+      try {
+        rewritten = abi0.rewrite(capped.bytes);
+        module = await WebAssembly.compile(/** @type {any} */ (rewritten));
+      } catch (err) {
+        throw new HostLoadError(`${where}: the module is ${abi0.DESCRIPTION} and this host cannot link it: ${/** @type {Error} */ (err).message}`);
+      }
+      return { module, abi0: true, bytes: rewritten };
+    }
+    for (const { module: from, name } of imports) {
       if (from === "extism:host/env" || from === "wasi_snapshot_preview1") continue;
       if (from === NAMESPACE && /** @type {readonly string[]} */ (HOST_FUNCTIONS).includes(name)) continue;
       problems.push(from === NAMESPACE ? `it imports \`${name}\` from ${NAMESPACE}, which is not a Chainsocket host function`
         : `it imports \`${from}.${name}\`, which no Chainsocket host provides`);
     }
     if (problems.length) throw new HostLoadError(`${where}: not a Chainsocket plug-in: ${problems.join("; ")}`);
-    return module;
+    return { module, abi0: false };
   }
 
   /** @param {string} name @param {Component} component @returns {Promise<Secret[]>} */
@@ -282,12 +319,17 @@ export class Host {
 
   /** A fresh instance of a component. @param {HostNode} node */
   async #instance(node) {
-    /** @type {Record<string, (ctx: any, offset: bigint) => Promise<bigint>>} */
-    const functions = {};
+    /** @type {Record<string, (ctx: any, ...args: bigint[]) => any>} */
+    let functions = {};
     for (const fn of HOST_FUNCTIONS) functions[fn] = (ctx, offset) => this.#hostFunction(fn, ctx, offset);
     // A function given for the kernel's namespace replaces the kernel's: the host keeps the output and
     // error a guest sets itself (see kernelFunctions).
+    /** @type {Record<string, (ctx: any, ...args: any[]) => any>} */
     const kernel = kernelFunctions();
+    if (node.abi0 !== null) {
+      functions = abi0.abi0Functions(this.#abi0Engine);
+      kernel.memory_bytes = abi0.memoryBytes;
+    }
     const log = (/** @type {string} */ level) => (/** @type {string} */ message) => this.#log(node, level, String(message));
     try {
       return await this.instantiate({
@@ -295,6 +337,7 @@ export class Host {
         allowedPaths: node.allowedPaths, config: { ...node.component.config }, memoryPages: node.component.grant.memory_pages,
         functions: { [NAMESPACE]: functions, "extism:host/env": kernel },
         logger: { trace: log("trace"), debug: log("debug"), info: log("info"), warn: log("warn"), error: log("error") },
+        ...(node.abi0 !== null ? { bytes: node.bytes, abi0: { config: node.abi0.config } } : {}),
       });
     } catch (err) {
       throw new HostLoadError(`${node.component.where}: the module could not be instantiated: ${/** @type {Error} */ (err).message}`);
@@ -403,11 +446,23 @@ export class Host {
   }
 
   /**
-   * Call a plug-in's `call` with a message; its answer, checked against the schema of its kind.
+   * Call a plug-in's `call` with a message; its answer, checked against the schema of its kind. An ABI 0
+   * plug-in takes and gives the original shapes: its answer is built here (so valid) from its text.
    * @param {HostNode} node @param {any} payload @param {HostFrame | null} parent @param {string} session
    */
   async #invoke(node, payload, parent, session) {
     const frame = new HostFrame(node, parent, session);
+    const kind = node.component.kind;
+    if (node.abi0 !== null) {
+      const raw = await this.#call(node, "call", abi0.originalInput(kind, node.name, payload), frame);
+      let response;
+      try {
+        response = abi0.answerOf(kind, raw);
+      } catch (err) {
+        throw new PluginFailed(`${node.who} returned an unusable answer: ${/** @type {Error} */ (err).message}`);
+      }
+      return { response, raw: new TextEncoder().encode(JSON.stringify(response)) };
+    }
     const raw = await this.#call(node, "call", new TextEncoder().encode(JSON.stringify(payload)), frame);
     return { response: parseAnswer(node, raw), raw };
   }
@@ -422,14 +477,16 @@ export class Host {
     const plugin = node.plugin;
     if (plugin === null) throw new PluginFailed(noInstanceMessage(node));
     node.busy = true;
+    node.abi0?.begin();
     /** @type {any} */
     let timer = null;
     let stopped = false;
     try {
-      if (++node.callsSinceReset >= RESET_EVERY && typeof plugin.reset === "function") {
+      if ((++node.callsSinceReset >= RESET_EVERY || node.abi0 !== null) && typeof plugin.reset === "function") {
         // Extism-JS's worker mode never clears the host side's list of the guest's memory blocks, and
         // sends every freed one back and forth on each host function call: a host function would get
-        // slower with every call made. reset() clears it (vars are kept).
+        // slower with every call made. reset() clears it (vars are kept). An ABI 0 plug-in's is cleared
+        // before every call, so its memory_bytes counts only what this call holds, as in the other engine.
         node.callsSinceReset = 0;
         await plugin.reset();
       }
@@ -455,9 +512,11 @@ export class Host {
       // that does not route the kernel's output_set to the host)
       return frame.output ?? (typeof result?.bytes === "function" ? result.bytes() : new Uint8Array(0));
     } catch (err) {
+      // an ABI 0 plug-in that failed after a refused host request (it got 0 or "None"): say which
+      const note = frame.error === null ? node.abi0?.note() ?? "" : "";
       await this.#renew(node, plugin);
-      if (stopped) throw new PluginFailed(stoppedMessage(node, frame));
-      throw new PluginFailed(this.#explain(node, frame, err));
+      if (stopped) throw new PluginFailed(stoppedMessage(node, frame) + note);
+      throw new PluginFailed(this.#explain(node, frame, err) + note);
     } finally {
       clearTimeout(timer);
       frame.ended = true;
@@ -469,6 +528,7 @@ export class Host {
   /** @param {HostNode} node @param {PluginLike} old */
   async #renew(node, old) {
     node.plugin = null;
+    node.abi0?.renew();
     old.close().catch(() => {});
     if (this.closed) return;
     const making = this.#instance(node);
@@ -522,6 +582,28 @@ export class Host {
     return storeAnswer(ctx, fn, response);
   }
 
+  /**
+   * How the cs0_* functions of an ABI 0 plug-in (src/abi0.js) reach this host: an ABI 1 request they
+   * translated is answered by #handle, as the same request of an ABI 1 plug-in.
+   * @type {abi0.Abi0Engine<HostFrame>}
+   */
+  #abi0Engine = {
+    frame: (ctx) => { const frame = ctx.hostContext(); return frame instanceof HostFrame ? frame : null; },
+    state: (frame) => /** @type {abi0.Abi0State} */ (frame.node.abi0),
+    handle: async (frame, fn, request) => {
+      frame.hostCalls++;
+      try {
+        return await this.#handle(frame, fn, request);
+      } catch (err) {
+        return internalDocument(fn, err);
+      } finally {
+        frame.hostCalls--;
+        frame.lastReturn = performance.now();
+      }
+    },
+    log: (frame, level, message) => this.#log(frame.node, level, message),
+  };
+
   /** A request, held to the frame's deadline. @param {HostFrame} frame @param {string} fn @param {Uint8Array} request */
   async #handle(frame, fn, request) {
     const timeout = () => errorDocument("timeout", timeoutMessage(fn, frame.limit));
@@ -567,7 +649,7 @@ export class Host {
     const grant = node.component.grant;
     switch (fn) {
       case "http_fetch":
-        return this.http.fetch(message, grant.hosts, node.secrets, frame.deadline);
+        return this.http.fetch(message, grant.hosts, node.secrets, frame.deadline, node.placeholders);
       case "http_open": {
         frame.streams ??= new Streams();
         if (!frame.streams.room()) throw Streams.refused();

@@ -28,6 +28,7 @@ const VALUE = /^[\t\x20-\x7e]{0,16384}$/;
  * @typedef {{name: string, source: string, header: string, format: string, hosts: string[] | null, query: string | null}} SecretRef
  * @typedef {{spec: SecretRef, value: string}} Secret
  * @typedef {{method?: string, url: string, headers?: Record<string, string>, body?: string}} FetchRequest
+ * @typedef {[string, Secret][]} Placeholders (placeholder, its secret): an ABI 0 plug-in's (src/abi0.js)
  */
 
 export class FetchRefused extends Error {
@@ -208,11 +209,12 @@ function describe(err) {
 
 /**
  * A request checked against the grants, with the secrets bound to its origin injected: what fetch and
- * open send. The query forms of injected secrets join the redactor.
+ * open send. The query forms of injected secrets join the redactor. `placeholders`: what an ABI 0
+ * plug-in was given in config instead of its secrets (src/abi0.js), swapped back here (swapPlaceholders).
  * @param {FetchRequest} request @param {readonly string[]} granted @param {readonly Secret[]} secrets
- * @param {Redactor} redactor @param {string} fn
+ * @param {Redactor} redactor @param {string} fn @param {Placeholders} [placeholders]
  */
-function prepare(request, granted, secrets, redactor, fn) {
+function prepare(request, granted, secrets, redactor, fn, placeholders = []) {
   /** @type {URL} */
   let url;
   try {
@@ -247,6 +249,9 @@ function prepare(request, granted, secrets, redactor, fn) {
     }
     headers.push([name, value]);
   }
+  /** @type {string | undefined | null} */
+  let rawBody = request.body;
+  if (placeholders.length) ({ url, headers, body: rawBody } = swapPlaceholders(placeholders, granted, url, headers, rawBody));
   for (const secret of secrets) {
     const bound = secret.spec.hosts ?? granted;
     if (matchGrant(bound, scheme, host, port) === null) continue;
@@ -263,11 +268,55 @@ function prepare(request, granted, secrets, redactor, fn) {
   const method = request.method ?? "GET";
   /** @type {string | undefined} */
   let body;
-  if (request.body !== undefined && request.body !== null) {
-    if (!wellFormed(request.body)) throw new FetchRefused("bad_request", `${fn}: the body is not valid Unicode text`);
-    body = request.body; // fetch sends it as UTF-8
+  if (rawBody !== undefined && rawBody !== null) {
+    if (!wellFormed(rawBody)) throw new FetchRefused("bad_request", `${fn}: the body is not valid Unicode text`);
+    body = rawBody; // fetch sends it as UTF-8
   }
   return { method, url, headers, body };
+}
+
+/**
+ * Each placeholder the request carries (in the URL's path or query, a header value or the body) is
+ * replaced by its secret's value when the secret is bound to the request's origin (its `hosts`, else the
+ * grant that admitted it); otherwise the request is refused and nothing is sent. A placeholder in the
+ * URL's host or in a header name is refused: the value would go on the wire as a name. As
+ * cspm/runtime/http.py's _swap_placeholders.
+ * @param {Placeholders} placeholders @param {readonly string[]} granted @param {URL} url
+ * @param {[string, string][]} headers @param {string | undefined | null} body
+ */
+function swapPlaceholders(placeholders, granted, url, headers, body) {
+  const scheme = url.protocol.replace(/:$/, "");
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const port = url.port ? Number(url.port) : null;
+  for (const [placeholder, secret] of placeholders) {
+    const lower = placeholder.toLowerCase();
+    if (headers.some(([name]) => name.toLowerCase().includes(lower)) || host.toLowerCase().includes(lower)) {
+      throw new FetchRefused("bad_request", `http_fetch: the placeholder of secret \`${secret.spec.name}\` may only be in the URL's path or query, a header value or the body`);
+    }
+    const inUrl = url.href.includes(placeholder);
+    const inHeaders = headers.some(([, value]) => value.includes(placeholder));
+    const inBody = typeof body === "string" && body.includes(placeholder);
+    if (!(inUrl || inHeaders || inBody)) continue;
+    if (matchGrant(secret.spec.hosts ?? granted, scheme, host, port) === null) {
+      const shown = port === null ? host : `${host}:${port}`;
+      throw new FetchRefused("not_granted", `http_fetch: secret \`${secret.spec.name}\` is not bound to ${shown} over ${scheme}; its placeholder is not replaced there, and the request was not sent`);
+    }
+    if (inUrl) {
+      const swapped = new URL(url.href.replaceAll(placeholder, quote(secret.value, "")));
+      if (swapped.protocol !== url.protocol || swapped.hostname !== url.hostname || swapped.port !== url.port) {
+        throw new FetchRefused("bad_request", "http_fetch: a secret placeholder changed the URL's origin");
+      }
+      url = swapped;
+    }
+    if (inHeaders) {
+      headers = headers.map(([name, value]) => [name, value.replaceAll(placeholder, secret.value)]);
+      if (!headers.every(([, value]) => VALUE.test(value))) {
+        throw new FetchRefused("bad_request", `http_fetch: secret \`${secret.spec.name}\` is not printable ASCII, so it cannot go into a header`);
+      }
+    }
+    if (inBody) body = /** @type {string} */ (body).replaceAll(placeholder, secret.value);
+  }
+  return { url, headers, body };
 }
 
 /** Sends requests for one host (its fetch); each exchange ends by the calling plug-in's deadline. */
@@ -281,13 +330,16 @@ export class HttpGateway {
    * @param {FetchRequest} request @param {readonly string[]} granted @param {readonly Secret[]} secrets
    * @param {number} deadline performance.now() when the call's time is up
    * @param {string} fn
+   * @param {Placeholders} [placeholders] an ABI 0 plug-in's secret placeholders: swapped in for their
+   *   secrets' origins only, and redacted with the secrets from what comes back
    * @returns {Promise<{response: Response, redactor: Redactor, signal: AbortController, timer: any}>}
    */
-  async send(request, granted, secrets, deadline, fn) {
+  async send(request, granted, secrets, deadline, fn, placeholders = []) {
     const redactor = new Redactor(secrets);
+    if (placeholders.length) redactor.add(placeholders.map(([text]) => text));
     try {
       if (performance.now() >= deadline) throw new FetchRefused("timeout", `${fn}: the call's time limit ran out before the request`);
-      const { method, url, headers, body } = prepare(request, granted, secrets, redactor, fn);
+      const { method, url, headers, body } = prepare(request, granted, secrets, redactor, fn, placeholders);
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(new FetchRefused("timeout", `${fn}: the call's time limit ran out waiting for the server`)),
         Math.min(Math.max(deadline - performance.now(), 1), MAX_TIMEOUT_MS));
@@ -311,9 +363,10 @@ export class HttpGateway {
   /**
    * http_fetch: the whole answer, at most MAX_RESPONSE_BYTES, decoded in its charset, redacted.
    * @param {FetchRequest} request @param {readonly string[]} granted @param {readonly Secret[]} secrets @param {number} deadline
+   * @param {Placeholders} [placeholders] an ABI 0 plug-in's (send)
    */
-  async fetch(request, granted, secrets, deadline) {
-    const { response, redactor, signal, timer } = await this.send(request, granted, secrets, deadline, "http_fetch");
+  async fetch(request, granted, secrets, deadline, placeholders = []) {
+    const { response, redactor, signal, timer } = await this.send(request, granted, secrets, deadline, "http_fetch", placeholders);
     try {
       /** @type {Uint8Array[]} */
       const pieces = [];

@@ -21,12 +21,13 @@ import {
   emitted, errorDocument, failedMessage, internalDocument, kernelFunctions, noInstanceMessage, outsideDocument, parseAnswer,
   parseRequest, refusalDocument, requireKv, route, stoppedMessage, storeAnswer, timeoutMessage,
 } from "./rules.js";
+import * as abi0 from "./abi0.js";
 
 /** How long past its deadline a request to the main thread may take to be answered (it answers `timeout` itself). */
 const GRACE_MS = 250;
 const GUARD = new vm.Script("globalThis.__cspmGuest()");
 
-/** @typedef {{name: string, component: any, module: WebAssembly.Module, wasi: boolean, allowedPaths: Record<string, string>, config: Record<string, string>, memoryPages: number}} NodeSpec */
+/** @typedef {{name: string, component: any, module: WebAssembly.Module, wasi: boolean, allowedPaths: Record<string, string>, config: Record<string, string>, memoryPages: number, abi0: {config: Record<string, string>} | null}} NodeSpec */
 
 if (!parentPort) throw new Error("worker-entry.js runs in a worker");
 const port = parentPort;
@@ -58,6 +59,8 @@ class WorkerNode extends Node {
     this.spec = spec;
     /** @type {{ctx: any, exports: WebAssembly.Exports, plugin: any} | null} */
     this.instance = null;
+    /** an Extism 0.x module's state (src/abi0.js), else null */
+    this.abi0 = spec.abi0 ? new abi0.Abi0State(spec.abi0.config) : null;
   }
 }
 
@@ -107,9 +110,17 @@ async function instantiate(node) {
   };
   /** @type {Record<string, any>} */
   const functions = {};
-  for (const fn of HOST_FUNCTIONS) functions[fn] = capturing((ctx, offset) => hostFunction(fn, ctx, offset));
+  /** @type {Record<string, any>} */
+  const kernel = {};
   const { output_set, error_set } = kernelFunctions();
-  const kernel = { output_set: capturing(output_set), error_set: capturing(error_set) };
+  if (node.abi0 === null) {
+    for (const fn of HOST_FUNCTIONS) functions[fn] = capturing((ctx, offset) => hostFunction(fn, ctx, offset));
+    kernel.error_set = capturing(error_set);
+  } else {
+    for (const [name, fn] of Object.entries(abi0.abi0Functions(ABI0_ENGINE))) functions[name] = capturing(fn);
+    kernel.memory_bytes = capturing(abi0.memoryBytes);
+  }
+  kernel.output_set = capturing(output_set);
   const at = (/** @type {string} */ level) => (/** @type {string} */ message) => log(node, level, clip(String(message)));
   const { spec } = node;
   const plugin = await createPlugin({ wasm: [{ module: spec.module }] }, {
@@ -133,6 +144,7 @@ async function instantiate(node) {
 function renew(node) {
   const old = node.instance;
   node.instance = null;
+  node.abi0?.renew();
   old?.plugin.close().catch(() => {});
   const making = instantiate(node).then((fresh) => { node.instance = /** @type {any} */ (fresh); },
     (err) => log(node, "error", `could not make a fresh instance: ${err.message}`));
@@ -179,6 +191,7 @@ function call(node, exportName, input, frame) {
   const watched = frame.parent !== null && !frame.inherited; // see guarded()
   entered.push({ node, frame });
   node.busy = true;
+  node.abi0?.begin();
   if (watched) Atomics.add(flag, 1, 1); // the main thread lets its watchdog stop it rather than end the worker
   /** @type {unknown} */
   let trap = null;
@@ -204,25 +217,60 @@ function call(node, exportName, input, frame) {
       if (ended.streams) port.postMessage({ type: "frame-end", frame: ended.id });
     }
   }
+  // an ABI 0 plug-in that failed after a refused host request (it got 0 or "None"): say which
+  const note = frame.error === null ? node.abi0?.note() ?? "" : "";
   if (trap instanceof Error && /** @type {any} */ (trap).code === "ERR_SCRIPT_EXECUTION_TIMEOUT" || performance.now() > frame.deadline + GRACE_MS) {
     // it ran past its time: the main thread would have stopped it, had it been the top of the stack
     renew(node);
-    throw new PluginFailed(stoppedMessage(node, frame));
+    throw new PluginFailed(stoppedMessage(node, frame) + note);
   }
   if (frame.error !== null) { renew(node); throw new PluginFailed(failedMessage(node, frame.error)); }
   if (trap !== null) {
     renew(node);
-    throw new PluginFailed(crashedMessage(node, String(/** @type {any} */ (trap)?.message ?? trap)));
+    throw new PluginFailed(crashedMessage(node, String(/** @type {any} */ (trap)?.message ?? trap)) + note);
   }
   return frame.output ?? new Uint8Array(0);
 }
 
-/** @param {WorkerNode} node @param {any} payload @param {WorkerFrame | null} parent @param {string} session */
+/**
+ * An ABI 0 plug-in takes and gives the original shapes (src/abi0.js): its answer is built from its text.
+ * @param {WorkerNode} node @param {any} payload @param {WorkerFrame | null} parent @param {string} session
+ */
 function invoke(node, payload, parent, session) {
   const frame = new WorkerFrame(node, parent, session);
+  const kind = node.component.kind;
+  if (node.abi0 !== null) {
+    const raw = call(node, "call", abi0.originalInput(kind, node.name, payload), frame);
+    let response;
+    try {
+      response = abi0.answerOf(kind, raw);
+    } catch (err) {
+      throw new PluginFailed(`${node.who} returned an unusable answer: ${/** @type {Error} */ (err).message}`);
+    }
+    return { response, raw: new TextEncoder().encode(JSON.stringify(response)) };
+  }
   const raw = call(node, "call", new TextEncoder().encode(JSON.stringify(payload)), frame);
   return { response: parseAnswer(node, raw), raw };
 }
+
+/**
+ * How the cs0_* functions of an ABI 0 plug-in reach this worker: an ABI 1 request they translated is
+ * answered as the same request of an ABI 1 plug-in (dispatch: routing here, http_fetch on the main thread).
+ * @type {abi0.Abi0Engine<WorkerFrame>}
+ */
+const ABI0_ENGINE = {
+  frame: (ctx) => { const frame = ctx.hostContext(); return frame instanceof WorkerFrame ? frame : null; },
+  state: (frame) => /** @type {abi0.Abi0State} */ (frame.node.abi0),
+  handle: (frame, fn, request) => {
+    if (performance.now() >= frame.deadline) return errorDocument("timeout", timeoutMessage(fn, frame.limit));
+    try {
+      return dispatch(frame, fn, request);
+    } catch (err) {
+      return internalDocument(fn, err);
+    }
+  },
+  log: (frame, level, message) => log(frame.node, level, clip(message)),
+};
 
 /** @param {string} fn @param {any} ctx @param {bigint} offset */
 function hostFunction(fn, ctx, offset) {

@@ -42,10 +42,10 @@ export class WorkerHost extends Host {
     this.kv = checked.kv;
     this.session = checked.session;
     this.nodes = checked.nodes;
-    /** @type {Map<string, {component: Component, secrets: Secret[]}>} */
+    /** @type {Map<string, {component: Component, secrets: Secret[], placeholders: import("./abi0.js").Placeholders}>} */
     this.components = checked.nodes;
     this.specs = specs.map((spec) => ({ name: spec.name, component: spec.component, module: spec.module, wasi: spec.wasi,
-      allowedPaths: spec.allowedPaths, config: spec.config, memoryPages: spec.memoryPages }));
+      allowedPaths: spec.allowedPaths, config: spec.config, memoryPages: spec.memoryPages, abi0: spec.abi0 ?? null }));
     /** @type {Map<string, LogBook>} */
     this.logLines = new Map([...this.nodes.keys()].map((n) => [n, new LogBook()]));
     /** @type {Map<number, Streams>} open streams by the worker's frame id */
@@ -176,12 +176,12 @@ export class WorkerHost extends Host {
 
   /** @param {any} m @param {number} deadline @returns {Promise<string>} */
   async #io(m, deadline) {
-    const entry = /** @type {{component: Component, secrets: Secret[]}} */ (this.components.get(m.name));
+    const entry = /** @type {{component: Component, secrets: Secret[], placeholders: import("./abi0.js").Placeholders}} */ (this.components.get(m.name));
     const grant = entry.component.grant;
     const message = m.message;
     switch (m.fn) {
       case "http_fetch":
-        return JSON.stringify(await this.http.fetch(message, grant.hosts, entry.secrets, deadline));
+        return JSON.stringify(await this.http.fetch(message, grant.hosts, entry.secrets, deadline, entry.placeholders));
       case "http_open": {
         let streams = this.streams.get(m.frame);
         if (!streams) this.streams.set(m.frame, streams = new Streams());
