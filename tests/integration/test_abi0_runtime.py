@@ -431,3 +431,49 @@ def test_a_package_is_never_abi0_index_build_refuses_one(wat_dir: Path, tmp_path
     assert "built for Extism 0.x (Chainsocket ABI 0)" in result.stdout + result.stderr
     assert "rebuild it with a current Extism PDK" in result.stdout + result.stderr
     assert not (tmp_path / "index" / "index" / "acme" / "old-tool").exists()
+
+
+def test_a_malformed_original_request_answers_none_and_says_why(tmp_path: Path, wat_dir: Path) -> None:
+    """The agent splices its config's `tool_name` into the ToolReq unescaped, as a careless plug-in
+    would: a quote there makes the request text that is not JSON. The host answers the original
+    host's "None" (the agent goes on) and logs why; nothing is routed."""
+    app = agent_app(tmp_path, {"llm_name": "llm", "tool_name": 'kb"'},
+                    declared={"llms": "[llm]", "tools": "[kb]"}, wat_dir=wat_dir)
+    with load_app(app) as rt:
+        result = rt.run("Alan Turing born")
+        warned = [line.message for line in rt.nodes["old"].logs if line.level == "warn"]
+    assert [c.kind for c in result.trace.children] == ["llm"]  # no tool call was made
+    assert result.output == "echo: None"  # the agent took "None" for the tool's answer and went on
+    assert len(warned) == 1 and "call_tool" in warned[0] and '{"output": "None"}' in warned[0], warned
+
+
+def test_an_abi0_agent_is_stopped_at_its_deadline_with_its_callee(tmp_path: Path, wat_dir: Path) -> None:
+    """The agent's ToolReq goes to a tool that never returns: the agent's time limit (500 ms) stops the
+    tool, well before the tool's own limit, and says so (the agent gets "None" and may answer in time
+    or be stopped itself)."""
+    import time
+
+    app = write_app(tmp_path, f"""entry: old
+llms:
+  - {{name: llm, plugin_name: {RUST}, config: {{kind: llm}}}}
+tools:
+  - {{name: spin, plugin_name: {wat_dir / 'spin.wasm'}, grant: {{timeout_ms: 30000}}}}
+agents:
+  - name: old
+    plugin_name: {wat_dir / 'abi0_agent.wasm'}
+    config: {{llm_name: llm, tool_name: spin}}
+    llms: [llm]
+    tools: [spin]
+    grant: {{timeout_ms: 500}}
+""")
+    with load_app(app) as rt:
+        started = time.monotonic()
+        try:
+            result = rt.run("Alan Turing born")
+        except RunFailed as exc:  # the agent's own limit ran out before it could answer
+            said = str(exc)
+        else:  # or it took "None" for the tool and answered in time: the tool's stop is in the trace
+            said = " ".join(str(c.error) for c in result.trace.children if c.name == "spin")
+        elapsed = time.monotonic() - started
+    assert elapsed < 10, elapsed  # the tool's own limit is 30 s
+    assert "tool `spin` was stopped: the call's time limit (500 ms of agent `old`) ran out" in said, said
