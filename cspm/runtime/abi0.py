@@ -38,7 +38,6 @@ from cspm.verify.wasm import (
     ENV,
     EXTISM_ENV,
     EXTISM_USER,
-    KINDS,
     MAGIC,
     SECTION_IMPORT,
     SECTION_TYPE,
@@ -46,6 +45,7 @@ from cspm.verify.wasm import (
     WASI,
     Reader,
     WasmFormatError,
+    import_descriptor,
 )
 
 if TYPE_CHECKING:
@@ -176,26 +176,11 @@ def _imports(body: Reader, types: list[tuple[str, str]]) -> bytes:
     for _ in range(count):
         module, name = body.name(), body.name()
         described = body.pos
-        kind_byte = body.byte()
-        kind = KINDS.get(kind_byte)
-        if kind == "func":
-            index = body.uleb()
+        kind, index, _ = import_descriptor(body)
+        if index is not None:
             if index >= len(types):
                 raise WasmFormatError(f"its import `{module}.{name}` names type {index}, which it does not define")
             signature = types[index]
-        elif kind == "table":
-            body.byte()
-            body.limits()
-        elif kind == "memory":
-            body.limits()
-        elif kind == "global":
-            body.byte()
-            body.byte()
-        elif kind == "tag":
-            body.byte()
-            body.uleb()
-        else:
-            raise WasmFormatError(f"unknown import kind {kind_byte}")
         descriptor = body.data[described:body.pos]
         if module == ENV:
             if kind != "func" or name not in ABI0_IMPORTS:

@@ -226,24 +226,35 @@ def _section(section_id: int, body: _Reader, found: Interface) -> None:
             found.memory_min_pages, found.memory_max_pages = body.limits()
 
 
+def import_descriptor(body: _Reader) -> tuple[str, int | None, tuple[int, int | None] | None]:
+    """Read one import's kind and what follows it: (kind, the function's type index, the memory's
+    limits), the others skipped. Shared by this reader and ABI 0's rewrite (cspm.runtime.abi0)."""
+    kind_byte = body.byte()
+    kind = KINDS.get(kind_byte)
+    type_index: int | None = None
+    limits: tuple[int, int | None] | None = None
+    if kind == "func":
+        type_index = body.uleb()
+    elif kind == "table":
+        body.byte()
+        body.limits()
+    elif kind == "memory":
+        limits = body.limits()
+    elif kind == "global":
+        body.byte()
+        body.byte()
+    elif kind == "tag":
+        body.byte()
+        body.uleb()
+    else:
+        raise WasmFormatError(f"unknown import kind {kind_byte}")
+    return kind, type_index, limits
+
+
 def _imports(body: _Reader, found: Interface) -> None:
     for _ in range(body.uleb()):
         module, name = body.name(), body.name()
-        kind_byte = body.byte()
-        kind = KINDS.get(kind_byte)
-        if kind == "func":
-            body.uleb()
-        elif kind == "table":
-            body.byte()
-            body.limits()
-        elif kind == "memory":
-            found.memory_min_pages, found.memory_max_pages = body.limits()
-        elif kind == "global":
-            body.byte()
-            body.byte()
-        elif kind == "tag":
-            body.byte()
-            body.uleb()
-        else:
-            raise WasmFormatError(f"unknown import kind {kind_byte}")
+        kind, _, limits = import_descriptor(body)
+        if limits is not None:
+            found.memory_min_pages, found.memory_max_pages = limits
         found.imports.append((module, name, kind))

@@ -1,5 +1,5 @@
 """ABI 0 (plug-ins built for Extism 0.x, docs/abi.md §8) on the JavaScript host in headless Chromium: the
-page (hosts/js/test/browser/abi0-page.js, bundled by build-abi0.js) loads the Host with browserInstantiate,
+page (hosts/js/test/browser/abi0-page.js, bundled by build-page.js) loads the Host with browserInstantiate,
 every plug-in on the page's thread and the cs0_* host functions asynchronous through JSPI, and runs the
 WAT plug-ins of tests/wat/abi0_*.wat with the Rust conformance plug-in. The Node host's own ABI 0 tests
 are hosts/js/test/abi0.test.js (`npm test`); this is the browser's one."""
@@ -67,7 +67,7 @@ class Page:
 @pytest.fixture(scope="module")
 def page_server(tmp_path_factory: pytest.TempPathFactory, wat_dir: Path) -> Iterator[Page]:
     bundle = tmp_path_factory.mktemp("abi0-page")
-    built = subprocess.run([str(NODE), "test/browser/build-abi0.js", str(bundle)], cwd=HOST_JS,
+    built = subprocess.run([str(NODE), "test/browser/build-page.js", "abi0", str(bundle)], cwd=HOST_JS,
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-3000:]
     server = Page({"/abi0.html": bundle / "abi0.html", "/abi0-page.js": bundle / "abi0-page.js",

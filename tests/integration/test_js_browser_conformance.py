@@ -1,7 +1,7 @@
 """The ABI conformance cases (conformance/abi1.json) on the JavaScript host in headless Chromium (issue 20:
 the same cases pass on the Python host, on Node and in a browser, from the one data file).
 
-The page (hosts/js/test/browser/conformance-page.js, bundled by build-conformance.js) runs the portable
+The page (hosts/js/test/browser/conformance-page.js, bundled by build-page.js) runs the portable
 runner (hosts/js/test/conformance-core.js, which the Node runner runs too) with the browser host:
 every plug-in through browserInstantiate on the page's thread (JSPI), kv in memory per case, fetch()
 out. The echo server is a second loopback origin answering as conformance/README.md says, with CORS
@@ -136,7 +136,7 @@ class Servers:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     bundle = tmp_path_factory.mktemp("conformance-page")
-    built = subprocess.run([str(NODE), "test/browser/build-conformance.js", str(bundle)], cwd=HOST_JS,
+    built = subprocess.run([str(NODE), "test/browser/build-page.js", "conformance", str(bundle)], cwd=HOST_JS,
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-3000:]
     s = Servers(bundle)

@@ -16,7 +16,7 @@
 // function; the translations, bounds, ownership and wording are written once, here.
 
 import { JsonRejected, parseBounded } from "./json.js";
-import { clip } from "./rules.js";
+import { PluginFailed, clip } from "./rules.js";
 
 export const ENV = "env";
 export const EXTISM_ENV = "extism:host/env";
@@ -479,6 +479,22 @@ export function answerOf(kind, raw) {
   if (kind === "llm") return { content: text, finish_reason: "stop", usage: { input_tokens: 0, output_tokens: 0 } };
   if (kind === "tool") return { output: text, is_error: false };
   return { output: text, finish_reason: "final_answer" };
+}
+
+/**
+ * `invoke`'s end for an ABI 0 node, in both engines: its raw output as the ABI 1 answer (built here,
+ * so valid) and that answer's JSON bytes, or PluginFailed naming the node.
+ * @param {{ who: string }} node @param {"llm" | "tool" | "agent"} kind @param {Uint8Array} raw
+ * @returns {{ response: any, raw: Uint8Array }}
+ */
+export function invokeAnswer(node, kind, raw) {
+  let response;
+  try {
+    response = answerOf(kind, raw);
+  } catch (err) {
+    throw new PluginFailed(`${node.who} returned an unusable answer: ${/** @type {Error} */ (err).message}`);
+  }
+  return { response, raw: new TextEncoder().encode(JSON.stringify(response)) };
 }
 
 // ---- host functions ---------------------------------------------------------------------------------

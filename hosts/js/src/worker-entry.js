@@ -241,13 +241,7 @@ function invoke(node, payload, parent, session) {
   const kind = node.component.kind;
   if (node.abi0 !== null) {
     const raw = call(node, "call", abi0.originalInput(kind, node.name, payload), frame);
-    let response;
-    try {
-      response = abi0.answerOf(kind, raw);
-    } catch (err) {
-      throw new PluginFailed(`${node.who} returned an unusable answer: ${/** @type {Error} */ (err).message}`);
-    }
-    return { response, raw: new TextEncoder().encode(JSON.stringify(response)) };
+    return abi0.invokeAnswer(node, kind, raw);
   }
   const raw = call(node, "call", new TextEncoder().encode(JSON.stringify(payload)), frame);
   return { response: parseAnswer(node, raw), raw };

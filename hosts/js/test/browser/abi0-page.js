@@ -1,6 +1,6 @@
 // ABI 0 (Extism 0.x plug-ins, src/abi0.js) on the browser host, in the page: the Host with every plug-in
 // made by browserInstantiate on the page's thread (the cs0_* functions asynchronous through JSPI).
-// tests/integration/test_js_browser_abi0.py bundles this page (build-abi0.js: the host imports packages
+// tests/integration/test_js_browser_abi0.py bundles this page (build-page.js: the host imports packages
 // by bare name), serves it on loopback and calls window.cspmAbi0.run(...) through playwright.
 
 import createPlugin from "@extism/extism";

@@ -2,7 +2,7 @@
 // portable runner as Node's (../conformance-core.js), with every plug-in made by browserInstantiate
 // (on the page's thread, the host's asynchronous functions through JSPI), kv in memory per case, and
 // fetch() as the host's way out. tests/integration/test_js_browser_conformance.py serves this page
-// (bundled by build-conformance.js: the host imports packages by bare name) and calls
+// (bundled by build-page.js: the host imports packages by bare name) and calls
 // window.cspmConformance.run(...) through playwright, reading back plain JSON.
 
 import createPlugin from "@extism/extism";
