@@ -17,6 +17,7 @@
 
 import { JsonRejected, parseBounded } from "./json.js";
 import { PluginFailed, clip } from "./rules.js";
+import { WasmFormatError, encodeLeb } from "./wasm.js";
 
 export const ENV = "env";
 export const EXTISM_ENV = "extism:host/env";
@@ -92,7 +93,7 @@ export function abi0Problems(imports) {
 
 // ---- the import-section rewrite ---------------------------------------------------------------------
 
-export class WasmFormatError extends Error {}
+export { WasmFormatError }; // the host's one class for a module it cannot read (wasm.js)
 
 const UTF8 = new TextDecoder("utf-8", { fatal: true });
 const ENCODER = new TextEncoder();
@@ -151,15 +152,7 @@ class Reader {
 
 /** @param {number} value */
 function uleb(value) {
-  /** @type {number[]} */
-  const out = [];
-  do {
-    let byte = value % 128;
-    value = Math.floor(value / 128);
-    if (value) byte |= 0x80;
-    out.push(byte);
-  } while (value);
-  return Uint8Array.from(out);
+  return Uint8Array.from(encodeLeb(value));
 }
 
 /** @param {string} text */

@@ -19,8 +19,8 @@ function leb(bytes, at) {
   }
 }
 
-/** @param {number} value */
-function encodeLeb(value) {
+/** An unsigned LEB128, as bytes (also ABI 0's import rewrite, abi0.js). @param {number} value */
+export function encodeLeb(value) {
   const out = [];
   do {
     let byte = value % 128;
