@@ -30,9 +30,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cspm import schemas
 from cspm.errors import FormatError, InputError, PluginFileMissing
 from cspm.formats import bounded_json, yamlsrc
 from cspm.formats.app import SECTIONS, AppConfig, Kind
@@ -46,7 +48,6 @@ MAX_PROMPT = 1024 * 1024
 MAX_PATH = 4096
 MAX_SEGMENT = 255
 PLUGINS_FOLDER = "plugins"  # where the original host looked for every `plugin_name`
-NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")  # app.yaml's `ident`
 
 TOP_KEYS = ("tools", "llms", "agents", "entry")
 COMPONENT_KEYS = ("name", "description", "plugin_name")
@@ -56,6 +57,17 @@ CSPM_TOP_KEYS = frozenset({"name", "env", "description"})
 CSPM_COMPONENT_KEYS = frozenset({"plugin", "config", "secrets", "grant", "models", "data", "agents"})
 
 UsesHttp = Callable[[Path], bool]
+
+
+@cache
+def _ident() -> re.Pattern[str]:
+    """app.yaml's `ident` (app.json `$defs/ident`), the schema's own pattern: names are checked here
+    first only to word the error for the original file."""
+    return re.compile(schemas.load("app.json")["$defs"]["ident"]["pattern"])
+
+
+def _is_ident(name: str) -> bool:
+    return _ident().search(name) is not None
 
 
 @dataclass(frozen=True)
@@ -226,7 +238,7 @@ def app_name(path: Path) -> str:
     from cspm.formats.app import _default_name
 
     name = _default_name(path).lstrip(".-")[:64]
-    return name if NAME_RE.fullmatch(name) else "app"
+    return name if _is_ident(name) else "app"
 
 
 @dataclass(frozen=True)
@@ -344,7 +356,7 @@ def _component(kind: Kind, raw: Any, at: yamlsrc.Path_, folder: Path, located: y
         if key not in raw:
             raise _error(shown, located, at, f"has no `{key}`")
     name = _string(raw, "name", at, located, shown, 64)
-    if not NAME_RE.fullmatch(name):
+    if not _is_ident(name):
         raise _error(shown, located, (*at, "name"),
                      f"{_clip(name)!r} is not a name cspm allows: letters, digits and `_.-`, at most 64, "
                      "not starting with `.` or `-`")

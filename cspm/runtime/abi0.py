@@ -31,6 +31,7 @@ import extism
 from extism_sys import ffi, lib
 
 from cspm.formats import bounded_json
+from cspm.runtime.hostfns import raw_function
 from cspm.runtime.secrets import ResolvedSecret
 from cspm.verify.wasm import (
     ABI0_CHAINSOCKET,
@@ -551,17 +552,7 @@ def _trampoline(current: Any, inputs: Any, n_inputs: int, outputs: Any, n_output
             outputs[0].v.i64 = result
 
 
-def _function(index: int, spec: _Spec) -> extism.Function:
-    """An extism.Function the Python SDK registers, without its per-call layers (as hostfns does)."""
-    types = {"i": extism.ValType.I32.value, "I": extism.ValType.I64.value}
-    fn = extism.Function.__new__(extism.Function)
-    fn.namespace = EXTISM_USER
-    fn.name = HOST[spec.name]
-    fn.args = [types[p] for p in spec.params]
-    fn.returns = [types[r] for r in spec.results]
-    fn.f = _trampoline
-    fn.user_data = ffi.cast("void*", index)
-    return fn
-
-
-FUNCTIONS: list[extism.Function] = [_function(i, spec) for i, spec in enumerate(_SPECS)]
+_TYPES = {"i": extism.ValType.I32.value, "I": extism.ValType.I64.value}
+FUNCTIONS: list[extism.Function] = [
+    raw_function(EXTISM_USER, HOST[spec.name], [_TYPES[p] for p in spec.params], [_TYPES[r] for r in spec.results],
+                 _trampoline, i) for i, spec in enumerate(_SPECS)]

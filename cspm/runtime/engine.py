@@ -432,12 +432,18 @@ class Runtime:
         frame = Frame(self, node, parent, session, span)
         kind = node.component.kind
         if node.abi0 is not None:  # an Extism 0.x plug-in takes and gives the original shapes
-            return self._invoke_abi0(node, payload, frame)
+            from cspm.runtime import abi0
+
+            data = abi0.original_input(kind, node.name, payload)
+        else:
+            data = json.dumps(payload).encode()
         if parent is None:
             with self._logs.collecting():
-                raw = self._call(node, "call", json.dumps(payload).encode(), frame)
+                raw = self._call(node, "call", data, frame)
         else:
-            raw = self._call(node, "call", json.dumps(payload).encode(), frame)
+            raw = self._call(node, "call", data, frame)
+        if node.abi0 is not None:
+            return self._abi0_answer(node, raw)
         try:
             response = bounded_json.loads(raw, max_bytes=MAX_ANSWER_BYTES)
         except bounded_json.JsonRejected as exc:
@@ -451,22 +457,14 @@ class Runtime:
                                f"{node.component.kind} response: {exc}") from None
         return response, raw
 
-    def _invoke_abi0(self, node: Node, payload: dict[str, Any], frame: Frame) -> tuple[dict[str, Any], bytes]:
-        """`invoke` of an ABI 0 plug-in: the ABI 1 request as the original input (`LLMReq`, `ToolReq`,
-        `AgentReq`), its raw text output as the ABI 1 answer of its kind (built here, so valid)."""
+    def _abi0_answer(self, node: Node, raw: bytes) -> tuple[dict[str, Any], bytes]:
+        """An ABI 0 plug-in's raw text output as the ABI 1 answer of its kind (built here, so valid)."""
         from cspm.runtime import abi0
 
-        kind = node.component.kind
-        data = abi0.original_input(kind, node.name, payload)
-        if frame.parent is None:
-            with self._logs.collecting():
-                raw = self._call(node, "call", data, frame)
-        else:
-            raw = self._call(node, "call", data, frame)
         try:
-            response = abi0.answer_of(kind, raw)
+            response = abi0.answer_of(node.component.kind, raw)
         except ValueError as exc:
-            raise CalleeFailed(f"{kind} `{node.name}` returned an unusable answer: {exc}") from None
+            raise CalleeFailed(f"{node.component.kind} `{node.name}` returned an unusable answer: {exc}") from None
         return response, json.dumps(response).encode()
 
     def _explain(self, node: Node, error: str) -> str:

@@ -57,16 +57,20 @@ def _trampoline(current: Any, inputs: Any, n_inputs: int, outputs: Any, n_output
     outputs[0].v.i64 = out
 
 
-def _function(index: int, name: str) -> extism.Function:
-    """An extism.Function that the Python SDK can register, without its per-call Python layers."""
+def raw_function(namespace: str, name: str, args: list[int], returns: list[int], callback: Any,
+                 index: int) -> extism.Function:
+    """An extism.Function that the Python SDK can register, without its per-call Python layers: one
+    cffi `callback` serves many functions, told apart by `index` (its user data). Also ABI 0's
+    (cspm.runtime.abi0)."""
     fn = extism.Function.__new__(extism.Function)
-    fn.namespace = NAMESPACE
+    fn.namespace = namespace
     fn.name = name
-    fn.args = [_I64]
-    fn.returns = [_I64]
-    fn.f = _trampoline
+    fn.args = args
+    fn.returns = returns
+    fn.f = callback
     fn.user_data = ffi.cast("void*", index)
     return fn
 
 
-FUNCTIONS: list[extism.Function] = [_function(i, n) for i, n in enumerate(NAMES)]
+FUNCTIONS: list[extism.Function] = [raw_function(NAMESPACE, n, [_I64], [_I64], _trampoline, i)
+                                    for i, n in enumerate(NAMES)]

@@ -338,8 +338,7 @@ def _prepare(request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[R
     if placeholders:
         url, headers, body = _swap_placeholders(placeholders, granted, url, headers, body)
     for secret in secrets:
-        bound = secret.spec.hosts if secret.spec.hosts is not None else granted
-        if hosts.match(bound, url.scheme, host, url.port) is None:
+        if not _bound_here(secret, granted, url, host):
             continue
         if secret.spec.query:
             url = url.copy_set_param(secret.spec.query, secret.value)
@@ -355,6 +354,12 @@ def _prepare(request: dict[str, Any], granted: tuple[str, ...], secrets: tuple[R
     wait = max(min(left, MAX_TIMEOUT_S), 0.001)
     timeout = httpx.Timeout(wait, connect=min(wait, CONNECT_TIMEOUT_S), pool=wait)
     return request.get("method", "GET"), url, headers, content, timeout
+
+
+def _bound_here(secret: ResolvedSecret, granted: tuple[str, ...], url: httpx.URL, host: str) -> bool:
+    """Whether `secret` may go to this request's origin: its own `hosts`, else the plug-in's grant."""
+    bound = secret.spec.hosts if secret.spec.hosts is not None else granted
+    return hosts.match(bound, url.scheme, host, url.port) is not None
 
 
 def _swap_placeholders(placeholders: Placeholders, granted: tuple[str, ...], url: httpx.URL,
@@ -376,8 +381,7 @@ def _swap_placeholders(placeholders: Placeholders, granted: tuple[str, ...], url
                                               f"only be in the URL's path or query, a header value or the body")
         if not (in_url or in_headers or in_body):
             continue
-        bound = secret.spec.hosts if secret.spec.hosts is not None else granted
-        if hosts.match(bound, url.scheme, host, url.port) is None:
+        if not _bound_here(secret, granted, url, host):
             shown = host if url.port is None else f"{host}:{url.port}"
             raise FetchRefused("not_granted", f"http_fetch: secret `{secret.spec.name}` is not bound to {shown} "
                                               f"over {url.scheme}; its placeholder is not replaced there, and the "
