@@ -13,12 +13,9 @@ the real fd 1, so there `-v` shows the output as it comes.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
-import termios
 import threading
-import time
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -31,41 +28,60 @@ DRAIN_SECONDS = 0.2  # at most, for the reader to take what a trapped guest wrot
 
 
 class _Capture:
-    def __init__(self, read_fd: int, forward_fd: int | None) -> None:
+    """Reads the pipe in a thread. `take` must return everything written before it was called, but the
+    reader may have read some bytes and not yet kept them; so `take` writes a marker (random, so no
+    guest can forge it) into the pipe behind them, and waits until the reader has kept it."""
+
+    def __init__(self, read_fd: int, write_fd: int, forward_fd: int | None) -> None:
         self.read_fd = read_fd
+        self.write_fd = write_fd  # the process's fd 1, the pipe's write end while capturing
         self.forward_fd = forward_fd
         self.kept = bytearray()
-        self.lock = threading.Lock()
+        self.marks = 0  # markers the reader has seen
+        self.marker = b"\0cspm-drain-" + os.urandom(8).hex().encode() + b"\0"
+        self.seen = threading.Condition()
         self.thread = threading.Thread(target=self._pump, name="cspm-guest-output", daemon=True)
         self.thread.start()
 
     def _pump(self) -> None:
+        pending = b""  # the end of what was read, when it may be the start of a marker
         while True:
             try:
                 data = os.read(self.read_fd, 65536)
             except OSError:
                 return
-            if not data:
+            if not data:  # the pipe closed: what was held back was not a marker
+                with self.seen:
+                    self.kept += pending
+                    del self.kept[:-KEEP_BYTES]
                 return
-            with self.lock:
+            data, pending = pending + data, b""
+            marks = data.count(self.marker)
+            data = data.replace(self.marker, b"")
+            for size in range(min(len(self.marker) - 1, len(data)), 0, -1):  # a marker split across reads
+                if self.marker.startswith(data[-size:]):
+                    data, pending = data[:-size], data[-size:]
+                    break
+            with self.seen:
                 self.kept += data
                 del self.kept[:-KEEP_BYTES]
-            if self.forward_fd is not None:
+                self.marks += marks
+                self.seen.notify_all()
+            if self.forward_fd is not None and data:
                 with contextlib.suppress(OSError):
                     os.write(self.forward_fd, data)
 
     def take(self) -> bytes:
-        """What was kept since the last take, once the pipe is read empty (or DRAIN_SECONDS passed)."""
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                waiting = int.from_bytes(fcntl.ioctl(self.read_fd, termios.FIONREAD, b"\0\0\0\0"), "little")
-            except OSError:
-                break
-            if not waiting:
-                break
-            time.sleep(0.002)
-        with self.lock:
+        """What was kept since the last take: everything written before this call (waiting at most
+        DRAIN_SECONDS for the reader to reach the marker)."""
+        with self.seen:
+            wanted = self.marks + 1
+        try:
+            os.write(self.write_fd, self.marker)
+        except OSError:
+            wanted = 0
+        with self.seen:
+            self.seen.wait_for(lambda: self.marks >= wanted, timeout=DRAIN_SECONDS)
             data = bytes(self.kept)
             self.kept.clear()
         return data
@@ -110,7 +126,7 @@ def capture(forward: bool) -> Iterator[None]:
     os.dup2(write_fd, 2)
     os.close(write_fd)
     sys.stdout, sys.stderr = _reopen(old_out, saved_out), _reopen(old_err, saved_err)
-    _active = _Capture(read_fd, saved_err if forward else None)
+    _active = _Capture(read_fd, 1, saved_err if forward else None)
     try:
         yield
     finally:
