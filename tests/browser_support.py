@@ -5,10 +5,42 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
+from tests.conftest import ROOT
+
 CHROMIUM = shutil.which("chromium")
+NODE = shutil.which("node")
+HOST_JS = ROOT / "hosts" / "js"
+CONTENT_TYPES = {".wasm": "application/wasm", ".js": "text/javascript", ".html": "text/html",
+                 ".json": "application/json"}
+
+
+def send_isolated(handler: BaseHTTPRequestHandler, status: int, body: bytes, kind: str,
+                  extra: tuple[tuple[str, str], ...] = ()) -> None:
+    """An answer of a cross-origin isolated origin, as `cspm web` serves its pages: SharedArrayBuffer,
+    which extism's worker mode needs, and never cached."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", kind)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("Cross-Origin-Opener-Policy", "same-origin")
+    handler.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+    for name, value in extra:
+        handler.send_header(name, value)
+    handler.send_header("Cache-Control", "no-store")
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def build_page(page: str, out: Path) -> None:
+    """hosts/js/test/browser/PAGE-page.js and PAGE.html bundled into `out` (build-page.js)."""
+    built = subprocess.run([str(NODE), "test/browser/build-page.js", page, str(out)], cwd=HOST_JS,
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-3000:]
 
 
 @contextlib.contextmanager

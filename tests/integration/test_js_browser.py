@@ -24,7 +24,7 @@ import pytest
 
 from cspm.formats import plan as plan_format
 from cspm.runtime.engine import Runtime
-from tests.browser_support import CHROMIUM, ready_page
+from tests.browser_support import CHROMIUM, ready_page, send_isolated
 from tests.conftest import ROOT, conformance_wasm, plugin_wasm
 from tests.integration.test_cli import cspm
 
@@ -72,16 +72,7 @@ class Server:
                 self.reply(200, target.read_bytes(), kind)
 
             def reply(self, status: int, body: bytes, kind: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                # cross-origin isolation: SharedArrayBuffer, which extism's worker mode needs
-                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-                self.send_header("Cross-Origin-Resource-Policy", "same-origin")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
+                send_isolated(self, status, body, kind, (("Cross-Origin-Resource-Policy", "same-origin"),))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"

@@ -6,8 +6,6 @@ are hosts/js/test/abi0.test.js (`npm test`); this is the browser's one."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,11 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser_support import CHROMIUM, ready_page
-from tests.conftest import ROOT, conformance_wasm
-
-HOST_JS = ROOT / "hosts" / "js"
-NODE = shutil.which("node")
+from tests.browser_support import CHROMIUM, CONTENT_TYPES, HOST_JS, NODE, build_page, ready_page, send_isolated
+from tests.conftest import conformance_wasm
 
 pytest.importorskip("playwright.sync_api", reason="playwright (PyPI) is not installed")
 pytestmark = [
@@ -43,16 +38,7 @@ class Page:
                 if target is None:
                     self.send_error(404)
                     return
-                body = target.read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Type", {".wasm": "application/wasm", ".js": "text/javascript",
-                                                  ".html": "text/html"}[target.suffix])
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
+                send_isolated(self, 200, target.read_bytes(), CONTENT_TYPES[target.suffix])
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -67,9 +53,7 @@ class Page:
 @pytest.fixture(scope="module")
 def page_server(tmp_path_factory: pytest.TempPathFactory, wat_dir: Path) -> Iterator[Page]:
     bundle = tmp_path_factory.mktemp("abi0-page")
-    built = subprocess.run([str(NODE), "test/browser/build-page.js", "abi0", str(bundle)], cwd=HOST_JS,
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr[-3000:]
+    build_page("abi0", bundle)
     server = Page({"/abi0.html": bundle / "abi0.html", "/abi0-page.js": bundle / "abi0-page.js",
                    "/m/agent.wasm": wat_dir / "abi0_agent.wasm", "/m/echo.wasm": wat_dir / "abi0_echo.wasm",
                    "/m/rust.wasm": conformance_wasm("rust")})

@@ -11,8 +11,6 @@ Debian's `chromium` is driven by PyPI `playwright` through `executable_path`."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,13 +20,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.browser_support import CHROMIUM, ready_page
+from tests.browser_support import CHROMIUM, CONTENT_TYPES, HOST_JS, NODE, build_page, ready_page, send_isolated
 from tests.conftest import LANGUAGES, ROOT, Recorder, conformance_wasm
 
-HOST_JS = ROOT / "hosts" / "js"
 CASES_DIR = ROOT / "conformance"
 CASES = [c["id"] for c in json.loads((CASES_DIR / "abi1.json").read_text(encoding="utf-8"))["cases"]]
-NODE = shutil.which("node")
 
 # Cases that cannot hold in a browser by the nature of the platform, with why (conformance/README.md,
 # "Browser hosts"). Empty: every case holds in Chromium.
@@ -103,22 +99,13 @@ class Servers:
                 elif path in documents:
                     self.reply(200, documents[path], "application/json")
                 elif path in routes:
-                    kind = {".wasm": "application/wasm", ".js": "text/javascript", ".html": "text/html",
-                            ".json": "application/json"}[routes[path].suffix]
-                    self.reply(200, routes[path].read_bytes(), kind)
+                    self.reply(200, routes[path].read_bytes(), CONTENT_TYPES[routes[path].suffix])
                 else:
                     self.reply(404, b"not found", "text/plain")
 
             def reply(self, status: int, body: bytes, kind: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
                 # cross-origin isolated, as cspm web serves its pages: the echo server's CORS answers suffice
-                self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-                self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-                self.send_header("Cache-Control", "no-store")
-                self.end_headers()
-                self.wfile.write(body)
+                send_isolated(self, status, body, kind)
 
         self.page = ThreadingHTTPServer(("127.0.0.1", 0), Page)
         self.threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (self.echo, self.page)]
@@ -136,9 +123,7 @@ class Servers:
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     bundle = tmp_path_factory.mktemp("conformance-page")
-    built = subprocess.run([str(NODE), "test/browser/build-page.js", "conformance", str(bundle)], cwd=HOST_JS,
-                           capture_output=True, text=True, timeout=300)
-    assert built.returncode == 0, built.stderr[-3000:]
+    build_page("conformance", bundle)
     s = Servers(bundle)
     yield s
     s.close()
